@@ -1,0 +1,511 @@
+"""The `albumtagger` command: the desktop app, and the same core headless.
+
+Exit status: 0 on success, 2 for a usage error, 1 for any other error, with a
+one-line message on stderr that says what to do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from albumtagger import __version__
+from albumtagger.config import Settings, data_dir, load_settings, replace_section
+from albumtagger.errors import NotFoundError, UsageError, UserError
+
+log = logging.getLogger("albumtagger")
+
+DEVICES = ("auto", "cuda", "mps", "cpu")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _model_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", help="GME checkpoint: hub id or local folder")
+    g.add_argument("--revision", help="hub commit hash of the model")
+    g.add_argument("--device", choices=DEVICES, help="where to run the model (default: auto)")
+    g.add_argument("--dtype", choices=DTYPES, help="model precision (default: auto)")
+    g.add_argument("--min-image-tokens", type=int, metavar="N", help="default 256")
+    g.add_argument("--max-image-tokens", type=int, metavar="N", help="default 1280")
+    g.add_argument("--batch-size", type=int, metavar="N", help="photos per batch (0: auto)")
+
+
+def _folder(p: argparse.ArgumentParser) -> None:
+    p.add_argument("folder", type=Path, help="the photo folder")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="albumtagger",
+        description="Tag, search and browse a photo folder with a local AI model. "
+        "Without a command, opens the desktop app.",
+    )
+    parser.add_argument("--version", action="version", version=f"albumtagger {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+
+    p = sub.add_parser("gui", help="open the desktop app (the default)")
+    p.add_argument("folder", type=Path, nargs="?", help="the photo folder to open")
+    _model_options(p)
+
+    p = sub.add_parser("index", help="scan the folder and tag new and changed photos once")
+    _folder(p)
+    _model_options(p)
+    p.add_argument("--scan-only", action="store_true", help="only scan and read, no tagging")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+
+    p = sub.add_parser("watch", help="keep the folder tagged until interrupted")
+    _folder(p)
+    _model_options(p)
+    p.add_argument("--poll", action="store_true", help="poll instead of filesystem events")
+
+    p = sub.add_parser("tags", help="list photos with their tags")
+    _folder(p)
+    p.add_argument("photos", nargs="*", help="photos (paths relative to the folder or not)")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("find", help="photos with (and without) tags")
+    _folder(p)
+    p.add_argument("--tag", action="append", default=[], metavar="T", help="must have T")
+    p.add_argument("--not", dest="not_tags", action="append", default=[], metavar="T",
+                   help="must not have T")
+    p.add_argument("--any", action="store_true", help="any of the --tag tags is enough")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("search", help="photos ranked by a free-text description")
+    _folder(p)
+    p.add_argument("query", help='what to look for, e.g. "kids on a beach at sunset"')
+    p.add_argument("--top", type=int, default=20, metavar="K", help="how many (default 20)")
+    p.add_argument("--json", action="store_true")
+    _model_options(p)
+
+    p = sub.add_parser("correct", help="accept, reject, add or remove tags of a photo")
+    _folder(p)
+    p.add_argument("photo", nargs="?", help="the photo")
+    for action, text in (
+        ("accept", "confirm a suggested tag"),
+        ("reject", "say a suggested tag is wrong"),
+        ("add", "add a tag"),
+        ("remove", "remove a tag"),
+    ):
+        p.add_argument(f"--{action}", action="append", default=[], metavar="T", help=text)
+    p.add_argument("--undo", action="store_true", help="undo the last correction")
+    p.add_argument("--json", action="store_true")
+    _model_options(p)
+
+    p = sub.add_parser("review", help="suggestions worth a yes/no, nearest to their thresholds")
+    _folder(p)
+    p.add_argument("--limit", type=int, default=20, metavar="N")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("vocab", help="list or edit the tag vocabulary")
+    _folder(p)
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--list", action="store_true", help="list the tags")
+    g.add_argument("--add", action="append", metavar="T",
+                   help='add a tag: "name" or "name: prompt | prompt"')
+    g.add_argument("--remove", action="append", metavar="T", help="remove a tag")
+    p.add_argument("--json", action="store_true")
+    _model_options(p)
+
+    p = sub.add_parser("export-xmp", help="write accepted and suggested tags to XMP sidecars")
+    _folder(p)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("cleanup", help="forget photos marked missing")
+    _folder(p)
+
+    p = sub.add_parser("embed", help="print GME vectors of images and texts (texts as queries)")
+    _model_options(p)
+    p.add_argument("--image", action="append", default=[], type=Path, metavar="FILE")
+    p.add_argument("--text", action="append", default=[], metavar="T")
+    p.add_argument("--json", action="store_true", help="print JSON (the only output format)")
+    return parser
+
+
+# -- helpers ------------------------------------------------------------------------
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings()
+    return replace_section(
+        settings,
+        "model",
+        model=getattr(args, "model", None),
+        revision=getattr(args, "revision", None),
+        device=getattr(args, "device", None),
+        dtype=getattr(args, "dtype", None),
+        min_image_tokens=getattr(args, "min_image_tokens", None),
+        max_image_tokens=getattr(args, "max_image_tokens", None),
+        batch_size=getattr(args, "batch_size", None),
+    )
+
+
+def _open(folder: Path, *, create: bool = False):  # -> Library
+    from albumtagger.library.folder import open_library
+
+    return open_library(folder, data_dir(), create=create)
+
+
+def _print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, ensure_ascii=False, indent=None)
+    sys.stdout.write("\n")
+
+
+def _photo_path(library, given: str) -> str:
+    """A photo argument as the library's relative POSIX path."""
+    path = Path(given)
+    if path.is_absolute() or (Path.cwd() / path).exists():
+        try:
+            return (Path.cwd() / path).absolute().relative_to(library.root).as_posix()
+        except ValueError:
+            if path.is_absolute():
+                raise NotFoundError(f"{given} is not inside {library.root}.") from None
+    return path.as_posix()
+
+
+def _progress_printer(label: str) -> Callable[[Any], None]:
+    """A one-line progress bar on stderr (only when stderr is a terminal)."""
+    tty = sys.stderr.isatty()
+    last = [0.0]
+
+    def show(p: Any) -> None:
+        now = time.monotonic()
+        if not tty or (now - last[0] < 0.2 and p.done < p.total):
+            return
+        last[0] = now
+        width = 30
+        filled = int(width * p.done / p.total) if p.total else width
+        eta = f"{p.eta_s:5.0f}s left" if p.eta_s is not None else "          "
+        rate = f"{p.rate:5.2f} photos/s" if p.rate else ""
+        sys.stderr.write(
+            f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {p.done}/{p.total} {rate} {eta}"
+        )
+        if p.done >= p.total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+# -- commands -----------------------------------------------------------------------
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from albumtagger.tagging.pipeline import index_folder
+
+    settings = _settings(args)
+    with _open(args.folder, create=True) as library:
+        if not library.sidecar_in_folder:
+            print(
+                f"{library.root} is read-only; its library is kept in {library.store.db_path}",
+                file=sys.stderr,
+            )
+        summary = index_folder(
+            library,
+            settings,
+            tag=not args.scan_only,
+            on_progress=_progress_printer("Tagging"),
+        )
+    if args.json:
+        _print_json(summary.as_dict())
+    else:
+        print(summary.describe())
+    return 1 if summary.offline else 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from albumtagger.library.scanner import CancelToken
+    from albumtagger.tagging.pipeline import watch_folder
+
+    settings = _settings(args)
+    if args.poll:
+        settings = replace_section(settings, "watch", force_polling=True)
+    cancel = CancelToken()
+
+    def stop(signum: int, frame: object) -> None:
+        log.info("Stopping (signal %d)", signum)
+        cancel.cancel()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    with _open(args.folder, create=True) as library:
+        print(f"Watching {library.root} (Ctrl-C to stop)", file=sys.stderr)
+        watch_folder(library, settings, cancel, on_message=lambda m: print(m, file=sys.stderr))
+    return 0
+
+
+def _status(library, row) -> str:
+    return "offline" if not library.is_online() and row.status != "missing" else row.status
+
+
+def cmd_tags(args: argparse.Namespace) -> int:
+    with _open(args.folder) as library:
+        store = library.store
+        if args.photos:
+            paths = [_photo_path(library, p) for p in args.photos]
+            rows = store.photos(paths=paths)
+            unknown = sorted(set(paths) - {r.path for r in rows})
+            if unknown:
+                raise NotFoundError(f"Not in the library: {', '.join(unknown)}. "
+                                    f"Run `albumtagger index {library.root}` first.")
+        else:
+            rows = store.photos()
+        by_photo: dict[int, list] = {}
+        for t in store.photo_tags([r.id for r in rows]):
+            by_photo.setdefault(t.photo_id, []).append(t)
+        online = library.is_online()
+        out = []
+        for row in rows:
+            status = row.status if online or row.status == "missing" else "offline"
+            tags = [
+                {
+                    "name": t.name,
+                    "score": None if t.score is None else round(t.score, 4),
+                    "state": t.state,
+                    "source": t.source,
+                    "confidence": t.confidence or ("high" if t.source == "user" else None),
+                    "fallback": t.fallback,
+                }
+                for t in by_photo.get(row.id, [])
+            ]
+            item = {"path": row.path, "status": status, "tags": tags}
+            if row.error:
+                item["error"] = row.error
+            out.append(item)
+    if args.json:
+        _print_json(out)
+        return 0
+    for item in out:
+        shown = [
+            t["name"] + ("?" if t["state"] == "suggested" and t["fallback"] else "")
+            for t in item["tags"]
+            if t["state"] != "rejected"
+        ]
+        extra = f"  [{item['status']}{': ' + item['error'] if 'error' in item else ''}]"
+        print(f"{item['path']}: {', '.join(shown)}{extra if item['status'] != 'ok' else ''}")
+    return 0
+
+
+def _tag_ids(store, names: Sequence[str]) -> list[int]:
+    from albumtagger.tagging.vocabulary import clean_name
+
+    ids = []
+    for name in names:
+        tag = store.tag_by_name(clean_name(name))
+        if tag is None:
+            raise NotFoundError(
+                f"There is no tag {name!r}; see `albumtagger vocab FOLDER --list`."
+            )
+        ids.append(tag.id)
+    return ids
+
+
+def cmd_find(args: argparse.Namespace) -> int:
+    if not args.tag and not args.not_tags:
+        raise UsageError("find needs at least one --tag or --not.")
+    with _open(args.folder) as library:
+        store = library.store
+        rows = store.find(_tag_ids(store, args.tag), _tag_ids(store, args.not_tags),
+                          any_of=args.any)
+    if args.json:
+        _print_json([{"path": r.path, "status": r.status} for r in rows])
+    else:
+        for r in rows:
+            print(r.path)
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from albumtagger.tagging.pipeline import search
+
+    if args.top < 1:
+        raise UsageError("--top must be at least 1.")
+    settings = _settings(args)
+    with _open(args.folder) as library:
+        hits = search(library, settings, args.query, top=args.top)
+    if args.json:
+        _print_json([{"path": path, "score": round(score, 4)} for path, score in hits])
+    else:
+        for path, score in hits:
+            print(f"{score:.3f}  {path}")
+    return 0
+
+
+def cmd_correct(args: argparse.Namespace) -> int:
+    from albumtagger.tagging.tagger import Tagger
+
+    actions = [(a, t) for a in ("accept", "reject", "add", "remove") for t in getattr(args, a)]
+    if args.undo == bool(actions) or (actions and not args.photo):
+        raise UsageError("correct needs a PHOTO with --accept/--reject/--add/--remove T, "
+                         "or --undo alone.")
+    settings = _settings(args)
+    with _open(args.folder) as library:
+        tagger = Tagger(library.store, settings)
+        results = []
+        if args.undo:
+            undone = tagger.undo()
+            if undone is None:
+                raise UserError("There is no correction to undo.")
+            results.append(undone)
+        else:
+            path = _photo_path(library, args.photo)
+            for action, name in actions:
+                results.append(tagger.correct(path, name, action))
+    if args.json:
+        _print_json([r.as_dict() for r in results])
+    else:
+        for r in results:
+            print(r.describe())
+    return 0
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    from albumtagger.tagging.tagger import Tagger
+
+    with _open(args.folder) as library:
+        items = Tagger(library.store, _settings(args)).review_queue(args.limit)
+    if args.json:
+        _print_json(items)
+    else:
+        for item in items:
+            print(f"{item['path']}: {item['tag']}? (score {item['score']:.3f}, "
+                  f"threshold {item['threshold']:.3f})")
+    return 0
+
+
+def cmd_vocab(args: argparse.Namespace) -> int:
+    from albumtagger.tagging.tagger import Tagger
+
+    settings = _settings(args)
+    with _open(args.folder, create=True) as library:
+        tagger = Tagger(library.store, settings)
+        if args.add:
+            tagger.add_tags(args.add)
+        elif args.remove:
+            tagger.remove_tags(args.remove)
+        tags = library.store.tags()
+    if args.json:
+        _print_json([{"name": t.name, "prompts": list(t.prompts), "threshold": t.threshold,
+                      "events": t.events} for t in tags])
+    elif args.list:
+        for t in tags:
+            print(t.name)
+    return 0
+
+
+def cmd_export_xmp(args: argparse.Namespace) -> int:
+    from albumtagger.library.xmp import export_xmp
+
+    with _open(args.folder) as library:
+        written = export_xmp(library)
+    if args.json:
+        _print_json([{"path": p} for p in written])
+    else:
+        print(f"Wrote {len(written)} XMP sidecar files.")
+    return 0
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    with _open(args.folder) as library:
+        removed = library.store.remove_missing()
+    print(f"Forgot {removed} missing photos.")
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from albumtagger.library.images import read_photo
+    from albumtagger.tagging.encoder import QUERY_INSTRUCTION
+    from albumtagger.tagging.pipeline import load_encoder
+
+    if not args.image and not args.text:
+        raise UsageError("embed needs at least one --image FILE or --text T.")
+    settings = _settings(args)
+    encoder = load_encoder(settings)
+    texts = encoder.embed_texts(args.text, QUERY_INSTRUCTION) if args.text else []
+    photos = [read_photo(p).image for p in args.image]
+    vectors = encoder.embed_images(photos) if photos else []
+    _print_json({
+        "model": encoder.model_id,
+        "texts": [{"text": t, "vector": v.tolist()} for t, v in zip(args.text, texts, strict=True)],
+        "images": [{"path": str(p), "vector": v.tolist()}
+                   for p, v in zip(args.image, vectors, strict=True)],
+    })
+    return 0
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    try:
+        from albumtagger.app.main import run_app
+    except ImportError as exc:
+        raise UserError(
+            f"The desktop app cannot start ({exc}). The command-line tools work: "
+            "see `albumtagger --help`."
+        ) from None
+    return run_app(args.folder, _settings(args))
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "gui": cmd_gui,
+    "index": cmd_index,
+    "watch": cmd_watch,
+    "tags": cmd_tags,
+    "find": cmd_find,
+    "search": cmd_search,
+    "correct": cmd_correct,
+    "review": cmd_review,
+    "vocab": cmd_vocab,
+    "export-xmp": cmd_export_xmp,
+    "cleanup": cmd_cleanup,
+    "embed": cmd_embed,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    command = args.command or "gui"
+    if args.command is None:
+        args.folder = None
+    try:
+        return COMMANDS[command](args)
+    except UsageError as exc:
+        print(f"albumtagger {command}: {exc}", file=sys.stderr)
+        return 2
+    except UserError as exc:
+        print(f"albumtagger: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("albumtagger: interrupted; run the same command again to go on.", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as exc:
+        log.debug("Internal error", exc_info=True)
+        print(
+            f"albumtagger: internal error ({type(exc).__name__}: {exc}). This is a bug: "
+            "run again with -v and report it.",
+            file=sys.stderr,
+        )
+        if args.verbose:
+            raise
+        return 1

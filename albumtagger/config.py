@@ -1,0 +1,146 @@
+"""Settings: typed dataclasses, read from TOML in the user config dir, with
+`ALBUMTAGGER_*` environment overrides (and command-line options on top, in the CLI)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from albumtagger.errors import UserError
+from albumtagger.tagging.thresholds import ThresholdSettings
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+APP_NAME = "albumtagger"
+DEFAULT_MODEL = "Alibaba-NLP/gme-Qwen2-VL-2B-Instruct"
+
+
+@dataclass
+class ModelSettings:
+    """Which GME checkpoint to run, where, and with what image token budget."""
+
+    model: str = DEFAULT_MODEL
+    """Hub id or local folder."""
+    revision: str = ""
+    """Hub commit hash; empty means the pinned revision of the default model."""
+    device: str = "auto"
+    """auto, cuda, mps or cpu."""
+    dtype: str = "auto"
+    """auto, float32, bfloat16 or float16."""
+    min_image_tokens: int = 256
+    max_image_tokens: int = 1280
+    batch_size: int = 0
+    """Photos per forward pass; 0 picks one for the device."""
+
+
+@dataclass
+class WatchSettings:
+    """How the folder watcher treats filesystem events."""
+
+    quiet_seconds: float = 1.0
+    """A file must be unchanged (size and mtime) this long before it is read."""
+    reconcile_seconds: float = 600.0
+    """Full rescans that catch anything the events missed."""
+    force_polling: bool = False
+    poll_seconds: float = 5.0
+
+
+@dataclass
+class Settings:
+    model: ModelSettings = field(default_factory=ModelSettings)
+    thresholds: ThresholdSettings = field(default_factory=ThresholdSettings)
+    watch: WatchSettings = field(default_factory=WatchSettings)
+
+
+def config_path() -> Path:
+    """The settings file: `ALBUMTAGGER_CONFIG`, else config.toml in the user config dir."""
+    env = os.environ.get("ALBUMTAGGER_CONFIG")
+    if env:
+        return Path(env)
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def data_dir() -> Path:
+    """Where sidecars of read-only folders and downloaded models go."""
+    env = os.environ.get("ALBUMTAGGER_DATA_DIR")
+    return Path(env) if env else Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def _coerce(value: Any, default: Any, name: str) -> Any:
+    """Convert a TOML or environment value to the type of the field's default."""
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, str):
+                low = value.strip().lower()
+                if low in ("1", "true", "yes", "on"):
+                    return True
+                if low in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise UserError(
+            f"Setting {name} has the invalid value {value!r}; "
+            f"expected a {type(default).__name__}."
+        ) from None
+
+
+def _apply(section: Any, values: dict[str, Any], prefix: str) -> None:
+    known = {f.name for f in fields(section)}
+    for key, value in values.items():
+        if key not in known:
+            raise UserError(f"Unknown setting {prefix}{key} in {config_path()}; remove it.")
+        setattr(section, key, _coerce(value, getattr(section, key), prefix + key))
+
+
+def load_settings(path: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Defaults, then the TOML file (if any), then environment overrides.
+
+    Environment: `ALBUMTAGGER_<FIELD>` for model settings (ALBUMTAGGER_MODEL,
+    ALBUMTAGGER_DEVICE, ALBUMTAGGER_BATCH_SIZE, ...) and
+    `ALBUMTAGGER_<SECTION>_<FIELD>` for the others (ALBUMTAGGER_THRESHOLDS_BETA).
+    """
+    settings = Settings()
+    path = path or config_path()
+    if path.is_file():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise UserError(f"Cannot read settings file {path}: {exc}. Fix or remove it.") from None
+        for section_name, values in data.items():
+            section = getattr(settings, section_name, None)
+            if section is None or not isinstance(values, dict):
+                raise UserError(f"Unknown settings section [{section_name}] in {path}; remove it.")
+            _apply(section, values, f"{section_name}.")
+    env = os.environ if environ is None else environ
+    for section_field in fields(settings):
+        section = getattr(settings, section_field.name)
+        for f in fields(section):
+            names = [f"ALBUMTAGGER_{section_field.name}_{f.name}".upper()]
+            if section_field.name == "model":
+                names.insert(0, f"ALBUMTAGGER_{f.name}".upper())
+            for name in names:
+                if name in env:
+                    setattr(section, f.name, _coerce(env[name], getattr(section, f.name), name))
+    return settings
+
+
+def replace_section(settings: Settings, section: str, **changes: Any) -> Settings:
+    """A copy of `settings` with some fields of one section changed (None means keep)."""
+    changes = {k: v for k, v in changes.items() if v is not None}
+    current = getattr(settings, section)
+    return dataclasses.replace(settings, **{section: dataclasses.replace(current, **changes)})

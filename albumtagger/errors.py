@@ -1,0 +1,44 @@
+"""Typed errors.
+
+`UserError` and its subclasses are problems the user can act on: their message says
+what happened and what to do, and the CLI and GUI show it as it is. Anything else that
+escapes the core is a bug and is reported as one.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A problem the user can fix; the message says how."""
+
+
+class UsageError(UserError):
+    """Wrong command-line usage (exit status 2)."""
+
+
+class SidecarError(UserError):
+    """The library's sidecar database cannot be used."""
+
+
+class SchemaTooNewError(SidecarError):
+    """The sidecar was written by a newer albumtagger with an incompatible schema."""
+
+
+class LibraryOfflineError(UserError):
+    """The library's root folder is missing or unreadable (a drive unplugged, say)."""
+
+
+class ModelError(UserError):
+    """The GME model cannot be found, downloaded or loaded."""
+
+
+class ImageError(UserError):
+    """A photo cannot be decoded; `reason` is recorded with the photo."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class NotFoundError(UserError):
+    """A photo or tag named by the user is not in the library."""

@@ -1,0 +1,902 @@
+"""The sidecar: every SQL statement of albumtagger lives in this module.
+
+One SQLite file per photo folder (`FOLDER/.albumtagger/library.sqlite`, WAL mode,
+foreign keys on). The schema version is kept in `PRAGMA user_version` as
+`major * 100 + minor`; migrations run in order, each in its own transaction, after a
+verified backup. A sidecar of a newer major version is refused; a newer minor
+version (additive changes only) is opened as it is.
+
+Threads: a `Store` hands each thread its own connection (`threading.local`), so one
+`Store` object can be shared by a GUI and its worker thread.
+
+User decisions are sacred: automatic tagging only ever writes rows whose state is
+`suggested`. Rows the user accepted, added or rejected are changed only by the user.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from albumtagger.errors import SchemaTooNewError, SidecarError
+
+log = logging.getLogger(__name__)
+
+SIDECAR_DIR = ".albumtagger"
+SIDECAR_NAME = "library.sqlite"
+BACKUP_DIR = "backups"
+BACKUPS_KEPT = 5
+BACKUP_INTERVAL_S = 24 * 3600
+
+SCHEMA_MAJOR = 1
+SCHEMA_VERSION = 101  # 1.1
+
+PHOTO_STATUSES = ("pending", "ok", "damaged", "missing")
+TAG_STATES = ("suggested", "accepted", "rejected")
+TAG_SOURCES = ("auto", "user")
+FEEDBACK_ACTIONS = ("accept", "reject", "add", "remove")
+
+_SCHEMA_1_0 = """
+CREATE TABLE photos (
+    id           INTEGER PRIMARY KEY,
+    path         TEXT NOT NULL UNIQUE,
+    size         INTEGER NOT NULL,
+    mtime_ns     INTEGER NOT NULL,
+    content_hash TEXT,
+    width        INTEGER,
+    height       INTEGER,
+    status       TEXT NOT NULL DEFAULT 'pending'
+                 CHECK (status IN ('pending', 'ok', 'damaged', 'missing')),
+    error        TEXT,
+    added_at     REAL NOT NULL,
+    updated_at   REAL NOT NULL
+);
+CREATE INDEX photos_hash ON photos(content_hash);
+CREATE INDEX photos_status ON photos(status);
+
+CREATE TABLE embeddings (
+    content_hash TEXT NOT NULL,
+    model_id     TEXT NOT NULL,
+    dtype        TEXT NOT NULL CHECK (dtype IN ('float16', 'float32')),
+    dim          INTEGER NOT NULL,
+    vector       BLOB NOT NULL,
+    PRIMARY KEY (content_hash, model_id)
+) WITHOUT ROWID;
+
+CREATE TABLE tags (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    prompts    TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+
+CREATE TABLE tag_embeddings (
+    model_id    TEXT NOT NULL,
+    instruction TEXT NOT NULL,
+    prompt      TEXT NOT NULL,
+    dim         INTEGER NOT NULL,
+    vector      BLOB NOT NULL,
+    PRIMARY KEY (model_id, instruction, prompt)
+) WITHOUT ROWID;
+
+CREATE TABLE photo_tags (
+    photo_id   INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
+    tag_id     INTEGER NOT NULL REFERENCES tags(id) ON DELETE CASCADE,
+    score      REAL,
+    source     TEXT NOT NULL CHECK (source IN ('auto', 'user')),
+    state      TEXT NOT NULL CHECK (state IN ('suggested', 'accepted', 'rejected')),
+    fallback   INTEGER NOT NULL DEFAULT 0,
+    confidence TEXT,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (photo_id, tag_id)
+) WITHOUT ROWID;
+CREATE INDEX photo_tags_by_tag ON photo_tags(tag_id, state, photo_id);
+
+CREATE TABLE settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+_SCHEMA_1_1 = """
+CREATE TABLE feedback (
+    id             INTEGER PRIMARY KEY,
+    photo_id       INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
+    tag_id         INTEGER NOT NULL REFERENCES tags(id) ON DELETE CASCADE,
+    action         TEXT NOT NULL CHECK (action IN ('accept', 'reject', 'add', 'remove')),
+    score          REAL,
+    positive       INTEGER NOT NULL,
+    was_suggested  INTEGER NOT NULL,
+    prev_state     TEXT,
+    prev_source    TEXT,
+    prev_score     REAL,
+    prev_fallback  INTEGER,
+    at             REAL NOT NULL,
+    undone         INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX feedback_by_tag ON feedback(tag_id, undone);
+ALTER TABLE tags ADD COLUMN threshold REAL;
+ALTER TABLE tags ADD COLUMN events INTEGER NOT NULL DEFAULT 0;
+"""
+
+# (version reached, script): ordered; each runs in its own transaction.
+MIGRATIONS: tuple[tuple[int, str], ...] = ((100, _SCHEMA_1_0), (101, _SCHEMA_1_1))
+
+
+def version_text(version: int) -> str:
+    return f"{version // 100}.{version % 100}"
+
+
+@dataclass(frozen=True)
+class PhotoRow:
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    content_hash: str | None
+    width: int | None
+    height: int | None
+    status: str
+    error: str | None
+
+
+@dataclass(frozen=True)
+class TagRow:
+    id: int
+    name: str
+    prompts: tuple[str, ...]
+    threshold: float | None
+    events: int
+
+
+@dataclass(frozen=True)
+class PhotoTag:
+    photo_id: int
+    tag_id: int
+    name: str
+    score: float | None
+    source: str
+    state: str
+    fallback: bool
+    confidence: str | None
+
+
+@dataclass(frozen=True)
+class AutoTag:
+    """One automatic suggestion for a photo, as the tag decisions produce it."""
+
+    tag_id: int
+    score: float
+    fallback: bool
+    confidence: str
+
+
+@dataclass(frozen=True)
+class FeedbackEvent:
+    id: int
+    photo_id: int
+    tag_id: int
+    action: str
+    score: float | None
+    positive: bool
+    was_suggested: bool
+    at: float
+
+
+def sidecar_path(root: Path) -> Path:
+    return root / SIDECAR_DIR / SIDECAR_NAME
+
+
+def fallback_sidecar_path(root: Path, data_dir: Path) -> Path:
+    """Sidecar location for a folder we cannot write to: in the user data dir."""
+    key = hashlib.sha256(str(root.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return data_dir / "libraries" / f"{root.name or 'root'}-{key}" / SIDECAR_NAME
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _blob(vector: np.ndarray, dtype: str) -> bytes:
+    return np.ascontiguousarray(vector, dtype=np.dtype(dtype)).tobytes()
+
+
+def _unblob(blob: bytes, dtype: str) -> np.ndarray:
+    return np.frombuffer(blob, dtype=np.dtype(dtype))
+
+
+class Store:
+    """Access to one library's sidecar database. All SQL lives here."""
+
+    def __init__(self, db_path: Path, *, backups: bool = True) -> None:
+        self.db_path = Path(db_path)
+        self.backup_dir = self.db_path.parent / BACKUP_DIR
+        self._backups = backups
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self._closed = False
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self._migrate()
+        if self._backups:
+            self.backup_if_due()
+
+    # -- connections ----------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.db_path, isolation_level=None, timeout=30.0, check_same_thread=False
+            )
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA busy_timeout = 30000")
+        except sqlite3.DatabaseError as exc:
+            raise SidecarError(
+                f"The library database {self.db_path} cannot be opened ({exc}). "
+                f"Restore a copy from {self.backup_dir} or move the file away to start afresh."
+            ) from None
+        with self._all_lock:
+            self._all.append(conn)
+        return conn
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection."""
+        if self._closed:
+            raise SidecarError("The library is closed.")
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        with self._all_lock:
+            for conn in self._all:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            self._all.clear()
+        self._local = threading.local()
+        self._closed = True
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any error. Nests as a no-op."""
+        conn = self.conn
+        if conn.in_transaction:
+            yield conn
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # -- schema -----------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        try:
+            version = self.schema_version()
+        except sqlite3.DatabaseError as exc:
+            raise SidecarError(
+                f"{self.db_path} is not a usable albumtagger library ({exc}). "
+                f"Restore a copy from {self.backup_dir} or move the file away to start afresh."
+            ) from None
+        if version // 100 > SCHEMA_MAJOR:
+            raise SchemaTooNewError(
+                f"This library was written by a newer albumtagger (schema "
+                f"{version_text(version)}; this version reads {SCHEMA_MAJOR}.x). "
+                f"Update albumtagger to open it."
+            )
+        if version > SCHEMA_VERSION:
+            log.info("Sidecar schema %s is newer than ours; opening it", version_text(version))
+            return
+        pending = [(v, script) for v, script in MIGRATIONS if v > version]
+        if not pending:
+            return
+        if version > 0 and self._backups:
+            self.backup(reason=f"before-migration-{version_text(version)}")
+        for target, script in pending:
+            log.info("Migrating sidecar %s to schema %s", self.db_path, version_text(target))
+            self._run_migration(target, script)
+
+    def _run_migration(self, target: int, script: str) -> None:
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(script):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {int(target)}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # -- backups ----------------------------------------------------------------
+
+    def backups(self) -> list[Path]:
+        """Backups, oldest first."""
+        if not self.backup_dir.is_dir():
+            return []
+        return sorted(self.backup_dir.glob("library-*.sqlite"))
+
+    def backup_if_due(self) -> Path | None:
+        existing = self.backups()
+        if existing and _now() - existing[-1].stat().st_mtime < BACKUP_INTERVAL_S:
+            return None
+        if self.schema_version() == 0:
+            return None
+        return self.backup(reason="daily")
+
+    def backup(self, reason: str = "manual") -> Path:
+        """Copy the database with SQLite's backup API and verify the copy.
+
+        A copy that fails `PRAGMA integrity_check` is deleted and the error raised;
+        only the newest `BACKUPS_KEPT` good copies are kept.
+        """
+        self.backup_dir.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        target = self.backup_dir / f"library-{stamp}-{reason}.sqlite"
+        partial = target.with_suffix(".partial")
+        dest = sqlite3.connect(partial)
+        try:
+            self.conn.backup(dest)
+            result = dest.execute("PRAGMA integrity_check").fetchone()[0]
+        finally:
+            dest.close()
+        if result != "ok":
+            partial.unlink(missing_ok=True)
+            raise SidecarError(
+                f"The backup of {self.db_path} failed its integrity check ({result}); "
+                f"the library may be damaged. Restore a copy from {self.backup_dir}."
+            )
+        os.replace(partial, target)
+        for old in self.backups()[:-BACKUPS_KEPT]:
+            old.unlink(missing_ok=True)
+        log.info("Backed up sidecar to %s", target)
+        return target
+
+    def integrity_ok(self) -> bool:
+        return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    # -- settings -----------------------------------------------------------------
+
+    def get_setting(self, key: str, default: str | None = None) -> str | None:
+        row = self.conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return default if row is None else str(row[0])
+
+    def set_setting(self, key: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO settings(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    # -- photos -----------------------------------------------------------------
+
+    _PHOTO_COLUMNS = "id, path, size, mtime_ns, content_hash, width, height, status, error"
+
+    @staticmethod
+    def _photo(row: sqlite3.Row) -> PhotoRow:
+        return PhotoRow(*row)
+
+    def photo_index(self) -> dict[str, PhotoRow]:
+        """Every photo row by relative path."""
+        rows = self.conn.execute(f"SELECT {self._PHOTO_COLUMNS} FROM photos")
+        return {row[1]: self._photo(row) for row in rows}
+
+    def photo(self, photo_id: int) -> PhotoRow | None:
+        row = self.conn.execute(
+            f"SELECT {self._PHOTO_COLUMNS} FROM photos WHERE id = ?", (photo_id,)
+        ).fetchone()
+        return None if row is None else self._photo(row)
+
+    def photo_by_path(self, path: str) -> PhotoRow | None:
+        row = self.conn.execute(
+            f"SELECT {self._PHOTO_COLUMNS} FROM photos WHERE path = ?", (path,)
+        ).fetchone()
+        return None if row is None else self._photo(row)
+
+    def photos(
+        self, *, statuses: Sequence[str] | None = None, paths: Sequence[str] | None = None
+    ) -> list[PhotoRow]:
+        """Photos ordered by path, optionally only some statuses or paths."""
+        sql = f"SELECT {self._PHOTO_COLUMNS} FROM photos"
+        where, args = [], []
+        if statuses is not None:
+            where.append(f"status IN ({_marks(statuses)})")
+            args.extend(statuses)
+        if paths is not None:
+            where.append(f"path IN ({_marks(paths)})")
+            args.extend(paths)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [self._photo(r) for r in self.conn.execute(sql + " ORDER BY path", args)]
+
+    def pending_photos(self, limit: int | None = None, after_id: int = 0) -> list[PhotoRow]:
+        """Photos waiting to be read (and tagged), in id order."""
+        sql = (
+            f"SELECT {self._PHOTO_COLUMNS} FROM photos WHERE status = 'pending' AND id > ? "
+            "ORDER BY id"
+        )
+        args: list[object] = [after_id]
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [self._photo(r) for r in self.conn.execute(sql, args)]
+
+    def count_photos(self) -> dict[str, int]:
+        rows = self.conn.execute("SELECT status, COUNT(*) FROM photos GROUP BY status")
+        counts = {status: 0 for status in PHOTO_STATUSES}
+        counts.update({row[0]: row[1] for row in rows})
+        return counts
+
+    def add_photo(self, path: str, size: int, mtime_ns: int) -> int:
+        now = _now()
+        cur = self.conn.execute(
+            "INSERT INTO photos(path, size, mtime_ns, status, added_at, updated_at) "
+            "VALUES (?, ?, ?, 'pending', ?, ?)",
+            (path, size, mtime_ns, now, now),
+        )
+        return int(cur.lastrowid or 0)
+
+    def mark_changed(self, photo_id: int, size: int, mtime_ns: int) -> None:
+        """The file at this path changed: read it again (its tags stay until then)."""
+        self.conn.execute(
+            "UPDATE photos SET size = ?, mtime_ns = ?, status = 'pending', error = NULL, "
+            "updated_at = ? WHERE id = ?",
+            (size, mtime_ns, _now(), photo_id),
+        )
+
+    def mark_missing(self, photo_ids: Iterable[int]) -> None:
+        """Gone from a readable root: kept with tags and vector until cleaned up."""
+        now = _now()
+        self.conn.executemany(
+            "UPDATE photos SET status = 'missing', updated_at = ? WHERE id = ?",
+            [(now, pid) for pid in photo_ids],
+        )
+
+    def restore_photo(self, photo_id: int, status: str, error: str | None = None) -> None:
+        self.conn.execute(
+            "UPDATE photos SET status = ?, error = ?, updated_at = ? WHERE id = ?",
+            (status, error, _now(), photo_id),
+        )
+
+    def record_damaged(self, photo_id: int, size: int, mtime_ns: int, reason: str) -> None:
+        self.conn.execute(
+            "UPDATE photos SET status = 'damaged', error = ?, size = ?, mtime_ns = ?, "
+            "updated_at = ? WHERE id = ?",
+            (reason, size, mtime_ns, _now(), photo_id),
+        )
+
+    def record_read(
+        self,
+        photo_id: int,
+        *,
+        content_hash: str,
+        size: int,
+        mtime_ns: int,
+        width: int,
+        height: int,
+    ) -> int:
+        """Record what reading a pending photo found; returns the photo's id.
+
+        If a missing photo has the same content, this file is that photo moved or
+        renamed: the old row (with its tags and feedback) takes this path, and the new
+        row is dropped. The photo stays `pending` until it is tagged.
+        """
+        conn = self.conn
+        row = conn.execute(
+            "SELECT id, path FROM photos WHERE content_hash = ? AND status = 'missing' "
+            "AND id != ? ORDER BY updated_at DESC LIMIT 1",
+            (content_hash, photo_id),
+        ).fetchone()
+        now = _now()
+        if row is not None:
+            old_id, old_path = int(row[0]), str(row[1])
+            path = conn.execute("SELECT path FROM photos WHERE id = ?", (photo_id,)).fetchone()[0]
+            conn.execute("DELETE FROM photos WHERE id = ?", (photo_id,))
+            conn.execute(
+                "UPDATE photos SET path = ?, size = ?, mtime_ns = ?, width = ?, height = ?, "
+                "status = 'pending', error = NULL, updated_at = ? WHERE id = ?",
+                (path, size, mtime_ns, width, height, now, old_id),
+            )
+            log.info("Photo moved: %s -> %s", old_path, path)
+            return old_id
+        conn.execute(
+            "UPDATE photos SET content_hash = ?, size = ?, mtime_ns = ?, width = ?, height = ?, "
+            "error = NULL, updated_at = ? WHERE id = ?",
+            (content_hash, size, mtime_ns, width, height, now, photo_id),
+        )
+        return photo_id
+
+    def rename_photo(self, photo_id: int, new_path: str) -> None:
+        """A move seen directly (a watcher event): the row simply takes the new path."""
+        self.conn.execute(
+            "UPDATE photos SET path = ?, updated_at = ? WHERE id = ?", (new_path, _now(), photo_id)
+        )
+
+    def set_status(self, photo_ids: Iterable[int], status: str) -> None:
+        now = _now()
+        self.conn.executemany(
+            "UPDATE photos SET status = ?, error = NULL, updated_at = ? WHERE id = ?",
+            [(status, now, pid) for pid in photo_ids],
+        )
+
+    def remove_missing(self) -> int:
+        """The user's clean-up: forget photos marked missing. Returns how many."""
+        with self.transaction() as conn:
+            cur = conn.execute("DELETE FROM photos WHERE status = 'missing'")
+            conn.execute(
+                "DELETE FROM embeddings WHERE content_hash NOT IN "
+                "(SELECT content_hash FROM photos WHERE content_hash IS NOT NULL)"
+            )
+        return cur.rowcount
+
+    # -- embeddings -------------------------------------------------------------
+
+    def put_embeddings(
+        self, model_id: str, items: Iterable[tuple[str, np.ndarray]], dtype: str = "float16"
+    ) -> None:
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO embeddings(content_hash, model_id, dtype, dim, vector) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(h, model_id, dtype, int(v.shape[-1]), _blob(v, dtype)) for h, v in items],
+        )
+
+    def embedding_hashes(self, model_id: str, hashes: Sequence[str]) -> set[str]:
+        """Which of these content hashes already have a vector for this model."""
+        found: set[str] = set()
+        for chunk in _chunks(list(hashes), 500):
+            rows = self.conn.execute(
+                f"SELECT content_hash FROM embeddings WHERE model_id = ? "
+                f"AND content_hash IN ({_marks(chunk)})",
+                [model_id, *chunk],
+            )
+            found.update(r[0] for r in rows)
+        return found
+
+    def embeddings_for(self, model_id: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for chunk in _chunks(list(hashes), 500):
+            rows = self.conn.execute(
+                f"SELECT content_hash, dtype, vector FROM embeddings WHERE model_id = ? "
+                f"AND content_hash IN ({_marks(chunk)})",
+                [model_id, *chunk],
+            )
+            for h, dtype, blob in rows:
+                out[h] = _unblob(blob, dtype).astype(np.float32)
+        return out
+
+    def photo_vectors(
+        self, model_id: str, statuses: Sequence[str] = ("ok",)
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(photo ids, float32 matrix) of photos with a vector for this model, by id."""
+        rows = self.conn.execute(
+            f"SELECT p.id, e.dtype, e.dim, e.vector FROM photos p "
+            f"JOIN embeddings e ON e.content_hash = p.content_hash AND e.model_id = ? "
+            f"WHERE p.status IN ({_marks(statuses)}) ORDER BY p.id",
+            [model_id, *statuses],
+        ).fetchall()
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        dim = int(rows[0][2])
+        matrix = np.empty((len(rows), dim), dtype=np.float32)
+        for i, (_, dtype, _, blob) in enumerate(rows):
+            matrix[i] = _unblob(blob, dtype)
+        return ids, matrix
+
+    # -- tags and their text vectors ---------------------------------------------
+
+    @staticmethod
+    def _tag(row: sqlite3.Row) -> TagRow:
+        return TagRow(
+            id=int(row[0]),
+            name=str(row[1]),
+            prompts=tuple(json.loads(row[2])),
+            threshold=None if row[3] is None else float(row[3]),
+            events=int(row[4]),
+        )
+
+    def tags(self) -> list[TagRow]:
+        rows = self.conn.execute(
+            "SELECT id, name, prompts, threshold, events FROM tags ORDER BY id"
+        )
+        return [self._tag(r) for r in rows]
+
+    def tag_by_name(self, name: str) -> TagRow | None:
+        row = self.conn.execute(
+            "SELECT id, name, prompts, threshold, events FROM tags WHERE name = ?", (name,)
+        ).fetchone()
+        return None if row is None else self._tag(row)
+
+    def add_tag(self, name: str, prompts: Sequence[str]) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO tags(name, prompts, created_at) VALUES (?, ?, ?)",
+            (name, json.dumps(list(prompts), ensure_ascii=False), _now()),
+        )
+        return int(cur.lastrowid or 0)
+
+    def add_tags(self, items: Iterable[tuple[str, Sequence[str]]]) -> None:
+        now = _now()
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO tags(name, prompts, created_at) VALUES (?, ?, ?)",
+            [(n, json.dumps(list(p), ensure_ascii=False), now) for n, p in items],
+        )
+
+    def remove_tag(self, tag_id: int) -> None:
+        self.conn.execute("DELETE FROM tags WHERE id = ?", (tag_id,))
+
+    def set_tag_thresholds(self, items: Iterable[tuple[int, float, int]]) -> None:
+        """(tag id, learned threshold, number of feedback events) for each tag."""
+        self.conn.executemany(
+            "UPDATE tags SET threshold = ?, events = ? WHERE id = ?",
+            [(float(t), int(n), int(tid)) for tid, t, n in items],
+        )
+
+    def text_vectors(
+        self, model_id: str, instruction: str, prompts: Sequence[str]
+    ) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for chunk in _chunks(list(dict.fromkeys(prompts)), 500):
+            rows = self.conn.execute(
+                f"SELECT prompt, vector FROM tag_embeddings WHERE model_id = ? AND "
+                f"instruction = ? AND prompt IN ({_marks(chunk)})",
+                [model_id, instruction, *chunk],
+            )
+            for prompt, blob in rows:
+                out[prompt] = _unblob(blob, "float32").copy()
+        return out
+
+    def put_text_vectors(
+        self, model_id: str, instruction: str, items: Iterable[tuple[str, np.ndarray]]
+    ) -> None:
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO tag_embeddings(model_id, instruction, prompt, dim, vector) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(model_id, instruction, p, int(v.shape[-1]), _blob(v, "float32")) for p, v in items],
+        )
+
+    # -- photo tags ---------------------------------------------------------------
+
+    def photo_tags(self, photo_ids: Sequence[int] | None = None) -> list[PhotoTag]:
+        """Tag rows (all states) for some or all photos, best score first per photo."""
+        sql = (
+            "SELECT pt.photo_id, pt.tag_id, t.name, pt.score, pt.source, pt.state, "
+            "pt.fallback, pt.confidence FROM photo_tags pt JOIN tags t ON t.id = pt.tag_id"
+        )
+        out: list[PhotoTag] = []
+        order = " ORDER BY pt.photo_id, pt.score IS NULL, pt.score DESC, t.name"
+        if photo_ids is None:
+            rows: Iterable[sqlite3.Row] = self.conn.execute(sql + order)
+            out = [PhotoTag(*r[:6], bool(r[6]), r[7]) for r in rows]
+            return out
+        for chunk in _chunks(list(photo_ids), 500):
+            rows = self.conn.execute(sql + f" WHERE pt.photo_id IN ({_marks(chunk)})" + order, chunk)
+            out.extend(PhotoTag(*r[:6], bool(r[6]), r[7]) for r in rows)
+        return out
+
+    def photo_tag(self, photo_id: int, tag_id: int) -> PhotoTag | None:
+        row = self.conn.execute(
+            "SELECT pt.photo_id, pt.tag_id, t.name, pt.score, pt.source, pt.state, "
+            "pt.fallback, pt.confidence FROM photo_tags pt JOIN tags t ON t.id = pt.tag_id "
+            "WHERE pt.photo_id = ? AND pt.tag_id = ?",
+            (photo_id, tag_id),
+        ).fetchone()
+        return None if row is None else PhotoTag(*row[:6], bool(row[6]), row[7])
+
+    def user_decisions(self) -> list[tuple[int, int, str]]:
+        """(photo id, tag id, state) of every row the user decided."""
+        rows = self.conn.execute(
+            "SELECT photo_id, tag_id, state FROM photo_tags WHERE state != 'suggested'"
+        )
+        return [(int(a), int(b), str(c)) for a, b, c in rows]
+
+    def replace_suggestions(self, decisions: dict[int, Sequence[AutoTag]]) -> int:
+        """Set the automatic suggestions of these photos; returns rows changed.
+
+        Only `suggested` rows are replaced. A cell the user decided (accepted, added,
+        rejected) is never touched; its score is refreshed at most.
+        """
+        conn = self.conn
+        now = _now()
+        changed = 0
+        with self.transaction():
+            for photo_id, tags in decisions.items():
+                current = {
+                    int(r[0]): (r[1], r[2], r[3], r[4])
+                    for r in conn.execute(
+                        "SELECT tag_id, state, score, fallback, confidence FROM photo_tags "
+                        "WHERE photo_id = ?",
+                        (photo_id,),
+                    )
+                }
+                wanted = {t.tag_id: t for t in tags}
+                stale = [
+                    (photo_id, tid)
+                    for tid, (state, *_) in current.items()
+                    if state == "suggested" and tid not in wanted
+                ]
+                if stale:
+                    conn.executemany(
+                        "DELETE FROM photo_tags WHERE photo_id = ? AND tag_id = ? "
+                        "AND state = 'suggested'",
+                        stale,
+                    )
+                    changed += len(stale)
+                for tid, t in wanted.items():
+                    old = current.get(tid)
+                    if old is not None and old[0] != "suggested":
+                        continue
+                    row = (round(t.score, 6), int(t.fallback), t.confidence)
+                    if old is not None and (
+                        round(old[1] or 0.0, 6), int(old[2]), old[3]
+                    ) == row:
+                        continue
+                    conn.execute(
+                        "INSERT INTO photo_tags(photo_id, tag_id, score, source, state, "
+                        "fallback, confidence, updated_at) "
+                        "VALUES (?, ?, ?, 'auto', 'suggested', ?, ?, ?) "
+                        "ON CONFLICT(photo_id, tag_id) DO UPDATE SET score = excluded.score, "
+                        "fallback = excluded.fallback, confidence = excluded.confidence, "
+                        "updated_at = excluded.updated_at WHERE photo_tags.state = 'suggested'",
+                        (photo_id, tid, *row, now),
+                    )
+                    changed += 1
+        return changed
+
+    def set_user_decision(
+        self, photo_id: int, tag_id: int, state: str, source: str, score: float | None
+    ) -> None:
+        """Record the user's verdict on one cell (accepted or rejected)."""
+        self.conn.execute(
+            "INSERT INTO photo_tags(photo_id, tag_id, score, source, state, fallback, "
+            "confidence, updated_at) VALUES (?, ?, ?, ?, ?, 0, NULL, ?) "
+            "ON CONFLICT(photo_id, tag_id) DO UPDATE SET state = excluded.state, "
+            "source = excluded.source, score = COALESCE(excluded.score, photo_tags.score), "
+            "updated_at = excluded.updated_at",
+            (photo_id, tag_id, score, source, state, _now()),
+        )
+
+    def restore_cell(
+        self,
+        photo_id: int,
+        tag_id: int,
+        state: str | None,
+        source: str | None,
+        score: float | None,
+        fallback: bool,
+    ) -> None:
+        """Put a cell back as it was before a decision (undo)."""
+        self.conn.execute(
+            "DELETE FROM photo_tags WHERE photo_id = ? AND tag_id = ?", (photo_id, tag_id)
+        )
+        if state is not None:
+            self.conn.execute(
+                "INSERT INTO photo_tags(photo_id, tag_id, score, source, state, fallback, "
+                "confidence, updated_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
+                (photo_id, tag_id, score, source, state, int(fallback), _now()),
+            )
+
+    # -- feedback -----------------------------------------------------------------
+
+    def add_feedback(
+        self,
+        photo_id: int,
+        tag_id: int,
+        action: str,
+        score: float | None,
+        positive: bool,
+        previous: PhotoTag | None,
+    ) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO feedback(photo_id, tag_id, action, score, positive, was_suggested, "
+            "prev_state, prev_source, prev_score, prev_fallback, at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                photo_id,
+                tag_id,
+                action,
+                score,
+                int(positive),
+                int(previous is not None and previous.source == "auto"),
+                None if previous is None else previous.state,
+                None if previous is None else previous.source,
+                None if previous is None else previous.score,
+                None if previous is None else int(previous.fallback),
+                _now(),
+            ),
+        )
+        return int(cur.lastrowid or 0)
+
+    def feedback(self) -> list[FeedbackEvent]:
+        """Feedback events in effect (not undone), oldest first."""
+        rows = self.conn.execute(
+            "SELECT id, photo_id, tag_id, action, score, positive, was_suggested, at "
+            "FROM feedback WHERE undone = 0 ORDER BY id"
+        )
+        return [
+            FeedbackEvent(r[0], r[1], r[2], r[3], r[4], bool(r[5]), bool(r[6]), r[7])
+            for r in rows
+        ]
+
+    def undo_last_feedback(self) -> tuple[int, int] | None:
+        """Undo the newest correction: the cell goes back as it was. (photo, tag) or None."""
+        with self.transaction() as conn:
+            row = conn.execute(
+                "SELECT id, photo_id, tag_id, prev_state, prev_source, prev_score, "
+                "prev_fallback FROM feedback WHERE undone = 0 ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+            if row is None:
+                return None
+            fid, photo_id, tag_id, state, source, score, fallback = row
+            self.restore_cell(photo_id, tag_id, state, source, score, bool(fallback))
+            conn.execute("UPDATE feedback SET undone = 1 WHERE id = ?", (fid,))
+        return int(photo_id), int(tag_id)
+
+    # -- queries ------------------------------------------------------------------
+
+    def find(
+        self, with_tags: Sequence[int], without_tags: Sequence[int], *, any_of: bool = False
+    ) -> list[PhotoRow]:
+        """Photos that carry all (or any) of `with_tags` and none of `without_tags`.
+
+        A tag counts as carried when it is suggested or accepted (not rejected).
+        """
+        where, args = [], []
+        has = (
+            "EXISTS (SELECT 1 FROM photo_tags pt WHERE pt.photo_id = p.id AND pt.tag_id = ? "
+            "AND pt.state != 'rejected')"
+        )
+        if with_tags:
+            joiner = " OR " if any_of else " AND "
+            where.append("(" + joiner.join([has] * len(with_tags)) + ")")
+            args.extend(with_tags)
+        for tag_id in without_tags:
+            where.append("NOT " + has)
+            args.append(tag_id)
+        sql = f"SELECT {', '.join('p.' + c.strip() for c in self._PHOTO_COLUMNS.split(','))} "
+        sql += "FROM photos p"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [self._photo(r) for r in self.conn.execute(sql + " ORDER BY p.path", args)]
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def _marks(items: Sequence[object]) -> str:
+    return ", ".join("?" * len(items))
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

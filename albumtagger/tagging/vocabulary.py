@@ -1,0 +1,112 @@
+"""The tag vocabulary: the default list, per-tag prompts, and cached tag vectors.
+
+A tag's vector is the normalised mean of its prompts' vectors. Prompt vectors are
+cached in the sidecar per model, instruction and prompt, so editing the vocabulary
+re-scores the library from stored photo vectors without running the model on a photo.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from albumtagger.errors import UserError
+from albumtagger.library.store import Store, TagRow
+from albumtagger.paths import resource
+
+log = logging.getLogger(__name__)
+
+
+MAX_TAG_NAME = 80
+
+
+class TextEncoder(Protocol):
+    """What vocabulary needs of an encoder (tagging.encoder.GmeEncoder fits)."""
+
+    model_id: str
+
+    def embed_texts(self, texts: Sequence[str], instruction: str = ...) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class TagSpec:
+    name: str
+    prompts: tuple[str, ...]
+
+
+def clean_name(name: str) -> str:
+    """A tag name as stored: trimmed, inner whitespace collapsed, lower case."""
+    cleaned = " ".join(name.split()).lower()
+    if not cleaned:
+        raise UserError("A tag name cannot be empty.")
+    if len(cleaned) > MAX_TAG_NAME:
+        raise UserError(f"Tag names are at most {MAX_TAG_NAME} characters long.")
+    return cleaned
+
+
+def default_prompts(name: str) -> tuple[str, ...]:
+    """The name itself, plus "a photo of NAME" for names of one or two words."""
+    if len(name.split()) <= 2:
+        return (name, f"a photo of {name}")
+    return (name,)
+
+
+def parse_spec(line: str) -> TagSpec:
+    """`name` or `name: prompt | prompt`."""
+    name, sep, rest = line.partition(":")
+    name = clean_name(name)
+    prompts = tuple(p.strip() for p in rest.split("|") if p.strip()) if sep else ()
+    return TagSpec(name, prompts or default_prompts(name))
+
+
+def parse_vocabulary(text: str) -> list[TagSpec]:
+    """One tag per line; blank lines and lines starting with # are ignored."""
+    specs: dict[str, TagSpec] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            spec = parse_spec(line)
+            specs.setdefault(spec.name, spec)
+    return list(specs.values())
+
+
+def default_vocabulary() -> list[TagSpec]:
+    text = resource("vocabulary.txt").read_text("utf-8")
+    return parse_vocabulary(text)
+
+
+def seed_vocabulary(store: Store) -> bool:
+    """Give a new library the default vocabulary (once). True if it did."""
+    if store.get_setting("vocabulary_seeded") is not None:
+        return False
+    with store.transaction():
+        store.add_tags((s.name, s.prompts) for s in default_vocabulary())
+        store.set_setting("vocabulary_seeded", "default")
+    return True
+
+
+def tag_vectors(
+    store: Store, encoder: TextEncoder, tags: Sequence[TagRow], *, batch_size: int = 32
+) -> np.ndarray:
+    """[len(tags), dim] float32 unit vectors; prompts not yet cached are embedded once."""
+    from albumtagger.tagging.encoder import QUERY_INSTRUCTION
+
+    prompts = [p for tag in tags for p in tag.prompts]
+    cached = store.text_vectors(encoder.model_id, QUERY_INSTRUCTION, prompts)
+    missing = [p for p in dict.fromkeys(prompts) if p not in cached]
+    if missing:
+        log.info("Embedding %d tag prompts", len(missing))
+        vectors = encoder.embed_texts(missing, QUERY_INSTRUCTION)
+        fresh = dict(zip(missing, vectors, strict=True))
+        with store.transaction():
+            store.put_text_vectors(encoder.model_id, QUERY_INSTRUCTION, fresh.items())
+        cached.update(fresh)
+    if not tags:
+        return np.zeros((0, 0), dtype=np.float32)
+    out = np.stack([np.mean([cached[p] for p in tag.prompts], axis=0) for tag in tags])
+    out /= np.linalg.norm(out, axis=1, keepdims=True).clip(min=1e-12)
+    return out.astype(np.float32)
