@@ -81,8 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("find", help="photos with (and without) tags")
     _folder(p)
     p.add_argument("--tag", action="append", default=[], metavar="T", help="must have T")
-    p.add_argument("--not", dest="not_tags", action="append", default=[], metavar="T",
-                   help="must not have T")
+    p.add_argument(
+        "--not", dest="not_tags", action="append", default=[], metavar="T", help="must not have T"
+    )
     p.add_argument("--any", action="store_true", help="any of the --tag tags is enough")
     p.add_argument("--json", action="store_true")
 
@@ -116,8 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     _folder(p)
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--list", action="store_true", help="list the tags")
-    g.add_argument("--add", action="append", metavar="T",
-                   help='add a tag: "name" or "name: prompt | prompt"')
+    g.add_argument(
+        "--add", action="append", metavar="T", help='add a tag: "name" or "name: prompt | prompt"'
+    )
     g.add_argument("--remove", action="append", metavar="T", help="remove a tag")
     p.add_argument("--json", action="store_true")
     _model_options(p)
@@ -261,8 +263,10 @@ def cmd_tags(args: argparse.Namespace) -> int:
             rows = store.photos(paths=paths)
             unknown = sorted(set(paths) - {r.path for r in rows})
             if unknown:
-                raise NotFoundError(f"Not in the library: {', '.join(unknown)}. "
-                                    f"Run `albumtagger index {library.root}` first.")
+                raise NotFoundError(
+                    f"Not in the library: {', '.join(unknown)}. "
+                    f"Run `albumtagger index {library.root}` first."
+                )
         else:
             rows = store.photos()
         by_photo: dict[int, list] = {}
@@ -308,9 +312,7 @@ def _tag_ids(store, names: Sequence[str]) -> list[int]:
     for name in names:
         tag = store.tag_by_name(clean_name(name))
         if tag is None:
-            raise NotFoundError(
-                f"There is no tag {name!r}; see `albumtagger vocab FOLDER --list`."
-            )
+            raise NotFoundError(f"There is no tag {name!r}; see `albumtagger vocab FOLDER --list`.")
         ids.append(tag.id)
     return ids
 
@@ -320,8 +322,9 @@ def cmd_find(args: argparse.Namespace) -> int:
         raise UsageError("find needs at least one --tag or --not.")
     with _open(args.folder) as library:
         store = library.store
-        rows = store.find(_tag_ids(store, args.tag), _tag_ids(store, args.not_tags),
-                          any_of=args.any)
+        rows = store.find(
+            _tag_ids(store, args.tag), _tag_ids(store, args.not_tags), any_of=args.any
+        )
     if args.json:
         _print_json([{"path": r.path, "status": r.status} for r in rows])
     else:
@@ -351,8 +354,9 @@ def cmd_correct(args: argparse.Namespace) -> int:
 
     actions = [(a, t) for a in ("accept", "reject", "add", "remove") for t in getattr(args, a)]
     if args.undo == bool(actions) or (actions and not args.photo):
-        raise UsageError("correct needs a PHOTO with --accept/--reject/--add/--remove T, "
-                         "or --undo alone.")
+        raise UsageError(
+            "correct needs a PHOTO with --accept/--reject/--add/--remove T, or --undo alone."
+        )
     settings = _settings(args)
     with _open(args.folder) as library:
         tagger = Tagger(library.store, settings)
@@ -383,8 +387,10 @@ def cmd_review(args: argparse.Namespace) -> int:
         _print_json(items)
     else:
         for item in items:
-            print(f"{item['path']}: {item['tag']}? (score {item['score']:.3f}, "
-                  f"threshold {item['threshold']:.3f})")
+            print(
+                f"{item['path']}: {item['tag']}? (score {item['score']:.3f}, "
+                f"threshold {item['threshold']:.3f})"
+            )
     return 0
 
 
@@ -400,8 +406,17 @@ def cmd_vocab(args: argparse.Namespace) -> int:
             tagger.remove_tags(args.remove)
         tags = library.store.tags()
     if args.json:
-        _print_json([{"name": t.name, "prompts": list(t.prompts), "threshold": t.threshold,
-                      "events": t.events} for t in tags])
+        _print_json(
+            [
+                {
+                    "name": t.name,
+                    "prompts": list(t.prompts),
+                    "threshold": t.threshold,
+                    "events": t.events,
+                }
+                for t in tags
+            ]
+        )
     elif args.list:
         for t in tags:
             print(t.name)
@@ -439,12 +454,18 @@ def cmd_embed(args: argparse.Namespace) -> int:
     texts = encoder.embed_texts(args.text, QUERY_INSTRUCTION) if args.text else []
     photos = [read_photo(p).image for p in args.image]
     vectors = encoder.embed_images(photos) if photos else []
-    _print_json({
-        "model": encoder.model_id,
-        "texts": [{"text": t, "vector": v.tolist()} for t, v in zip(args.text, texts, strict=True)],
-        "images": [{"path": str(p), "vector": v.tolist()}
-                   for p, v in zip(args.image, vectors, strict=True)],
-    })
+    _print_json(
+        {
+            "model": encoder.model_id,
+            "texts": [
+                {"text": t, "vector": v.tolist()} for t, v in zip(args.text, texts, strict=True)
+            ],
+            "images": [
+                {"path": str(p), "vector": v.tolist()}
+                for p, v in zip(args.image, vectors, strict=True)
+            ],
+        }
+    )
     return 0
 
 

@@ -561,6 +561,16 @@ class Store:
 
     # -- embeddings -------------------------------------------------------------
 
+    def requeue_without_vector(self, model_id: str) -> int:
+        """Tagged photos that have no vector from this model become pending again."""
+        cur = self.conn.execute(
+            "UPDATE photos SET status = 'pending', updated_at = ? WHERE status = 'ok' AND "
+            "NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.content_hash = photos.content_hash "
+            "AND e.model_id = ?)",
+            (_now(), model_id),
+        )
+        return cur.rowcount
+
     def put_embeddings(
         self, model_id: str, items: Iterable[tuple[str, np.ndarray]], dtype: str = "float16"
     ) -> None:
@@ -595,15 +605,26 @@ class Store:
         return out
 
     def photo_vectors(
-        self, model_id: str, statuses: Sequence[str] = ("ok",)
+        self,
+        model_id: str,
+        statuses: Sequence[str] = ("ok",),
+        photo_ids: Sequence[int] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(photo ids, float32 matrix) of photos with a vector for this model, by id."""
-        rows = self.conn.execute(
+        sql = (
             f"SELECT p.id, e.dtype, e.dim, e.vector FROM photos p "
             f"JOIN embeddings e ON e.content_hash = p.content_hash AND e.model_id = ? "
-            f"WHERE p.status IN ({_marks(statuses)}) ORDER BY p.id",
-            [model_id, *statuses],
-        ).fetchall()
+            f"WHERE p.status IN ({_marks(statuses)})"
+        )
+        rows = []
+        if photo_ids is None:
+            rows = self.conn.execute(sql + " ORDER BY p.id", [model_id, *statuses]).fetchall()
+        else:
+            for chunk in _chunks(sorted(set(photo_ids)), 500):
+                rows += self.conn.execute(
+                    sql + f" AND p.id IN ({_marks(chunk)}) ORDER BY p.id",
+                    [model_id, *statuses, *chunk],
+                ).fetchall()
         if not rows:
             return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
@@ -699,7 +720,9 @@ class Store:
             out = [PhotoTag(*r[:6], bool(r[6]), r[7]) for r in rows]
             return out
         for chunk in _chunks(list(photo_ids), 500):
-            rows = self.conn.execute(sql + f" WHERE pt.photo_id IN ({_marks(chunk)})" + order, chunk)
+            rows = self.conn.execute(
+                sql + f" WHERE pt.photo_id IN ({_marks(chunk)})" + order, chunk
+            )
             out.extend(PhotoTag(*r[:6], bool(r[6]), r[7]) for r in rows)
         return out
 
@@ -756,9 +779,7 @@ class Store:
                     if old is not None and old[0] != "suggested":
                         continue
                     row = (round(t.score, 6), int(t.fallback), t.confidence)
-                    if old is not None and (
-                        round(old[1] or 0.0, 6), int(old[2]), old[3]
-                    ) == row:
+                    if old is not None and (round(old[1] or 0.0, 6), int(old[2]), old[3]) == row:
                         continue
                     conn.execute(
                         "INSERT INTO photo_tags(photo_id, tag_id, score, source, state, "
@@ -813,9 +834,12 @@ class Store:
         tag_id: int,
         action: str,
         score: float | None,
+        *,
         positive: bool,
+        was_shown: bool,
         previous: PhotoTag | None,
     ) -> int:
+        """Record a correction; `previous` is the cell before it (for undo)."""
         cur = self.conn.execute(
             "INSERT INTO feedback(photo_id, tag_id, action, score, positive, was_suggested, "
             "prev_state, prev_source, prev_score, prev_fallback, at) "
@@ -826,7 +850,7 @@ class Store:
                 action,
                 score,
                 int(positive),
-                int(previous is not None and previous.source == "auto"),
+                int(was_shown),
                 None if previous is None else previous.state,
                 None if previous is None else previous.source,
                 None if previous is None else previous.score,
@@ -843,8 +867,7 @@ class Store:
             "FROM feedback WHERE undone = 0 ORDER BY id"
         )
         return [
-            FeedbackEvent(r[0], r[1], r[2], r[3], r[4], bool(r[5]), bool(r[6]), r[7])
-            for r in rows
+            FeedbackEvent(r[0], r[1], r[2], r[3], r[4], bool(r[5]), bool(r[6]), r[7]) for r in rows
         ]
 
     def undo_last_feedback(self) -> tuple[int, int] | None:

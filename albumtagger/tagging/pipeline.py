@@ -1,0 +1,377 @@
+"""From files to tags: read pending photos, embed them, decide their tags, store it all.
+
+`tag_pending` is the long job: a generator that yields `Progress` and honours a
+`CancelToken` between batches. Files are read (once: hashed and decoded from the same
+bytes) and preprocessed on worker threads while the model works on the current
+batch. Photos are grouped by token count so padding stays small. Each batch's reads,
+vectors and tag decisions are written in one transaction, so an interrupted run
+resumes where it stopped and never does a photo twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from albumtagger.config import Settings
+from albumtagger.errors import UserError
+from albumtagger.library.folder import Library
+from albumtagger.library.scanner import (
+    CancelToken,
+    ReadResult,
+    ScanReport,
+    apply_read,
+    read_file,
+    run_to_end,
+    scan,
+)
+from albumtagger.library.store import PhotoRow
+from albumtagger.tagging import vocabulary
+from albumtagger.tagging.tagger import Tagger
+
+if TYPE_CHECKING:
+    from albumtagger.tagging.encoder import GmeEncoder, PreparedImage
+
+log = logging.getLogger(__name__)
+
+MODEL_ID_KEY = "model_id"
+MODEL_SOURCE_KEY = "model_source"
+READ_WORKERS = 2
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a job is. `rate` is photos per second; `eta_s` the seconds left."""
+
+    phase: str
+    done: int
+    total: int
+    rate: float | None = None
+    eta_s: float | None = None
+    current: str = ""
+
+
+@dataclass
+class TagReport:
+    tagged: int = 0
+    reused: int = 0
+    """Photos whose vector was already stored (copies, moves, a changed model's cache)."""
+    damaged: int = 0
+    gone: int = 0
+    cancelled: bool = False
+    seconds: float = 0.0
+
+
+@dataclass
+class IndexSummary:
+    offline: bool = False
+    scan: ScanReport = field(default_factory=ScanReport)
+    tagging: TagReport = field(default_factory=TagReport)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"offline": self.offline, "scan": asdict(self.scan), "tagging": asdict(self.tagging)}
+
+    def describe(self) -> str:
+        if self.offline:
+            return "The folder is offline (missing or unreadable): nothing was changed."
+        s, t = self.scan, self.tagging
+        lines = [
+            f"Scan: {s.added} new, {s.changed} changed, {s.unchanged} unchanged, "
+            f"{s.missing} missing, {s.returned} back."
+        ]
+        if t.tagged or t.reused or t.damaged:
+            lines.append(
+                f"Tagged {t.tagged + t.reused} photos in {t.seconds:.1f} s"
+                f"{f', {t.damaged} damaged (skipped)' if t.damaged else ''}."
+            )
+        if t.cancelled:
+            lines.append("Stopped early; run again to finish.")
+        lines.extend(f"Could not read {p}: {why}" for p, why in s.problems[:20])
+        return "\n".join(lines)
+
+
+def load_encoder(settings: Settings) -> GmeEncoder:
+    """The GME encoder the settings ask for (imports torch, so only when needed)."""
+    from albumtagger.config import DEFAULT_MODEL
+    from albumtagger.tagging.encoder import GmeEncoder
+
+    m = settings.model
+    if m.min_image_tokens < 4 or m.max_image_tokens < m.min_image_tokens:
+        raise UserError(
+            "The image token budget needs 4 <= --min-image-tokens <= --max-image-tokens."
+        )
+    return GmeEncoder(
+        m.model or DEFAULT_MODEL,
+        revision=m.revision or None,
+        device=m.device,
+        dtype=m.dtype,
+        min_image_tokens=m.min_image_tokens,
+        max_image_tokens=m.max_image_tokens,
+    )
+
+
+def default_batch_size(encoder: GmeEncoder, requested: int) -> int:
+    if requested > 0:
+        return requested
+    return 8 if encoder.device.type == "cuda" else 2
+
+
+# -- the long job -------------------------------------------------------------------
+
+
+@dataclass
+class _Item:
+    """One pending photo on its way through the pipeline."""
+
+    row: PhotoRow
+    read: ReadResult
+    prepared: PreparedImage | None = None
+    error: str | None = None
+
+
+def _read_and_prepare(
+    library: Library, encoder: GmeEncoder, row: PhotoRow, reusable: Callable[[str], bool]
+) -> _Item:
+    from albumtagger.tagging.encoder import prepare_image
+
+    target = encoder.max_image_tokens * 28 * 28
+    read = read_file(
+        library.root, row, target_pixels=target, needs_pixels=lambda h: not reusable(h)
+    )
+    item = _Item(row, read)
+    if read.image is not None:
+        try:
+            item.prepared = prepare_image(
+                read.image, min_tokens=encoder.min_image_tokens, max_tokens=encoder.max_image_tokens
+            )
+        except Exception as exc:  # a decoder quirk must not stop the run
+            log.warning("Cannot prepare %s: %s", row.path, exc)
+            read.error = f"damaged: cannot prepare image ({exc})"
+        read.image = None  # free the decoded pixels early
+    return item
+
+
+def _batches(items: list[_Item], batch_size: int) -> Iterator[list[_Item]]:
+    """Group by token count (similar sizes together) so padding stays small."""
+    items = sorted(items, key=lambda it: it.prepared.n_tokens if it.prepared else 0)
+    for i in range(0, len(items), batch_size):
+        yield items[i : i + batch_size]
+
+
+def tag_pending(
+    library: Library,
+    settings: Settings,
+    encoder: GmeEncoder,
+    cancel: CancelToken | None = None,
+) -> Generator[Progress, None, TagReport]:
+    """Read, embed and tag every pending photo. Yields progress; returns a report."""
+    store = library.store
+    report = TagReport()
+    start = time.monotonic()
+    model_id = encoder.model_id
+    with store.transaction():
+        store.set_setting(MODEL_ID_KEY, model_id)
+        store.set_setting(MODEL_SOURCE_KEY, settings.model.model)
+        store.requeue_without_vector(model_id)
+    vocabulary.seed_vocabulary(store)
+    tagger = Tagger(store, settings, model_id=model_id)
+    tags = store.tags()
+    tag_matrix = vocabulary.tag_vectors(store, encoder, tags)
+    tagger.set_tag_vectors(tags, tag_matrix)
+
+    pending = store.pending_photos()
+    total = len(pending)
+    batch_size = default_batch_size(encoder, settings.model.batch_size)
+    window = max(batch_size * 4, 8)
+    known_hashes = store.embedding_hashes(
+        model_id, [r.content_hash for r in pending if r.content_hash]
+    )
+
+    def reusable(content_hash: str) -> bool:
+        return content_hash in known_hashes or bool(
+            store.embedding_hashes(model_id, [content_hash])
+        )
+
+    done = 0
+    yield Progress("tag", 0, total)
+    with ThreadPoolExecutor(READ_WORKERS, thread_name_prefix="albumtagger-read") as pool:
+        queue: deque[Future[_Item]] = deque()
+        rows = iter(pending)
+
+        def refill() -> None:
+            while len(queue) < 2 * window:
+                row = next(rows, None)
+                if row is None:
+                    return
+                queue.append(pool.submit(_read_and_prepare, library, encoder, row, reusable))
+
+        refill()
+        while queue:
+            if cancel is not None and cancel.cancelled:
+                report.cancelled = True
+                for f in queue:
+                    f.cancel()
+                break
+            chunk = [queue.popleft().result() for _ in range(min(window, len(queue)))]
+            refill()  # the workers read ahead while the model runs
+            to_embed = [it for it in chunk if it.prepared is not None]
+            others = [it for it in chunk if it.prepared is None]
+            if others:
+                _write(store, tagger, others, None, report)
+                done += len(others)
+            for batch in _batches(to_embed, batch_size):
+                if cancel is not None and cancel.cancelled:
+                    report.cancelled = True
+                    break
+                vectors = encoder.embed_prepared([it.prepared for it in batch])
+                _write(store, tagger, batch, vectors, report, model_id=model_id)
+                done += len(batch)
+                elapsed = time.monotonic() - start
+                rate = done / elapsed if elapsed > 0 else None
+                eta = (total - done) / rate if rate else None
+                yield Progress("tag", done, total, rate, eta, batch[-1].row.path)
+            if report.cancelled:
+                for f in queue:
+                    f.cancel()
+                break
+            yield Progress("tag", done, total, current=chunk[-1].row.path)
+    report.seconds = time.monotonic() - start
+    if not report.cancelled and (report.tagged or report.reused):
+        tagger.redecide()
+    return report
+
+
+def _write(
+    store,
+    tagger: Tagger,
+    items: list[_Item],
+    vectors: np.ndarray | None,
+    report: TagReport,
+    model_id: str | None = None,
+) -> None:
+    """One transaction: what reading found, the new vectors, and the tag decisions."""
+    with store.transaction():
+        if vectors is not None:
+            store.put_embeddings(
+                model_id or tagger.model_id,
+                [(it.read.content_hash, v) for it, v in zip(items, vectors, strict=True)],
+            )
+        finished: list[int] = []
+        for it in items:
+            photo_id = apply_read(store, it.read)
+            if photo_id is None:
+                report.gone += it.read.gone
+                report.damaged += it.read.error is not None
+                continue
+            finished.append(photo_id)
+            if vectors is None:
+                report.reused += 1
+            else:
+                report.tagged += 1
+        tagger.tag_photos(finished)
+
+
+def index_folder(
+    library: Library,
+    settings: Settings,
+    *,
+    tag: bool = True,
+    encoder: GmeEncoder | None = None,
+    cancel: CancelToken | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> IndexSummary:
+    """Scan the folder, then (with `tag`) read, embed and tag what is pending."""
+    summary = IndexSummary()
+    vocabulary.seed_vocabulary(library.store)
+    summary.scan = run_to_end(scan(library, cancel))
+    if summary.scan.offline:
+        summary.offline = True
+        return summary
+    if not tag:
+        summary.tagging = _read_only(library, cancel)
+        return summary
+    if not library.store.pending_photos(limit=1) and not _needs_model_change(library, settings):
+        return summary
+    encoder = encoder or load_encoder(settings)
+    gen = tag_pending(library, settings, encoder, cancel)
+    while True:
+        try:
+            progress = next(gen)
+        except StopIteration as stop:
+            summary.tagging = stop.value
+            break
+        if on_progress is not None:
+            on_progress(progress)
+    return summary
+
+
+def _needs_model_change(library: Library, settings: Settings) -> bool:
+    """True when the photos were tagged with another model than the settings name."""
+    return library.store.get_setting(MODEL_SOURCE_KEY) != settings.model.model
+
+
+def _read_only(library: Library, cancel: CancelToken | None) -> TagReport:
+    """`index --scan-only`: hash and check pending photos without the model."""
+    report = TagReport()
+    store = library.store
+    for row in store.pending_photos():
+        if cancel is not None and cancel.cancelled:
+            report.cancelled = True
+            break
+        result = read_file(library.root, row, target_pixels=256 * 256)
+        with store.transaction():
+            apply_read(store, result)
+        report.damaged += result.error is not None
+        report.gone += result.gone
+    return report
+
+
+# -- search -------------------------------------------------------------------------
+
+
+def search(
+    library: Library,
+    settings: Settings,
+    query: str,
+    *,
+    top: int = 20,
+    encoder: GmeEncoder | None = None,
+) -> list[tuple[str, float]]:
+    """Photos ranked by cosine similarity to a free-text query, best first."""
+    query = query.strip()
+    if not query:
+        raise UserError("The search text is empty.")
+    store = library.store
+    model_id = store.get_setting(MODEL_ID_KEY)
+    if model_id is None:
+        raise UserError(f"No photo is tagged yet. Run `albumtagger index {library.root}` first.")
+    from albumtagger.tagging.encoder import QUERY_INSTRUCTION
+
+    cached = store.text_vectors(model_id, QUERY_INSTRUCTION, [query])
+    if query in cached:
+        qvec = cached[query]
+    else:
+        encoder = encoder or load_encoder(settings)
+        if encoder.model_id != model_id:
+            raise UserError(
+                "The library was tagged with another model than the one given; run "
+                f"`albumtagger index {library.root}` with this model first, or pass the "
+                "library's model with --model."
+            )
+        qvec = encoder.embed_texts([query], QUERY_INSTRUCTION)[0]
+        with store.transaction():
+            store.put_text_vectors(model_id, QUERY_INSTRUCTION, [(query, qvec)])
+    ids, matrix = store.photo_vectors(model_id, statuses=("ok",))
+    if len(ids) == 0:
+        return []
+    scores = matrix @ qvec
+    order = np.argsort(-scores, kind="stable")[:top]
+    paths = {r.id: r.path for r in store.photos()}
+    return [(paths[int(ids[i])], float(scores[i])) for i in order]

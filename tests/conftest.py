@@ -1,0 +1,94 @@
+"""Shared test helpers: photos made on the spot, the golden checkpoint, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+TESTS = Path(__file__).resolve().parent
+GOLDEN = TESTS / "data" / "gme-golden"
+GOLDEN_MODEL = GOLDEN / "model"
+REPO = TESTS.parent
+
+
+def make_photo(path: Path, seed: int = 0, size: tuple[int, int] = (96, 64)) -> Path:
+    """Write a small photo with content unique to `seed` (format from the suffix)."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    base = rng.integers(0, 255, size=3)
+    grad = np.linspace(0, 1, w)[None, :, None] * rng.integers(0, 120, size=3)
+    noise = rng.integers(0, 60, size=(h, w, 3))
+    pixels = np.clip(base + grad + noise, 0, 255).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels, "RGB").save(path)
+    return path
+
+
+@pytest.fixture
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Settings and data dirs of our own, so tests never touch the user's."""
+    env = {
+        "ALBUMTAGGER_CONFIG": str(tmp_path / "config" / "config.toml"),
+        "ALBUMTAGGER_DATA_DIR": str(tmp_path / "data"),
+        "HF_HUB_OFFLINE": "1",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+@pytest.fixture
+def golden_env(isolated_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Environment that points albumtagger at the golden checkpoint, fp32 on the CPU,
+    with a small token budget so tests stay fast."""
+    extra = {
+        "ALBUMTAGGER_MODEL": str(GOLDEN_MODEL),
+        "ALBUMTAGGER_DEVICE": "cpu",
+        "ALBUMTAGGER_DTYPE": "float32",
+        "ALBUMTAGGER_MIN_IMAGE_TOKENS": "4",
+        "ALBUMTAGGER_MAX_IMAGE_TOKENS": "16",
+        "ALBUMTAGGER_BATCH_SIZE": "8",
+    }
+    for key, value in extra.items():
+        monkeypatch.setenv(key, value)
+    return {**isolated_env, **extra}
+
+
+def run_cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    timeout: float = 300,
+    user: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m albumtagger ARGS` in a subprocess, as a user would."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "albumtagger", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=REPO,
+        user=user,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"albumtagger {' '.join(args)} exited {proc.returncode}\n"
+            f"stdout: {proc.stdout}\nstderr: {proc.stderr}"
+        )
+    return proc
+
+
+def cli_json(*args: str, env: dict[str, str] | None = None) -> object:
+    return json.loads(run_cli(*args, "--json", env=env).stdout)
