@@ -1,0 +1,157 @@
+"""Tag decisions over a real sidecar with synthetic vectors: corrections, undo,
+vocabulary changes re-scoring from stored vectors, the review queue."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from albumtagger.config import Settings
+from albumtagger.library.store import Store
+from albumtagger.tagging.encoder import QUERY_INSTRUCTION
+from albumtagger.tagging.tagger import Tagger
+
+DIM = 256
+MODEL = "test-model"
+NAMES = ["dog", "cat", "beach", "snow", *(f"tag{i}" for i in range(16))]
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(np.float32)
+
+
+class FakeTextEncoder:
+    """Deterministic text vectors (stands in for GME only where prompts are new)."""
+
+    model_id = MODEL
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def embed_texts(self, texts, instruction=QUERY_INSTRUCTION) -> np.ndarray:
+        self.calls.append(list(texts))
+        out = []
+        for t in texts:
+            rng = np.random.default_rng(abs(hash(t)) % 2**32)
+            out.append(rng.normal(size=DIM))
+        return _unit(np.array(out))
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> tuple[Store, np.ndarray]:
+    """400 photos; photo i is near tag (i % 20)'s vector, so each tag has a clear set
+    (5% of the library, a typical prevalence)."""
+    store = Store(tmp_path / "lib.sqlite", backups=False)
+    rng = np.random.default_rng(0)
+    names = NAMES
+    tag_vecs = _unit(rng.normal(size=(len(names), DIM)))
+    with store.transaction():
+        store.add_tags((n, [n]) for n in names)
+        store.put_text_vectors(MODEL, QUERY_INSTRUCTION, zip(names, tag_vecs, strict=True))
+        store.set_setting("model_id", MODEL)
+        items = []
+        for i in range(400):
+            pid = store.add_photo(f"p{i:03d}.jpg", 1, 1)
+            h = f"h{i}"
+            store.record_read(pid, content_hash=h, size=1, mtime_ns=1, width=1, height=1)
+            strength = rng.uniform(0.2, 1.0)
+            noise = rng.normal(size=DIM) / np.sqrt(DIM)
+            items.append((h, _unit(tag_vecs[i % len(names)] * strength + noise)))
+        store.put_embeddings(MODEL, items)
+        store.set_status(range(1, 401), "ok")
+    yield store, tag_vecs
+    store.close()
+
+
+def _cells(store: Store) -> dict[tuple[str, str], tuple[str, str]]:
+    paths = {r.id: r.path for r in store.photos()}
+    return {(paths[t.photo_id], t.name): (t.state, t.source) for t in store.photo_tags()}
+
+
+def test_redecide_writes_suggestions_capped_and_ranked(library) -> None:
+    store, _ = library
+    tagger = Tagger(store, Settings())
+    changed = tagger.redecide()
+    assert changed > 0
+    per_photo: dict[str, list[str]] = {}
+    for (path, name), (state, source) in _cells(store).items():
+        assert (state, source) == ("suggested", "auto")
+        per_photo.setdefault(path, []).append(name)
+    assert all(len(v) <= 10 for v in per_photo.values())
+    # Photo i is built near tag i % 20: that tag is among its suggestions for most photos.
+    hits = sum(NAMES[int(p[1:4]) % len(NAMES)] in v for p, v in per_photo.items())
+    assert hits >= 300
+    # Deciding again changes nothing.
+    assert Tagger(store, Settings()).redecide() == 0
+
+
+def test_correction_is_stored_learns_and_undo_restores_everything(library) -> None:
+    store, _ = library
+    Tagger(store, Settings()).redecide()
+    before = _cells(store)
+    thresholds_before = {t.name: t.threshold for t in store.tags()}
+    tagger = Tagger(store, Settings())
+    suggested = [k for k, v in before.items() if k[1] == "dog" and v[0] == "suggested"]
+    path = suggested[0][0]
+    result = tagger.correct(path, "dog", "reject")
+    assert result.threshold_before is not None
+    cells = _cells(store)
+    assert cells[(path, "dog")] == ("rejected", "auto")
+    [event] = store.feedback()
+    assert (event.action, event.positive, event.was_suggested) == ("reject", False, True)
+    # A rejected tag never comes back, whatever the thresholds do.
+    Tagger(store, Settings()).redecide()
+    assert _cells(store)[(path, "dog")] == ("rejected", "auto")
+
+    undone = Tagger(store, Settings()).undo()
+    assert undone is not None and undone.action == "undo"
+    assert _cells(store) == before
+    assert {t.name: t.threshold for t in store.tags()} == pytest.approx(thresholds_before)
+    assert store.feedback() == []
+
+
+def test_add_and_remove_on_a_photo(library) -> None:
+    store, _ = library
+    tagger = Tagger(store, Settings())
+    tagger.redecide()
+    not_snow = next(
+        p.path for p in store.photos() if ("snow" not in {t.name for t in store.photo_tags([p.id])})
+    )
+    tagger.correct(not_snow, "snow", "add")
+    assert _cells(store)[(not_snow, "snow")] == ("accepted", "user")
+    event = store.feedback()[-1]
+    assert (event.action, event.positive, event.was_suggested) == ("add", True, False)
+    tagger.correct(not_snow, "snow", "remove")
+    assert _cells(store)[(not_snow, "snow")] == ("rejected", "user")
+
+
+def test_new_tag_scores_the_library_from_stored_vectors(library) -> None:
+    store, _ = library
+    Tagger(store, Settings()).redecide()
+    encoder = FakeTextEncoder()
+    tagger = Tagger(store, Settings(), encoder_factory=lambda: encoder)
+    tagger.add_tags(["sunset: a sunset | sunset sky"])
+    assert encoder.calls == [["a sunset", "sunset sky"]]  # prompts only, never a photo
+    tag = store.tag_by_name("sunset")
+    assert tag.prompts == ("a sunset", "sunset sky")
+    assert tag.threshold is not None
+    # Cached now: a second tagger needs no encoder at all.
+    Tagger(store, Settings(), encoder_factory=lambda: pytest.fail("no encoder")).redecide()
+    tagger.remove_tags(["sunset"])
+    assert store.tag_by_name("sunset") is None
+    assert all(name != "sunset" for _, name in _cells(store))
+
+
+def test_review_queue_skips_decided_cells(library) -> None:
+    store, _ = library
+    tagger = Tagger(store, Settings())
+    tagger.redecide()
+    queue = tagger.review_queue(limit=4)
+    assert 1 <= len(queue) <= 4
+    first = queue[0]
+    tagger.correct(first["path"], first["tag"], "accept" if first["suggested"] else "reject")
+    again = Tagger(store, Settings()).review_queue(limit=50)
+    assert (first["path"], first["tag"]) not in {(q["path"], q["tag"]) for q in again}
+    assert len({q["tag"] for q in queue}) == len(queue)  # one per tag by default
