@@ -1,0 +1,873 @@
+"""Tag decisions: per-tag thresholds, per-photo decisions, learning from corrections.
+
+The one module that decides which tags a photo gets. Pure NumPy, array in and array out:
+the store keeps the [photos x tags] score matrix, the user's per-cell decisions and the
+feedback events, and calls these functions.
+
+Codes (all int8 matrices are [photos x tags]):
+
+- user state: `USER_NONE` 0, `USER_ACCEPTED` 1 (accepted or added), `USER_REJECTED` -1
+  (rejected or removed).
+- decision state: `STATE_NONE` 0, `STATE_SUGGESTED` 1, `STATE_FALLBACK` 2 (suggested by
+  the fallback, low confidence), `STATE_USER` 3 (accepted or added by the user).
+- confidence: `CONF_NONE` 0, `CONF_LOW` 1, `CONF_MEDIUM` 2, `CONF_HIGH` 3.
+- feedback event kinds (see `Feedback.kinds`): `EVENT_TP` accept (a shown tag confirmed),
+  `EVENT_FP` reject/remove (a shown tag denied), `EVENT_FN` add (a tag that was not shown
+  confirmed), `EVENT_TN` a tag that was not shown denied (a "no" in the review queue).
+
+Thresholds: each tag starts from a prior taken from its library-wide score distribution
+(`ThresholdSettings.prior`; "fixed" is the plain base threshold). Labelled feedback fits a
+per-tag logistic model of P(tag applies | score), anchored on the prior, and the threshold
+maximises the expected F-beta over all of the tag's library scores under that model; the
+result is shrunk toward the prior by the tag's number of labels. Labels picked near a
+threshold (the review queue) are not a sample of the library, but a model of P(y | score)
+is not biased by choosing *which scores* get labelled, so this avoids the bias of
+computing F-beta on the labels alone. The global controller (the tutorial's rule) moves
+the base threshold from ordinary corrections; the base is the prior of the "fixed"
+strategy, and moves the distribution priors only if `controller_shifts_priors` is set.
+
+Undo is exact because thresholds are a pure function of (scores, feedback, settings):
+delete the event, restore the user state, fit and decide again.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from albumtagger.errors import UserError
+
+USER_NONE, USER_ACCEPTED, USER_REJECTED = 0, 1, -1
+STATE_NONE, STATE_SUGGESTED, STATE_FALLBACK, STATE_USER = 0, 1, 2, 3
+CONF_NONE, CONF_LOW, CONF_MEDIUM, CONF_HIGH = 0, 1, 2, 3
+EVENT_TP, EVENT_FP, EVENT_FN, EVENT_TN = 1, 2, 3, 4
+
+PREFERENCE_BETA = {"precision": 0.5, "balanced": 1.0, "recall": 2.0}
+PRIORS = ("fixed", "mean_std", "percentile", "robust")
+RANKINGS = ("margin", "score")
+
+_MAD_TO_STD = 1.4826
+_MIN_SCALE = 1e-4
+_ROW_CHUNK = 8192
+
+
+@dataclass
+class ThresholdSettings:
+    """Every number of the tagging policy (defaults from the source tutorial)."""
+
+    base_threshold: float = 0.25
+    """Starting base threshold; the controller moves it within [min_base, max_base]."""
+    max_tags: int = 10
+    """At most this many tags per photo (user-accepted tags included)."""
+    min_tags: int = 3
+    """Fewer passing tags than this triggers the fallback."""
+    fallback_factor: float = 0.8
+    """The fallback lowers every threshold by this factor."""
+    fallback_tags: int = 5
+    """The fallback fills the photo up to this many tags."""
+    rank_by: str = "margin"
+    """Order of "best first": "margin" (score minus the tag's threshold) or "score"."""
+    controller_window: int = 100
+    controller_min_events: int = 50
+    max_false_positive_rate: float = 0.10
+    max_false_negative_rate: float = 0.15
+    controller_step: float = 0.01
+    min_base: float = 0.10
+    max_base: float = 0.50
+    controller_shifts_priors: bool = False
+    """Move every distribution prior by the controller's change of the base (the "fixed"
+    prior is the base itself either way)."""
+    preference: str = "balanced"
+    """precision | balanced | recall: beta 0.5, 1 or 2 of the F-beta that thresholds maximise."""
+    beta: float = 0.0
+    """An explicit F-beta beta; 0 means take it from `preference`."""
+    prior: str = "robust"
+    """fixed (the base) | mean_std | percentile | robust (median + k * scaled MAD)."""
+    prior_std_factor: float = 0.5
+    """mean_std prior: mean + this * std of the tag's library scores."""
+    prior_percentile: float = 95.0
+    """percentile prior: this percentile of the tag's library scores."""
+    prior_mad_factor: float = 3.0
+    """robust prior: median + this * 1.4826 * MAD of the tag's library scores."""
+    shrinkage_events: float = 3.0
+    """With n labels a tag's threshold moves n / (n + this) of the way from prior to fit."""
+    calibration_slope: float = 3.0
+    """Prior mean of the logistic slope per robust-std unit of the tag's scores."""
+    calibration_slope_sd: float = 2.0
+    calibration_offset_sd: float = 2.0
+    """Prior sd of the logit at the prior threshold."""
+    calibration_anchor_weight: float = 5.0
+    """Weight of a pseudo-negative label at the tag's median score (most photos do not
+    show a given tag), which keeps the fitted slope from flattening."""
+    confidence_high_margin: float = 1.0
+    """High confidence: margin over the threshold of at least this many robust stds ..."""
+    confidence_high_position: float = 3.0
+    """... and a score at least this many robust stds above the tag's median."""
+    confidence_medium_margin: float = 0.25
+    """Medium confidence: margin of at least this many robust stds."""
+    review_per_tag: int = 1
+    """At most this many review-queue items per tag (0: no limit)."""
+
+    def validate(self) -> None:
+        """Raise `UserError` for a value that makes no sense."""
+        if self.preference not in PREFERENCE_BETA:
+            raise UserError(
+                f"Setting thresholds.preference is {self.preference!r}; "
+                f"use one of {', '.join(PREFERENCE_BETA)}."
+            )
+        if self.prior not in PRIORS:
+            raise UserError(
+                f"Setting thresholds.prior is {self.prior!r}; use one of {', '.join(PRIORS)}."
+            )
+        if self.rank_by not in RANKINGS:
+            raise UserError(
+                f"Setting thresholds.rank_by is {self.rank_by!r}; use one of {', '.join(RANKINGS)}."
+            )
+        for name in ("max_tags", "controller_window"):
+            if getattr(self, name) < 1:
+                raise UserError(f"Setting thresholds.{name} must be at least 1.")
+        for name in ("min_tags", "fallback_tags", "controller_min_events", "review_per_tag"):
+            if getattr(self, name) < 0:
+                raise UserError(f"Setting thresholds.{name} must not be negative.")
+        if not self.min_base <= self.max_base:
+            raise UserError("Settings thresholds.min_base must not exceed thresholds.max_base.")
+        if not 0.0 < self.fallback_factor <= 1.0:
+            raise UserError("Setting thresholds.fallback_factor must be in (0, 1].")
+        if self.beta < 0 or self.shrinkage_events < 0:
+            raise UserError("Settings thresholds.beta and shrinkage_events must not be negative.")
+        if not 0.0 <= self.prior_percentile <= 100.0:
+            raise UserError("Setting thresholds.prior_percentile must be in [0, 100].")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UserError(f"Setting thresholds.{f.name} must be a finite number.")
+
+    @property
+    def effective_beta(self) -> float:
+        """The F-beta beta in use: `beta` when set, else the one of `preference`."""
+        return self.beta if self.beta > 0 else PREFERENCE_BETA[self.preference]
+
+
+@dataclass
+class Decisions:
+    """Decision and confidence codes for a whole library, int8 [photos x tags]."""
+
+    state: np.ndarray
+    confidence: np.ndarray
+
+    def included(self) -> np.ndarray:
+        """Boolean [photos x tags]: the tag is on the photo (suggested, fallback or user)."""
+        return self.state != STATE_NONE
+
+
+@dataclass(frozen=True)
+class TagStats:
+    """Each tag's library-wide score distribution, float64 [tags]."""
+
+    median: np.ndarray
+    scale: np.ndarray
+    """Robust std: 1.4826 * median absolute deviation (floored at 1e-4)."""
+    mean: np.ndarray
+    std: np.ndarray
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """Feedback events in the order they happened (one entry per accept, reject, add,
+    remove or review answer).
+
+    `positive`: the user says the tag applies (accept, add, "yes").
+    `suggested`: the tag was suggested by passing its threshold when the user acted
+    (decision state STATE_SUGGESTED; not a fallback or user tag). A "no" to it is a false
+    positive, a "yes" a true positive; on any other tag "yes" is a false negative and
+    "no" a true negative.
+    `review`: the event answers the review queue (None: no event does). Review answers
+    are labels for the per-tag fits but not input to the global controller: they are
+    picked at the threshold, where about half the answers are errors by construction,
+    and would drive the controller to a clamp.
+    """
+
+    photo: np.ndarray
+    tag: np.ndarray
+    positive: np.ndarray
+    suggested: np.ndarray
+    review: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "photo", np.asarray(self.photo, dtype=np.int64).ravel())
+        object.__setattr__(self, "tag", np.asarray(self.tag, dtype=np.int64).ravel())
+        object.__setattr__(self, "positive", np.asarray(self.positive, dtype=bool).ravel())
+        object.__setattr__(self, "suggested", np.asarray(self.suggested, dtype=bool).ravel())
+        n = self.photo.size
+        review = np.zeros(n, dtype=bool) if self.review is None else self.review
+        object.__setattr__(self, "review", np.asarray(review, dtype=bool).ravel())
+        if not self.tag.size == self.positive.size == self.suggested.size == self.review.size == n:
+            raise ValueError("Feedback arrays must have the same length")
+
+    @classmethod
+    def from_events(
+        cls, events: Iterable[tuple[int, int, bool, bool] | tuple[int, int, bool, bool, bool]]
+    ) -> Feedback:
+        """From (photo, tag, positive, suggested[, review]) tuples, oldest first."""
+        rows = [tuple(e) + (False,) * (5 - len(e)) for e in events]
+        if not rows:
+            return cls.empty()
+        photo, tag, positive, suggested, review = zip(*rows, strict=True)
+        return cls(
+            np.array(photo),
+            np.array(tag),
+            np.array(positive),
+            np.array(suggested),
+            np.array(review),
+        )
+
+    @classmethod
+    def empty(cls) -> Feedback:
+        return cls(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0))
+
+    def __len__(self) -> int:
+        return int(self.photo.size)
+
+    @property
+    def kinds(self) -> np.ndarray:
+        """int8 event kinds (EVENT_TP / EVENT_FP / EVENT_FN / EVENT_TN), oldest first."""
+        kinds = np.where(
+            self.suggested,
+            np.where(self.positive, EVENT_TP, EVENT_FP),
+            np.where(self.positive, EVENT_FN, EVENT_TN),
+        )
+        return kinds.astype(np.int8)
+
+    @property
+    def controller_kinds(self) -> np.ndarray:
+        """`kinds` of the events the global controller counts (all but review answers)."""
+        return self.kinds[~self.review]
+
+    def labels(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(photo, tag, positive) with one entry per cell: the latest event wins."""
+        if len(self) == 0:
+            return self.photo, self.tag, self.positive
+        order = np.lexsort((np.arange(len(self)), self.tag, self.photo))
+        photo, tag = self.photo[order], self.tag[order]
+        last = np.ones(order.size, dtype=bool)
+        last[:-1] = (photo[1:] != photo[:-1]) | (tag[1:] != tag[:-1])
+        keep = order[last]
+        return self.photo[keep], self.tag[keep], self.positive[keep]
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def _as_scores(scores: np.ndarray) -> np.ndarray:
+    scores = np.asarray(scores)
+    if scores.ndim != 2:
+        raise ValueError("scores must be a [photos x tags] matrix")
+    if scores.dtype not in (np.float32, np.float64):
+        scores = scores.astype(np.float32)
+    return scores
+
+
+def _tag_indices(tags: Sequence[int] | np.ndarray | None, n_tags: int) -> np.ndarray:
+    if tags is None:
+        return np.arange(n_tags)
+    idx = np.asarray(tags, dtype=np.int64).ravel()
+    if idx.size and (idx.min() < 0 or idx.max() >= n_tags):
+        raise IndexError("tag index out of range")
+    return idx
+
+
+def tag_stats(scores: np.ndarray, tags: Sequence[int] | np.ndarray | None = None) -> TagStats:
+    """Median, robust std, mean and std of each tag's library scores (NaN ignored).
+
+    Arrays cover `tags` in that order (all tags by default). Compute once per score
+    matrix and pass it on: it is the slow part (a median over the whole library).
+    """
+    scores = _as_scores(scores)
+    idx = _tag_indices(tags, scores.shape[1])
+    cols = scores if tags is None else scores[:, idx]
+    if cols.shape[0] == 0:
+        zeros = np.zeros(idx.size)
+        return TagStats(zeros, np.full(idx.size, _MIN_SCALE), zeros, zeros)
+    finite = bool(np.isfinite(cols).all())
+    median_fn = np.median if finite else np.nanmedian
+    median = np.asarray(median_fn(cols, axis=0), dtype=np.float64)
+    mad = np.asarray(median_fn(np.abs(cols - median.astype(cols.dtype)), axis=0), np.float64)
+    scale = np.maximum(_MAD_TO_STD * np.nan_to_num(mad), _MIN_SCALE)
+    mean_fn, std_fn = (np.mean, np.std) if finite else (np.nanmean, np.nanstd)
+    mean = np.asarray(mean_fn(cols, axis=0, dtype=np.float64))
+    std = np.asarray(std_fn(cols, axis=0, dtype=np.float64))
+    return TagStats(np.nan_to_num(median), scale, np.nan_to_num(mean), np.nan_to_num(std))
+
+
+def _stats_for(
+    scores: np.ndarray, stats: TagStats | None, idx: np.ndarray, subset: bool
+) -> TagStats:
+    if stats is None:
+        return tag_stats(scores, idx if subset else None)
+    if not subset:
+        return stats
+    return TagStats(stats.median[idx], stats.scale[idx], stats.mean[idx], stats.std[idx])
+
+
+# ------------------------------------------------------------------------------ priors
+
+
+def prior_thresholds(
+    scores: np.ndarray,
+    settings: ThresholdSettings,
+    *,
+    base: float | None = None,
+    stats: TagStats | None = None,
+    tags: Sequence[int] | np.ndarray | None = None,
+) -> np.ndarray:
+    """Per-tag thresholds before any label, float64 [len(tags)] (all tags by default).
+
+    Strategy `settings.prior`: "fixed" is the base itself; "mean_std" mean + k * std;
+    "percentile" a percentile; "robust" median + k * robust std (all of the tag's library
+    scores). With `controller_shifts_priors`, a base moved away from `base_threshold`
+    shifts the distribution priors by the same amount.
+    """
+    scores = _as_scores(scores)
+    idx = _tag_indices(tags, scores.shape[1])
+    base = settings.base_threshold if base is None else float(base)
+    st = (
+        None
+        if settings.prior in ("fixed", "percentile")
+        else _stats_for(scores, stats, idx, tags is not None)
+    )
+    return _prior(scores, settings, base, st, idx, tags is not None)
+
+
+def _prior(
+    scores: np.ndarray,
+    settings: ThresholdSettings,
+    base: float,
+    st: TagStats | None,
+    idx: np.ndarray,
+    subset: bool,
+) -> np.ndarray:
+    """Priors for tags `idx`; `st` holds the stats of exactly those tags."""
+    if settings.prior == "fixed":
+        return np.full(idx.size, base)
+    shift = base - settings.base_threshold if settings.controller_shifts_priors else 0.0
+    if settings.prior == "percentile":
+        cols = scores[:, idx] if subset else scores
+        if cols.shape[0] == 0:
+            return np.full(idx.size, base)
+        pct = np.nanpercentile(cols, settings.prior_percentile, axis=0)
+        return np.asarray(pct, dtype=np.float64) + shift
+    assert st is not None
+    if settings.prior == "mean_std":
+        return st.mean + settings.prior_std_factor * st.std + shift
+    if settings.prior == "robust":
+        return st.median + settings.prior_mad_factor * st.scale + shift
+    raise UserError(f"Setting thresholds.prior is {settings.prior!r}; use one of {PRIORS}.")
+
+
+# -------------------------------------------------------------------------- controller
+
+
+def controller_update(
+    kinds: Sequence[int] | np.ndarray, base: float, settings: ThresholdSettings
+) -> float:
+    """One controller step after the latest event: the base after `kinds` (oldest first).
+
+    Nothing happens before `controller_min_events` events. Over the last
+    `controller_window` events, a false-positive share (EVENT_FP) above
+    `max_false_positive_rate` raises the base by `controller_step`, a false-negative share
+    (EVENT_FN) above `max_false_negative_rate` lowers it (both: no change); the result is
+    clamped to [min_base, max_base].
+    """
+    kinds = np.asarray(kinds)
+    n_events = kinds.size
+    if n_events < max(settings.controller_min_events, 1):
+        return float(base)
+    window = kinds[-settings.controller_window :]
+    n = window.size
+    fp_rate = np.count_nonzero(window == EVENT_FP) / n
+    fn_rate = np.count_nonzero(window == EVENT_FN) / n
+    delta = 0.0
+    if fp_rate > settings.max_false_positive_rate:
+        delta += settings.controller_step
+    if fn_rate > settings.max_false_negative_rate:
+        delta -= settings.controller_step
+    return _clamp_base(base + delta, settings)
+
+
+def _clamp_base(base: float, settings: ThresholdSettings) -> float:
+    return round(min(max(base, settings.min_base), settings.max_base), 10)
+
+
+def controller_base(kinds: Sequence[int] | np.ndarray, settings: ThresholdSettings) -> float:
+    """The base after replaying every event from `settings.base_threshold`.
+
+    Equal to folding `controller_update` over each prefix of `kinds`; a pure function of
+    the event list, so deleting an event (undo) and replaying is exact.
+    """
+    kinds = np.asarray(kinds)
+    base = _clamp_base(settings.base_threshold, settings)
+    n_events = kinds.size
+    start = max(settings.controller_min_events, 1)
+    if n_events < start:
+        return base
+    w = settings.controller_window
+    cfp = np.concatenate(([0], np.cumsum(kinds == EVENT_FP)))
+    cfn = np.concatenate(([0], np.cumsum(kinds == EVENT_FN)))
+    ends = np.arange(start, n_events + 1)
+    begins = np.maximum(ends - w, 0)
+    n = (ends - begins).astype(np.float64)
+    fp_rate = (cfp[ends] - cfp[begins]) / n
+    fn_rate = (cfn[ends] - cfn[begins]) / n
+    step = settings.controller_step
+    up = fp_rate > settings.max_false_positive_rate
+    down = fn_rate > settings.max_false_negative_rate
+    for u, d in zip(up.tolist(), down.tolist(), strict=True):
+        if u != d:
+            base = _clamp_base(base + (step if u else -step), settings)
+    return base
+
+
+# --------------------------------------------------------------------------------- fit
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def _fit_logistic(
+    z: np.ndarray,
+    y: np.ndarray,
+    settings: ThresholdSettings,
+    anchor_z: float | None = None,
+) -> tuple[float, float]:
+    """MAP logistic regression logit = w0 + w1 * z, Gaussian prior on (w0, w1), plus
+    `calibration_anchor_weight` pseudo-negatives at `anchor_z` (the tag's median).
+
+    Damped Newton steps (backtracking on the convex objective), so it always converges.
+    """
+    m = np.array([0.0, settings.calibration_slope])
+    prec = np.array(
+        [
+            1.0 / max(settings.calibration_offset_sd, 1e-6) ** 2,
+            1.0 / max(settings.calibration_slope_sd, 1e-6) ** 2,
+        ]
+    )
+    zz = np.asarray(z, dtype=np.float64)
+    yf = np.asarray(y, dtype=np.float64)
+    wt = np.ones(zz.size)
+    if anchor_z is not None and settings.calibration_anchor_weight > 0:
+        zz = np.append(zz, anchor_z)
+        yf = np.append(yf, 0.0)
+        wt = np.append(wt, settings.calibration_anchor_weight)
+    w = m.copy()
+    if z.size == 0:
+        return float(w[0]), float(w[1])
+
+    def objective(v: np.ndarray) -> float:
+        logit = v[0] + v[1] * zz
+        nll = np.sum(wt * (np.logaddexp(0.0, logit) - yf * logit))
+        return float(nll + 0.5 * np.sum(prec * (v - m) ** 2))
+
+    current = objective(w)
+    for _ in range(100):
+        p = _sigmoid(w[0] + w[1] * zz)
+        r = wt * (p - yf)
+        g = np.array([r.sum(), (r * zz).sum()]) + prec * (w - m)
+        s = wt * p * (1.0 - p)
+        h00 = s.sum() + prec[0]
+        h01 = (s * zz).sum()
+        h11 = (s * zz * zz).sum() + prec[1]
+        det = h00 * h11 - h01 * h01
+        step = np.array([h11 * g[0] - h01 * g[1], h00 * g[1] - h01 * g[0]]) / det
+        t = 1.0
+        while True:
+            candidate = w - t * step
+            value = objective(candidate)
+            if value <= current or t < 1e-8:
+                break
+            t *= 0.5
+        if value > current:
+            break
+        w, improvement, current = candidate, current - value, value
+        if float(np.abs(t * step).max()) < 1e-9 or improvement < 1e-12:
+            break
+    return float(w[0]), float(w[1])
+
+
+def _expected_fbeta_threshold(
+    scores_desc: np.ndarray, p: np.ndarray, n_pos_fixed: float, beta: float
+) -> float:
+    """Threshold maximising the expected F-beta when the photo with score
+    `scores_desc[i]` (sorted descending) is positive with probability `p[i]`;
+    `n_pos_fixed` labelled positives are included whatever the threshold."""
+    s = scores_desc
+    if s.size == 0:
+        return math.inf
+    cum = np.concatenate(([0.0], np.cumsum(p)))
+    b2 = beta * beta
+    total_pos = cum[-1] + n_pos_fixed
+    j = np.arange(s.size + 1)
+    f = (1.0 + b2) * (cum + n_pos_fixed) / np.maximum(b2 * total_pos + j + n_pos_fixed, 1e-12)
+    # a threshold can only fall between two different scores
+    f[1:-1][s[1:] == s[:-1]] = -1.0
+    best = int(np.argmax(f))
+    if best == 0:
+        return float(s[0]) + 1e-6
+    if best == s.size:
+        return float(s[-1])
+    return 0.5 * (float(s[best - 1]) + float(s[best]))
+
+
+def fit_thresholds(
+    scores: np.ndarray,
+    feedback: Feedback,
+    settings: ThresholdSettings,
+    *,
+    stats: TagStats | None = None,
+    tags: Sequence[int] | np.ndarray | None = None,
+    base: float | None = None,
+) -> np.ndarray:
+    """Per-tag thresholds from the library scores and the feedback, float64 [len(tags)].
+
+    For each tag: prior threshold c (`prior_thresholds`, with the controller's base
+    replayed from the feedback unless `base` is given); labels are the latest event per
+    (photo, tag); a logistic model of P(applies | z), z = (score - c) / robust std, is
+    fitted (MAP, prior mean `calibration_slope`); the threshold maximising the expected
+    F-beta over all of the tag's unlabelled library scores (labelled positives count as
+    found) is moved n / (n + shrinkage_events) of the way from c, n = the tag's labels.
+    A pure function of its arguments: fit after an event and its undo equals fit before.
+    """
+    scores = _as_scores(scores)
+    n_photos, n_tags = scores.shape
+    idx = _tag_indices(tags, n_tags)
+    subset = tags is not None
+    if base is None:
+        base = controller_base(feedback.controller_kinds, settings)
+    st = _stats_for(scores, stats, idx, subset)
+    prior = _prior(scores, settings, float(base), st, idx, subset)
+    out = prior.astype(np.float64).copy()
+    photo, tag, positive = feedback.labels()
+    if photo.size == 0:
+        return out
+    valid = (photo >= 0) & (photo < n_photos) & (tag >= 0) & (tag < n_tags)
+    photo, tag, positive = photo[valid], tag[valid], positive[valid]
+    position = np.full(n_tags, -1, dtype=np.int64)
+    position[idx] = np.arange(idx.size)
+    wanted = position[tag] >= 0
+    photo, tag, positive = photo[wanted], tag[wanted], positive[wanted]
+    if photo.size == 0:
+        return out
+    order = np.argsort(tag, kind="stable")
+    photo, tag, positive = photo[order], tag[order], positive[order]
+    bounds = np.flatnonzero(np.diff(tag)) + 1
+    beta = settings.effective_beta
+    for ph, tg, pos in zip(
+        np.split(photo, bounds), np.split(tag, bounds), np.split(positive, bounds), strict=True
+    ):
+        t = int(tg[0])
+        k = int(position[t])
+        column = np.asarray(scores[:, t], dtype=np.float64)
+        label_scores = column[ph]
+        keep = np.isfinite(label_scores)
+        ph, pos, label_scores = ph[keep], pos[keep], label_scores[keep]
+        n = ph.size
+        if n == 0:
+            continue
+        c, scale = float(prior[k]), float(st.scale[k])
+        anchor = (float(st.median[k]) - c) / scale
+        w0, w1 = _fit_logistic((label_scores - c) / scale, pos, settings, anchor)
+        unlabelled = np.isfinite(column)
+        unlabelled[ph] = False
+        rest = np.sort(column[unlabelled])[::-1]
+        p = _sigmoid(w0 + w1 * (rest - c) / scale)
+        fitted = _expected_fbeta_threshold(rest, p, float(np.count_nonzero(pos)), beta)
+        if not math.isfinite(fitted):
+            continue
+        weight = n / (n + settings.shrinkage_events)
+        out[k] = c + weight * (fitted - c)
+    return out
+
+
+# ---------------------------------------------------------------------------- decisions
+
+
+def confidence(
+    scores: np.ndarray,
+    thresholds: np.ndarray,
+    median: np.ndarray,
+    scale: np.ndarray,
+    settings: ThresholdSettings,
+) -> np.ndarray:
+    """Confidence codes (int8, broadcast shape) of passing auto suggestions.
+
+    Margin and position are in units of the tag's robust std: high when the margin over
+    the threshold is at least `confidence_high_margin` and the score sits at least
+    `confidence_high_position` above the tag's library median; medium when the margin is
+    at least `confidence_medium_margin`; low otherwise.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    margin = (scores - thresholds) / scale
+    position = (scores - median) / scale
+    high = (margin >= settings.confidence_high_margin) & (
+        position >= settings.confidence_high_position
+    )
+    medium = margin >= settings.confidence_medium_margin
+    return np.where(high, CONF_HIGH, np.where(medium, CONF_MEDIUM, CONF_LOW)).astype(np.int8)
+
+
+def _top_k(keys: np.ndarray, eligible: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Per row, the k[r] eligible cells with the largest keys; ties go to the lower tag.
+
+    Depends on each row's content only, so any subset of rows gives the same answer.
+    """
+    out = eligible.copy()
+    count = np.count_nonzero(eligible, axis=1)
+    over = np.flatnonzero(count > k)
+    if over.size == 0:
+        return out
+    kk = k[over]
+    out[over[kk <= 0]] = False
+    live = kk > 0
+    over, kk = over[live], kk[live]
+    if over.size == 0:
+        return out
+    elig = eligible[over]
+    masked = np.where(elig, keys[over], -np.inf)
+    kmax = int(kk.max())
+    neg = -masked
+    part = np.partition(neg, kmax - 1, axis=1)[:, :kmax] if kmax < neg.shape[1] else neg
+    part = np.sort(part, axis=1)
+    kth = -part[np.arange(over.size), kk - 1]
+    above = masked > kth[:, None]
+    tie = masked == kth[:, None]
+    need = kk - np.count_nonzero(above, axis=1)
+    tie &= np.cumsum(tie, axis=1) <= need[:, None]
+    out[over] = above | tie
+    return out
+
+
+def _prepare(
+    scores: np.ndarray, thresholds: np.ndarray, settings: ThresholdSettings
+) -> tuple[np.ndarray, np.ndarray]:
+    th = np.asarray(thresholds, dtype=scores.dtype).ravel()
+    if th.size != scores.shape[1]:
+        raise ValueError("thresholds must have one value per tag")
+    lowered = th * np.asarray(settings.fallback_factor, dtype=scores.dtype)
+    return th, np.minimum(th, lowered)
+
+
+def _decide_rows(
+    scores: np.ndarray,
+    th: np.ndarray,
+    lowered: np.ndarray,
+    user: np.ndarray,
+    median: np.ndarray,
+    scale: np.ndarray,
+    settings: ThresholdSettings,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decide a block of rows: (state, confidence) int8 arrays of the block's shape."""
+    accepted = user == USER_ACCEPTED
+    auto = user == USER_NONE
+    passed = auto & (scores >= th)
+    n_acc = np.count_nonzero(accepted, axis=1)
+    n_pass = np.count_nonzero(passed, axis=1)
+    slots = np.maximum(settings.max_tags - n_acc, 0)
+    margin_rank = settings.rank_by == "margin"
+
+    chosen = passed
+    capped = np.flatnonzero(n_pass > slots)
+    if capped.size:
+        chosen = passed.copy()
+        sub = scores[capped]
+        keys = sub - th if margin_rank else sub
+        chosen[capped] = _top_k(keys, passed[capped], slots[capped])
+
+    fill = min(settings.fallback_tags, settings.max_tags)
+    need = fill - n_acc - n_pass
+    fb = np.flatnonzero((n_acc + n_pass < settings.min_tags) & (need > 0))
+    state = np.zeros(scores.shape, dtype=np.int8)
+    state[chosen] = STATE_SUGGESTED
+    conf = np.zeros(scores.shape, dtype=np.int8)
+    rows, cols = np.nonzero(chosen)
+    if rows.size:
+        conf[rows, cols] = confidence(
+            scores[rows, cols], th[cols], median[cols], scale[cols], settings
+        )
+    if fb.size:
+        sub = scores[fb]
+        cand = auto[fb] & ~passed[fb] & (sub >= lowered)
+        if cand.any():
+            keys = sub - th if margin_rank else sub
+            pick = _top_k(keys, cand, need[fb])
+            r, c = np.nonzero(pick)
+            state[fb[r], c] = STATE_FALLBACK
+            conf[fb[r], c] = CONF_LOW
+    state[accepted] = STATE_USER
+    conf[accepted] = CONF_HIGH
+    return state, conf
+
+
+def _check_shapes(scores: np.ndarray, user_state: np.ndarray) -> None:
+    if user_state.shape != scores.shape:
+        raise ValueError("user_state must have the shape of scores")
+
+
+def decide(
+    scores: np.ndarray,
+    thresholds: np.ndarray,
+    user_state: np.ndarray,
+    settings: ThresholdSettings,
+    *,
+    stats: TagStats | None = None,
+) -> Decisions:
+    """Decide every photo's tags (vectorised, in row blocks).
+
+    Per photo: user-accepted tags are in (STATE_USER) and rejected ones never; auto tags
+    with score >= threshold pass and the best `max_tags` minus the accepted ones are
+    suggested; if fewer than `min_tags` are in, the best remaining auto tags above
+    threshold * `fallback_factor` fill the photo up to `fallback_tags` (STATE_FALLBACK,
+    low confidence). "Best" is by `rank_by`; ties go to the lower tag index.
+    `stats` (from `tag_stats`) is used for confidence; computed when not given.
+    """
+    scores = _as_scores(scores)
+    user_state = np.asarray(user_state)
+    _check_shapes(scores, user_state)
+    th, lowered = _prepare(scores, thresholds, settings)
+    stats = stats if stats is not None else tag_stats(scores)
+    n_photos = scores.shape[0]
+    state = np.empty(scores.shape, dtype=np.int8)
+    conf = np.empty(scores.shape, dtype=np.int8)
+    for start in range(0, n_photos, _ROW_CHUNK):
+        block = slice(start, min(start + _ROW_CHUNK, n_photos))
+        state[block], conf[block] = _decide_rows(
+            scores[block], th, lowered, user_state[block], stats.median, stats.scale, settings
+        )
+    return Decisions(state, conf)
+
+
+def rows_to_redecide(
+    scores: np.ndarray,
+    thresholds: np.ndarray,
+    user_state: np.ndarray,
+    previous: Decisions,
+    tags: Sequence[int] | np.ndarray,
+    settings: ThresholdSettings,
+) -> np.ndarray:
+    """Photos whose decisions can change when only `tags` changed (threshold or user state).
+
+    A row can change only if, in one of those tags, the cell was included before, has a
+    user decision now, passes its new threshold, or is above the lowered threshold in a
+    photo that was in fallback before (fewer than `min_tags` suggested/user tags).
+    """
+    scores = _as_scores(scores)
+    idx = _tag_indices(tags, scores.shape[1])
+    th, lowered = _prepare(scores, thresholds, settings)
+    if idx.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    sub = scores[:, idx]
+    user = user_state[:, idx]
+    certain = np.any(
+        (previous.state[:, idx] != STATE_NONE) | (user != USER_NONE) | (sub >= th[idx]), axis=1
+    )
+    maybe = ~certain & np.any(sub >= lowered[idx], axis=1)
+    maybe_rows = np.flatnonzero(maybe)
+    if maybe_rows.size:
+        core = np.count_nonzero(previous.state[maybe_rows] & 1, axis=1)
+        certain[maybe_rows[core < settings.min_tags]] = True
+    return np.flatnonzero(certain)
+
+
+def redecide_tags(
+    scores: np.ndarray,
+    thresholds: np.ndarray,
+    user_state: np.ndarray,
+    previous: Decisions,
+    tags: Sequence[int] | np.ndarray,
+    settings: ThresholdSettings,
+    *,
+    stats: TagStats | None = None,
+) -> Decisions:
+    """`decide` after a change confined to `tags`, re-deciding only rows that can change.
+
+    `previous` must be `decide` of the same scores and settings with the same thresholds
+    and user states outside `tags`. The result equals `decide` exactly. `previous` is not
+    modified.
+    """
+    scores = _as_scores(scores)
+    user_state = np.asarray(user_state)
+    _check_shapes(scores, user_state)
+    rows = rows_to_redecide(scores, thresholds, user_state, previous, tags, settings)
+    state = previous.state.copy()
+    conf = previous.confidence.copy()
+    if rows.size == 0:
+        return Decisions(state, conf)
+    th, lowered = _prepare(scores, thresholds, settings)
+    stats = stats if stats is not None else tag_stats(scores)
+    for start in range(0, rows.size, _ROW_CHUNK):
+        block = rows[start : start + _ROW_CHUNK]
+        state[block], conf[block] = _decide_rows(
+            scores[block], th, lowered, user_state[block], stats.median, stats.scale, settings
+        )
+    return Decisions(state, conf)
+
+
+def diff_decisions(old: Decisions, new: Decisions) -> tuple[np.ndarray, np.ndarray]:
+    """(photo, tag) indices of the cells whose state or confidence differ."""
+    changed = (old.state != new.state) | (old.confidence != new.confidence)
+    return np.nonzero(changed)
+
+
+# ------------------------------------------------------------------------------ review
+
+
+def review_queue(
+    scores: np.ndarray,
+    thresholds: np.ndarray,
+    user_state: np.ndarray,
+    limit: int,
+    settings: ThresholdSettings,
+    *,
+    stats: TagStats | None = None,
+    tags: Sequence[int] | np.ndarray | None = None,
+) -> list[tuple[int, int, float]]:
+    """The cells worth a quick yes/no: (photo, tag, score - threshold), best first.
+
+    Cells without a user decision, nearest to their tag's threshold in units of the tag's
+    robust std (ties: lower photo, then lower tag), at most `review_per_tag` per tag;
+    only `tags` when given.
+    """
+    scores = _as_scores(scores)
+    user_state = np.asarray(user_state)
+    _check_shapes(scores, user_state)
+    if limit <= 0 or scores.size == 0:
+        return []
+    th = np.asarray(thresholds, dtype=np.float64).ravel()
+    idx = _tag_indices(tags, scores.shape[1])
+    st = _stats_for(scores, stats, idx, tags is not None)
+    sub = scores if tags is None else scores[:, idx]
+    th_sub = th[idx].astype(sub.dtype)
+    dist = np.abs(sub - th_sub) / st.scale.astype(sub.dtype)
+    dist[(user_state if tags is None else user_state[:, idx]) != USER_NONE] = np.inf
+    dist[~np.isfinite(dist)] = np.inf
+    per_tag = settings.review_per_tag
+    n_photos = sub.shape[0]
+    if per_tag > 0 and per_tag < n_photos:
+        cand_rows = np.argpartition(dist, per_tag - 1, axis=0)[:per_tag]
+        cand_cols = np.broadcast_to(np.arange(sub.shape[1]), cand_rows.shape)
+        rows, cols = cand_rows.ravel(), cand_cols.ravel()
+    else:
+        flat = dist.ravel()
+        take = min(limit, flat.size)
+        top = np.argpartition(flat, take - 1)[:take] if take < flat.size else np.arange(flat.size)
+        rows, cols = np.unravel_index(top, dist.shape)
+    d = dist[rows, cols]
+    ok = np.isfinite(d)
+    rows, cols, d = rows[ok], cols[ok], d[ok]
+    order = np.lexsort((idx[cols], rows, d))[:limit]
+    return [
+        (int(rows[i]), int(idx[cols[i]]), float(sub[rows[i], cols[i]] - th_sub[cols[i]]))
+        for i in order
+    ]
