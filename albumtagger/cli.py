@@ -111,6 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("review", help="suggestions worth a yes/no, nearest to their thresholds")
     _folder(p)
     p.add_argument("--limit", type=int, default=20, metavar="N")
+    p.add_argument(
+        "--answer",
+        nargs=3,
+        action="append",
+        default=[],
+        metavar=("PHOTO", "TAG", "yes|no"),
+        help="answer a review question: does TAG apply to PHOTO?",
+    )
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("vocab", help="list or edit the tag vocabulary")
@@ -381,8 +389,32 @@ def cmd_correct(args: argparse.Namespace) -> int:
 def cmd_review(args: argparse.Namespace) -> int:
     from albumtagger.tagging.tagger import Tagger
 
+    answers = []
+    for photo, tag, answer in args.answer:
+        if answer.lower() not in ("yes", "no"):
+            raise UsageError(f"Answer {answer!r} for {photo} {tag}: say yes or no.")
+        answers.append((photo, tag, answer.lower() == "yes"))
     with _open(args.folder) as library:
-        items = Tagger(library.store, _settings(args)).review_queue(args.limit)
+        tagger = Tagger(library.store, _settings(args))
+        if answers:
+            results = []
+            for photo, tag, yes in answers:
+                current = library.store.photo_by_path(_photo_path(library, photo))
+                on_photo = current is not None and any(
+                    t.name == tag and t.state != "rejected"
+                    for t in library.store.photo_tags([current.id])
+                )
+                action = ("accept" if on_photo else "add") if yes else "reject"
+                results.append(
+                    tagger.correct(_photo_path(library, photo), tag, action, review=True)
+                )
+            if args.json:
+                _print_json([r.as_dict() for r in results])
+            else:
+                for r in results:
+                    print(r.describe())
+            return 0
+        items = tagger.review_queue(args.limit)
     if args.json:
         _print_json(items)
     else:

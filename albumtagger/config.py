@@ -94,8 +94,7 @@ def _coerce(value: Any, default: Any, name: str) -> Any:
         return str(value)
     except (TypeError, ValueError):
         raise UserError(
-            f"Setting {name} has the invalid value {value!r}; "
-            f"expected a {type(default).__name__}."
+            f"Setting {name} has the invalid value {value!r}; expected a {type(default).__name__}."
         ) from None
 
 

@@ -123,6 +123,7 @@ CREATE TABLE feedback (
     prev_source    TEXT,
     prev_score     REAL,
     prev_fallback  INTEGER,
+    review         INTEGER NOT NULL DEFAULT 0,
     at             REAL NOT NULL,
     undone         INTEGER NOT NULL DEFAULT 0
 );
@@ -192,6 +193,7 @@ class FeedbackEvent:
     score: float | None
     positive: bool
     was_suggested: bool
+    review: bool
     at: float
 
 
@@ -836,25 +838,31 @@ class Store:
         score: float | None,
         *,
         positive: bool,
-        was_shown: bool,
+        was_suggested: bool,
         previous: PhotoTag | None,
+        review: bool = False,
     ) -> int:
-        """Record a correction; `previous` is the cell before it (for undo)."""
+        """Record a correction; `previous` is the cell before it (for undo).
+
+        `was_suggested`: the tag was an automatic (non-fallback) suggestion when the user
+        acted. `review`: an answer from the review queue (not a sample of the library).
+        """
         cur = self.conn.execute(
             "INSERT INTO feedback(photo_id, tag_id, action, score, positive, was_suggested, "
-            "prev_state, prev_source, prev_score, prev_fallback, at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "prev_state, prev_source, prev_score, prev_fallback, review, at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 photo_id,
                 tag_id,
                 action,
                 score,
                 int(positive),
-                int(was_shown),
+                int(was_suggested),
                 None if previous is None else previous.state,
                 None if previous is None else previous.source,
                 None if previous is None else previous.score,
                 None if previous is None else int(previous.fallback),
+                int(review),
                 _now(),
             ),
         )
@@ -863,11 +871,12 @@ class Store:
     def feedback(self) -> list[FeedbackEvent]:
         """Feedback events in effect (not undone), oldest first."""
         rows = self.conn.execute(
-            "SELECT id, photo_id, tag_id, action, score, positive, was_suggested, at "
+            "SELECT id, photo_id, tag_id, action, score, positive, was_suggested, review, at "
             "FROM feedback WHERE undone = 0 ORDER BY id"
         )
         return [
-            FeedbackEvent(r[0], r[1], r[2], r[3], r[4], bool(r[5]), bool(r[6]), r[7]) for r in rows
+            FeedbackEvent(r[0], r[1], r[2], r[3], r[4], bool(r[5]), bool(r[6]), bool(r[7]), r[8])
+            for r in rows
         ]
 
     def undo_last_feedback(self) -> tuple[int, int] | None:

@@ -172,7 +172,7 @@ class Tagger:
         row = {int(pid): i for i, pid in enumerate(ids)}
         col = {t.id: j for j, t in enumerate(tags)}
         return th.Feedback.from_events(
-            (row[e.photo_id], col[e.tag_id], e.positive, e.was_suggested)
+            (row[e.photo_id], col[e.tag_id], e.positive, e.was_suggested, e.review)
             for e in self.store.feedback()
             if e.photo_id in row and e.tag_id in col
         )
@@ -314,8 +314,14 @@ class Tagger:
             return None
         return float(scores[hit[0], self._tag_index(tag_id)])
 
-    def correct(self, path: str, tag_name: str, action: str) -> Correction:
-        """Accept, reject, add or remove one tag of one photo, and learn from it."""
+    def correct(
+        self, path: str, tag_name: str, action: str, *, review: bool = False
+    ) -> Correction:
+        """Accept, reject, add or remove one tag of one photo, and learn from it.
+
+        `review`: the answer came from the review queue (it teaches the tag's threshold
+        but not the global controller, since such cells are chosen near the threshold).
+        """
         if action not in ("accept", "reject", "add", "remove"):
             raise UserError(f"Unknown correction {action!r}.")
         photo = self._photo(path)
@@ -331,6 +337,9 @@ class Tagger:
             assert tag is not None
         previous = self.store.photo_tag(photo.id, tag.id)
         shown = previous is not None and previous.state != "rejected"
+        suggested = (
+            previous is not None and previous.state == "suggested" and not previous.fallback
+        )
         positive = action in ("accept", "add")
         if action == "accept" and not shown:
             action = "add"
@@ -346,8 +355,9 @@ class Tagger:
                 action,
                 score,
                 positive=positive,
-                was_shown=shown,
+                was_suggested=suggested,
                 previous=previous,
+                review=review,
             )
             self.store.set_user_decision(photo.id, tag.id, state, source, score)
         return self._after_change(path, tag.name, action, j, before)

@@ -72,6 +72,20 @@ def test_corrections_survive_reindexing(photos: Path, golden_env: dict) -> None:
     assert tags["grandma"]["state"] == "accepted" and tags["grandma"]["source"] == "user"
     review = cli_json("review", str(photos), env=golden_env)
     assert review and all({"path", "tag", "score", "threshold"} <= set(r) for r in review)
+    first_q = review[0]
+    answered = cli_json(
+        "review", str(photos), "--answer", first_q["path"], first_q["tag"], "no", env=golden_env
+    )
+    assert answered[0]["action"] == "reject"
+    tags = cli_json("tags", str(photos), first_q["path"], env=golden_env)[0]["tags"]
+    assert {"name": first_q["tag"], "state": "rejected"}.items() <= next(
+        t for t in tags if t["name"] == first_q["tag"]
+    ).items()
+    conn = sqlite3.connect(photos / ".albumtagger" / "library.sqlite")
+    assert conn.execute("SELECT review FROM feedback ORDER BY id DESC LIMIT 1").fetchone() == (1,)
+    conn.close()
+    later = cli_json("review", str(photos), env=golden_env)
+    assert (first_q["path"], first_q["tag"]) not in {(r["path"], r["tag"]) for r in later}
 
 
 def _ok_count(db: Path) -> int:

@@ -156,7 +156,7 @@ def test_undo_restores_the_cell(tmp_path: Path) -> None:
         prev = store.photo_tag(pid, dog)
         with store.transaction():
             store.add_feedback(
-                pid, dog, "reject", 0.3, positive=False, was_shown=True, previous=prev
+                pid, dog, "reject", 0.3, positive=False, was_suggested=True, previous=prev
             )
             store.set_user_decision(pid, dog, "rejected", "auto", 0.3)
         assert store.photo_tag(pid, dog).state == "rejected"
@@ -216,7 +216,7 @@ def test_vectors_round_trip_and_one_connection_per_thread(tmp_path: Path) -> Non
 
 def test_crash_inside_a_transaction_leaves_nothing_half_written(tmp_path: Path) -> None:
     with Store(tmp_path / "lib.sqlite") as store:
-        pid, dog, cat = _library(store)
+        pid, _, _ = _library(store)
         with pytest.raises(RuntimeError), store.transaction():
             store.put_embeddings("m", [("h", np.ones(4, np.float32))])
             store.set_status([pid], "ok")
