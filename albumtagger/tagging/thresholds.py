@@ -92,6 +92,9 @@ class ThresholdSettings:
     """percentile prior: this percentile of the tag's library scores."""
     prior_mad_factor: float = 3.0
     """robust prior: median + this * 1.4826 * MAD of the tag's library scores."""
+    prior_photos: float = 20.0
+    """A library of n photos trusts its score distributions n / (n + this); the rest of
+    the prior is the base threshold (an empty library starts at the base)."""
     shrinkage_events: float = 3.0
     """With n labels a tag's threshold moves n / (n + this) of the way from prior to fit."""
     calibration_slope: float = 3.0
@@ -136,8 +139,10 @@ class ThresholdSettings:
             raise UserError("Settings thresholds.min_base must not exceed thresholds.max_base.")
         if not 0.0 < self.fallback_factor <= 1.0:
             raise UserError("Setting thresholds.fallback_factor must be in (0, 1].")
-        if self.beta < 0 or self.shrinkage_events < 0:
-            raise UserError("Settings thresholds.beta and shrinkage_events must not be negative.")
+        if self.beta < 0 or self.shrinkage_events < 0 or self.prior_photos < 0:
+            raise UserError(
+                "Settings thresholds.beta, shrinkage_events and prior_photos must not be negative."
+            )
         if not 0.0 <= self.prior_percentile <= 100.0:
             raise UserError("Setting thresholds.prior_percentile must be in [0, 100].")
         for f in fields(self):
@@ -349,9 +354,26 @@ def _prior(
     idx: np.ndarray,
     subset: bool,
 ) -> np.ndarray:
-    """Priors for tags `idx`; `st` holds the stats of exactly those tags."""
+    """Priors for tags `idx`; `st` holds the stats of exactly those tags.
+
+    A small library's distributions say little: with n photos the distribution prior
+    is trusted n / (n + `prior_photos`) and the rest is the base threshold.
+    """
     if settings.prior == "fixed":
         return np.full(idx.size, base)
+    n = scores.shape[0]
+    trust = n / (n + settings.prior_photos) if settings.prior_photos > 0 else 1.0
+    return base + trust * (_distribution_prior(scores, settings, base, st, idx, subset) - base)
+
+
+def _distribution_prior(
+    scores: np.ndarray,
+    settings: ThresholdSettings,
+    base: float,
+    st: TagStats | None,
+    idx: np.ndarray,
+    subset: bool,
+) -> np.ndarray:
     shift = base - settings.base_threshold if settings.controller_shifts_priors else 0.0
     if settings.prior == "percentile":
         cols = scores[:, idx] if subset else scores

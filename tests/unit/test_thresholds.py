@@ -347,7 +347,7 @@ def test_priors_per_strategy():
     rng = np.random.default_rng(0)
     offsets = np.array([0.1, 0.2, 0.3, 0.15])
     scores = (rng.standard_t(4, (2000, 4)) * 0.03 + offsets).astype(np.float32)
-    s = ThresholdSettings()
+    s = ThresholdSettings(prior_photos=0)
     assert np.allclose(prior_thresholds(scores, dataclasses.replace(s, prior="fixed")), 0.25)
     ms = prior_thresholds(scores, dataclasses.replace(s, prior="mean_std"))
     assert np.allclose(ms, scores.mean(0, dtype=float) + 0.5 * scores.std(0, dtype=float))
@@ -365,6 +365,19 @@ def test_priors_per_strategy():
     assert np.allclose(
         prior_thresholds(scores, shifted, base=0.3), prior_thresholds(scores, s) + 0.05
     )
+
+
+def test_small_libraries_lean_on_the_base_threshold():
+    rng = np.random.default_rng(1)
+    scores = (rng.normal(0.05, 0.02, (2000, 3))).astype(np.float32)
+    s = ThresholdSettings(prior_photos=20)
+    trusting = dataclasses.replace(s, prior_photos=0)
+    assert np.allclose(prior_thresholds(scores[:0], s), 0.25)  # empty library: the base
+    few = prior_thresholds(scores[:20], s)
+    raw = prior_thresholds(scores[:20], trusting)
+    assert np.allclose(few, 0.25 + 0.5 * (raw - 0.25))  # 20 photos: half way
+    many = prior_thresholds(scores, s)
+    assert np.allclose(many, 0.25 + (2000 / 2020) * (prior_thresholds(scores, trusting) - 0.25))
 
 
 def test_settings_validation_and_beta():
