@@ -1,0 +1,342 @@
+"""Keeping a folder tagged, live: the folder watcher feeding the tagging pipeline.
+
+`watch_folder` scans and tags the folder once, then loops until cancelled: settled
+changes from the `FolderWatcher` are applied to the sidecar and whatever is pending is
+tagged, with one encoder for the whole session (loaded when first needed). A periodic
+reconcile scan catches anything the events missed. When the root goes away the
+library is offline: nothing is written until it is back, then a scan catches up. A
+dead observer is restarted (and followed by a scan); when live events cannot be had
+the watcher polls, and says so. Errors are logged, reported, and retried with a
+growing pause: the loop never dies silently. Cancelling returns within about a
+quarter of a second, or after the batch of photos in the model at that moment.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from albumtagger.config import Settings
+from albumtagger.library.folder import Library
+from albumtagger.library.scanner import CancelToken, ScanReport, run_to_end, scan
+from albumtagger.library.watcher import ApplySummary, ChangeSet, FolderWatcher, apply_changes
+from albumtagger.tagging.pipeline import (
+    MODEL_SOURCE_KEY,
+    Progress,
+    TagReport,
+    load_encoder,
+    tag_pending,
+)
+
+if TYPE_CHECKING:
+    from albumtagger.tagging.encoder import GmeEncoder
+
+log = logging.getLogger(__name__)
+
+POLL_STEP_S = 0.25
+"""Longest wait for changes before the loop looks at cancel, the root and the observer."""
+OFFLINE_CHECK_S = 0.5
+MAX_BACKOFF_S = 60.0
+SILENT_PERIODS = 2
+"""Periodic scans in a row that find changes no event reported before polling instead."""
+
+
+@dataclass
+class WatchSummary:
+    """What a watch session did, in total."""
+
+    scans: int = 0
+    added: int = 0
+    changed: int = 0
+    moved: int = 0
+    missing: int = 0
+    tagged: int = 0
+    reused: int = 0
+    damaged: int = 0
+    restarts: int = 0
+    offline_periods: int = 0
+    errors: int = 0
+    polling: bool = False
+
+
+class _SessionCancel(CancelToken):
+    """Cancelled by the caller's token, or by the session (the root went away)."""
+
+    def __init__(self, outer: CancelToken) -> None:
+        super().__init__()
+        self._outer = outer
+
+    @property
+    def cancelled(self) -> bool:
+        return super().cancelled or self._outer.cancelled
+
+
+def watch_folder(
+    library: Library,
+    settings: Settings,
+    cancel: CancelToken,
+    on_message: Callable[[str], None] | None = None,
+    encoder: GmeEncoder | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> WatchSummary:
+    """Scan and tag `library`, then keep it tagged until `cancel` is set."""
+    return _Session(library, settings, cancel, on_message, encoder, on_progress).run()
+
+
+class _Session:
+    def __init__(
+        self,
+        library: Library,
+        settings: Settings,
+        cancel: CancelToken,
+        on_message: Callable[[str], None] | None,
+        encoder: GmeEncoder | None,
+        on_progress: Callable[[Progress], None] | None,
+    ) -> None:
+        self.library = library
+        self.settings = settings
+        self.cancel = cancel
+        self._on_message = on_message
+        self.encoder = encoder
+        self.on_progress = on_progress
+        w = settings.watch
+        self.watcher = FolderWatcher(
+            library.root,
+            quiet_seconds=w.quiet_seconds,
+            force_polling=w.force_polling,
+            poll_seconds=w.poll_seconds,
+        )
+        self.summary = WatchSummary()
+        self.offline = False
+        self.last_reconcile = time.monotonic()
+        self.events_at_reconcile = 0
+        self.silent_periods = 0
+        self._online_at: float | None = None
+
+    def say(self, message: str) -> None:
+        log.info("%s", message)
+        if self._on_message is not None:
+            try:
+                self._on_message(message)
+            except Exception:
+                log.exception("on_message failed")
+
+    # -- the loop -------------------------------------------------------------------
+
+    def run(self) -> WatchSummary:
+        backoff = 0.0
+        started = False
+        try:
+            while not self.cancel.cancelled:
+                try:
+                    if not started:
+                        started = True
+                        self._begin()
+                    else:
+                        self._step()
+                    backoff = 0.0
+                except _Fatal as fatal:
+                    raise fatal.error from None
+                except Exception as exc:
+                    self.summary.errors += 1
+                    backoff = min(MAX_BACKOFF_S, max(1.0, backoff * 2))
+                    log.exception("Error while watching %s", self.library.root)
+                    self.watcher.request_rescan()  # what that step held may be lost
+                    self.say(f"Error while watching: {exc}. Trying again in {backoff:.0f} s.")
+                    self._sleep(backoff)
+        finally:
+            self.watcher.stop()
+        self.summary.polling = self.watcher.polling
+        return self.summary
+
+    def _begin(self) -> None:
+        """Start watching before the first scan, so nothing slips between the two."""
+        if not self.library.is_online():
+            self._go_offline()
+            return
+        self._start_watcher()
+        self._reconcile(initial=True)
+
+    def _online(self) -> bool:
+        """`library.is_online()`, fully checked at most every `OFFLINE_CHECK_S` (it lists
+        the root), with a cheap look at the root in between."""
+        now = time.monotonic()
+        recent = self._online_at is not None and now - self._online_at < OFFLINE_CHECK_S
+        if recent and self.watcher.root_present():
+            return True
+        online = self.library.is_online()
+        self._online_at = now if online else None
+        return online
+
+    def _step(self) -> None:
+        if not self._online():
+            if not self.offline:
+                self._go_offline()
+            self._sleep(OFFLINE_CHECK_S)
+            return
+        if self.offline:
+            self._come_back()
+            return
+        if not self.watcher.is_alive():
+            self.summary.restarts += 1
+            self.say("The folder watcher stopped; restarting it and rescanning the folder.")
+            self.watcher.restart(rescan=False)
+            self._announce_mode()
+            self._reconcile()
+            return
+        changes = self.watcher.poll_changes(POLL_STEP_S)
+        if self.cancel.cancelled:
+            return
+        if changes.root_gone:
+            if self.library.is_online():  # another folder now stands at the root's path
+                self.watcher.restart(rescan=False)
+                self._reconcile()
+            return
+        applied = self._apply(changes) if changes else ApplySummary()
+        if applied.offline:
+            return
+        due = time.monotonic() - self.last_reconcile >= self.settings.watch.reconcile_seconds
+        if changes.rescan or due:
+            self._reconcile(periodic=due and not changes.rescan)
+        elif applied.pending or self.library.store.pending_photos(limit=1):
+            self._tag()
+
+    # -- pieces ---------------------------------------------------------------------
+
+    def _start_watcher(self) -> None:
+        self.watcher.start()
+        self._announce_mode()
+
+    def _announce_mode(self) -> None:
+        w = self.watcher
+        if w.polling and w.fallback_reason:
+            self.say(
+                f"Live change events are not available ({w.fallback_reason}); "
+                f"checking the folder every {w.poll_seconds:g} s instead."
+            )
+        elif w.polling:
+            self.say(f"Checking the folder every {w.poll_seconds:g} s for changes.")
+
+    def _apply(self, changes: ChangeSet) -> ApplySummary:
+        applied = apply_changes(self.library, changes)
+        s = self.summary
+        s.added += applied.added
+        s.changed += applied.changed + applied.returned
+        s.moved += applied.moved
+        s.missing += applied.missing
+        if applied.pending or applied.moved or applied.missing:
+            self.say(f"Folder changes: {applied.describe()}.")
+        return applied
+
+    def _reconcile(self, *, initial: bool = False, periodic: bool = False) -> None:
+        """Scan the whole folder (the truth), then tag what is pending."""
+        token = _SessionCancel(self.cancel)
+        report: ScanReport = run_to_end(scan(self.library, token))
+        self.summary.scans += 1
+        self.last_reconcile = time.monotonic()
+        if report.offline:
+            if not self.offline:
+                self._go_offline()
+            return
+        if token.cancelled:
+            return
+        s = self.summary
+        s.added += report.added
+        s.changed += report.changed + report.returned
+        s.missing += report.missing
+        found = report.added + report.changed + report.returned + report.missing
+        if found:
+            self.say(
+                f"Scan: {report.added} new, {report.changed} changed, "
+                f"{report.returned} back, {report.missing} missing."
+            )
+        for path, why in report.problems[:20]:
+            self.say(f"Could not read {path}: {why}")
+        events = self.watcher.events_seen
+        if events != self.events_at_reconcile:
+            self.silent_periods = 0
+        elif periodic and found and not self.watcher.polling:
+            # Changes, yet not one event since the last scan: twice in a row means the
+            # filesystem does not report changes (a network share, a VM's shared folder).
+            self.silent_periods += 1
+            if self.silent_periods >= SILENT_PERIODS:
+                self.silent_periods = 0
+                self.watcher.fall_back_to_polling(
+                    "the folder changed but raised no change events (a network share?)"
+                )
+                self._announce_mode()
+                events = self.watcher.events_seen
+        self.events_at_reconcile = events
+        self._tag(initial=initial)
+
+    def _tag(self, *, initial: bool = False) -> None:
+        """Read, embed and tag every pending photo, with the session's encoder."""
+        store = self.library.store
+        needs_model = initial and store.get_setting(MODEL_SOURCE_KEY) != self.settings.model.model
+        if not needs_model and not store.pending_photos(limit=1):
+            return
+        if self.encoder is None:
+            try:
+                self.encoder = load_encoder(self.settings)
+            except Exception as exc:
+                raise _Fatal(exc) from exc
+        token = _SessionCancel(self.cancel)
+        gen = tag_pending(self.library, self.settings, self.encoder, token)
+        report = TagReport()
+        checked = time.monotonic()
+        while True:
+            try:
+                progress = next(gen)
+            except StopIteration as stop:
+                report = stop.value
+                break
+            if self.on_progress is not None:
+                self.on_progress(progress)
+            now = time.monotonic()
+            if now - checked >= OFFLINE_CHECK_S:
+                checked = now
+                if not self.library.is_online():
+                    token.cancel()  # stop reading a folder that is not there
+        s = self.summary
+        s.tagged += report.tagged
+        s.reused += report.reused
+        s.damaged += report.damaged
+        done = report.tagged + report.reused
+        if done or report.damaged:
+            extra = f", {report.damaged} damaged" if report.damaged else ""
+            self.say(f"Tagged {done} photos in {report.seconds:.1f} s{extra}.")
+
+    def _go_offline(self) -> None:
+        self.offline = True
+        self.summary.offline_periods += 1
+        self.watcher.stop()
+        self.say(
+            f"{self.library.root} is offline (drive unplugged or folder moved?). "
+            "Nothing is marked missing; waiting for it to come back."
+        )
+
+    def _come_back(self) -> None:
+        self.say(f"{self.library.root} is back; catching up.")
+        self.offline = False
+        self.watcher.restart(rescan=False)
+        self._announce_mode()
+        self._reconcile()
+
+    def _sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while not self.cancel.cancelled:
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(0.1, left))
+
+
+class _Fatal(Exception):
+    """Wraps an error the loop must not retry (the model cannot be loaded)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
