@@ -240,7 +240,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     from albumtagger.library.scanner import CancelToken
-    from albumtagger.tagging.pipeline import watch_folder
+    from albumtagger.tagging.watching import watch_folder
 
     settings = _settings(args)
     if args.poll:

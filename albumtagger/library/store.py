@@ -331,6 +331,9 @@ class Store:
     def _run_migration(self, target: int, script: str) -> None:
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
+        if self.schema_version() >= target:  # another process got there first
+            conn.execute("COMMIT")
+            return
         try:
             for statement in _statements(script):
                 conn.execute(statement)

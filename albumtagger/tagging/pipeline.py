@@ -34,15 +34,16 @@ from albumtagger.library.scanner import (
 )
 from albumtagger.library.store import PhotoRow
 from albumtagger.tagging import vocabulary
-from albumtagger.tagging.tagger import Tagger
+from albumtagger.tagging.tagger import IMAGE_MODEL_ID_KEY, MODEL_ID_KEY, Tagger
 
 if TYPE_CHECKING:
     from albumtagger.tagging.encoder import GmeEncoder, PreparedImage
 
 log = logging.getLogger(__name__)
 
-MODEL_ID_KEY = "model_id"
 MODEL_SOURCE_KEY = "model_source"
+SINCE_REDECIDE_KEY = "photos_since_redecide"
+REDECIDE_SHARE = 0.05
 READ_WORKERS = 2
 
 
@@ -175,13 +176,14 @@ def tag_pending(
     store = library.store
     report = TagReport()
     start = time.monotonic()
-    model_id = encoder.model_id
+    model_id, image_id = encoder.model_id, encoder.image_model_id
     with store.transaction():
         store.set_setting(MODEL_ID_KEY, model_id)
-        store.set_setting(MODEL_SOURCE_KEY, settings.model.model)
-        store.requeue_without_vector(model_id)
+        store.set_setting(IMAGE_MODEL_ID_KEY, image_id)
+        store.set_setting(MODEL_SOURCE_KEY, _model_source(settings))
+        store.requeue_without_vector(image_id)
     vocabulary.seed_vocabulary(store)
-    tagger = Tagger(store, settings, model_id=model_id)
+    tagger = Tagger(store, settings, model_id=model_id, image_model_id=image_id)
     tags = store.tags()
     tag_matrix = vocabulary.tag_vectors(store, encoder, tags)
     tagger.set_tag_vectors(tags, tag_matrix)
@@ -191,12 +193,12 @@ def tag_pending(
     batch_size = default_batch_size(encoder, settings.model.batch_size)
     window = max(batch_size * 4, 8)
     known_hashes = store.embedding_hashes(
-        model_id, [r.content_hash for r in pending if r.content_hash]
+        image_id, [r.content_hash for r in pending if r.content_hash]
     )
 
     def reusable(content_hash: str) -> bool:
         return content_hash in known_hashes or bool(
-            store.embedding_hashes(model_id, [content_hash])
+            store.embedding_hashes(image_id, [content_hash])
         )
 
     done = 0
@@ -223,6 +225,12 @@ def tag_pending(
             refill()  # the workers read ahead while the model runs
             to_embed = [it for it in chunk if it.prepared is not None]
             others = [it for it in chunk if it.prepared is None]
+            if any(it.read.gone for it in others) and not library.is_online():
+                # The drive went away under us: nothing is missing, just out of reach.
+                report.cancelled = True
+                for f in queue:
+                    f.cancel()
+                break
             if others:
                 _write(store, tagger, others, None, report)
                 done += len(others)
@@ -231,7 +239,7 @@ def tag_pending(
                     report.cancelled = True
                     break
                 vectors = encoder.embed_prepared([it.prepared for it in batch])
-                _write(store, tagger, batch, vectors, report, model_id=model_id)
+                _write(store, tagger, batch, vectors, report, image_id)
                 done += len(batch)
                 elapsed = time.monotonic() - start
                 rate = done / elapsed if elapsed > 0 else None
@@ -243,9 +251,22 @@ def tag_pending(
                 break
             yield Progress("tag", done, total, current=chunk[-1].row.path)
     report.seconds = time.monotonic() - start
-    if not report.cancelled and (report.tagged or report.reused):
-        tagger.redecide()
+    if report.tagged or report.reused:
+        _redecide_when_due(store, tagger, report.tagged + report.reused, report.cancelled)
     return report
+
+
+def _redecide_when_due(store, tagger: Tagger, added: int, cancelled: bool) -> None:
+    """Re-fit and re-decide the whole library once the photos tagged since the last time
+    reach `REDECIDE_SHARE` of it (the thresholds' priors follow the library); small
+    additions (a watched folder's trickle) are decided with the thresholds as they are."""
+    since = int(store.get_setting(SINCE_REDECIDE_KEY) or 0) + added
+    library_size = store.count_photos()["ok"]
+    if not cancelled and since >= REDECIDE_SHARE * library_size:
+        tagger.redecide()
+        since = 0
+    with store.transaction():
+        store.set_setting(SINCE_REDECIDE_KEY, str(since))
 
 
 def _write(
@@ -254,13 +275,13 @@ def _write(
     items: list[_Item],
     vectors: np.ndarray | None,
     report: TagReport,
-    model_id: str | None = None,
+    image_id: str | None = None,
 ) -> None:
     """One transaction: what reading found, the new vectors, and the tag decisions."""
     with store.transaction():
         if vectors is not None:
             store.put_embeddings(
-                model_id or tagger.model_id,
+                image_id or tagger.image_model_id or "",
                 [(it.read.content_hash, v) for it, v in zip(items, vectors, strict=True)],
             )
         finished: list[int] = []
@@ -312,9 +333,15 @@ def index_folder(
     return summary
 
 
+def _model_source(settings: Settings) -> str:
+    """What the settings ask of the model, as far as stored vectors depend on it."""
+    m = settings.model
+    return f"{m.model}@{m.revision}|{m.min_image_tokens}-{m.max_image_tokens}"
+
+
 def _needs_model_change(library: Library, settings: Settings) -> bool:
-    """True when the photos were tagged with another model than the settings name."""
-    return library.store.get_setting(MODEL_SOURCE_KEY) != settings.model.model
+    """True when the photos were embedded with another model or token budget."""
+    return library.store.get_setting(MODEL_SOURCE_KEY) != _model_source(settings)
 
 
 def _read_only(library: Library, cancel: CancelToken | None) -> TagReport:
@@ -368,7 +395,8 @@ def search(
         qvec = encoder.embed_texts([query], QUERY_INSTRUCTION)[0]
         with store.transaction():
             store.put_text_vectors(model_id, QUERY_INSTRUCTION, [(query, qvec)])
-    ids, matrix = store.photo_vectors(model_id, statuses=("ok",))
+    image_id = store.get_setting(IMAGE_MODEL_ID_KEY) or model_id
+    ids, matrix = store.photo_vectors(image_id, statuses=("ok",))
     if len(ids) == 0:
         return []
     scores = matrix @ qvec

@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 CONFIDENCE_NAMES = {th.CONF_LOW: "low", th.CONF_MEDIUM: "medium", th.CONF_HIGH: "high"}
 _USER_CODES = {"accepted": th.USER_ACCEPTED, "rejected": th.USER_REJECTED}
 MATRIX_STATUSES = ("ok", "missing")
+MODEL_ID_KEY = "model_id"
+"""Library setting: the model whose text vectors score the tags."""
+IMAGE_MODEL_ID_KEY = "image_model_id"
+"""Library setting: the model and image token budget the photo vectors come from."""
 
 
 @dataclass(frozen=True)
@@ -82,13 +86,17 @@ class Tagger:
         settings: Settings,
         *,
         model_id: str | None = None,
+        image_model_id: str | None = None,
         encoder_factory: Callable[[], TextEncoder] | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.policy = settings.thresholds
         self.policy.validate()
-        self.model_id = model_id or store.get_setting("model_id")
+        self.model_id = model_id or store.get_setting(MODEL_ID_KEY)
+        self.image_model_id = (
+            image_model_id or store.get_setting(IMAGE_MODEL_ID_KEY) or self.model_id
+        )
         self._encoder_factory = encoder_factory
         self._tags: list[TagRow] | None = None
         self._tag_matrix: np.ndarray | None = None
@@ -142,9 +150,11 @@ class Tagger:
     def _library(self) -> tuple[np.ndarray, np.ndarray]:
         """(photo ids, scores [photos x tags]) of every photo with a vector."""
         if self._scores is None or self._photo_ids is None:
-            model_id = self._require_model()
+            self._require_model()
             _, tag_matrix = self._load_tags()
-            ids, vectors = self.store.photo_vectors(model_id, statuses=MATRIX_STATUSES)
+            ids, vectors = self.store.photo_vectors(
+                self.image_model_id or "", statuses=MATRIX_STATUSES
+            )
             if len(ids) == 0 or tag_matrix.size == 0:
                 n_tags = len(self._tags or [])
                 self._photo_ids, self._scores = ids, np.zeros((len(ids), n_tags), np.float32)
@@ -202,13 +212,13 @@ class Tagger:
         """
         if not photo_ids:
             return
-        model_id = self._require_model()
+        self._require_model()
         tags, tag_matrix = self._load_tags()
         if self._thresholds is None:
             self.thresholds()
         assert self._thresholds is not None and self._stats is not None
         ids, vectors = self.store.photo_vectors(
-            model_id, statuses=("pending", "ok"), photo_ids=photo_ids
+            self.image_model_id or "", statuses=("pending", "ok"), photo_ids=photo_ids
         )
         scores = vectors @ tag_matrix.T if tag_matrix.size else np.zeros((len(ids), 0))
         decisions = th.decide(
@@ -314,9 +324,7 @@ class Tagger:
             return None
         return float(scores[hit[0], self._tag_index(tag_id)])
 
-    def correct(
-        self, path: str, tag_name: str, action: str, *, review: bool = False
-    ) -> Correction:
+    def correct(self, path: str, tag_name: str, action: str, *, review: bool = False) -> Correction:
         """Accept, reject, add or remove one tag of one photo, and learn from it.
 
         `review`: the answer came from the review queue (it teaches the tag's threshold
@@ -337,9 +345,7 @@ class Tagger:
             assert tag is not None
         previous = self.store.photo_tag(photo.id, tag.id)
         shown = previous is not None and previous.state != "rejected"
-        suggested = (
-            previous is not None and previous.state == "suggested" and not previous.fallback
-        )
+        suggested = previous is not None and previous.state == "suggested" and not previous.fallback
         positive = action in ("accept", "add")
         if action == "accept" and not shown:
             action = "add"
