@@ -106,6 +106,14 @@ def walk(root: Path, problems: list[tuple[str, str]]) -> Iterator[FileEntry]:
             if entry.name.startswith("."):
                 continue
             path = Path(entry.path)
+            if not storable(entry.name):
+                problems.append(
+                    (
+                        os.fsencode(relative(root, path)).decode("utf-8", "backslashreplace"),
+                        "the name is not valid UTF-8 text; rename it to include it",
+                    )
+                )
+                continue
             try:
                 est = entry.stat(follow_symlinks=True)
             except OSError as exc:
@@ -119,6 +127,15 @@ def walk(root: Path, problems: list[tuple[str, str]]) -> Iterator[FileEntry]:
             elif stat.S_ISREG(est.st_mode) and path.suffix.lower() in images.PHOTO_SUFFIXES:
                 yield FileEntry(relative(root, path), est.st_size, est.st_mtime_ns)
         stack.extend(reversed(subfolders))
+
+
+def storable(name: str) -> bool:
+    """Names with undecodable bytes (surrogate escapes) cannot be stored as text."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _under(path: str, folders: list[str]) -> bool:

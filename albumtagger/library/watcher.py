@@ -53,7 +53,7 @@ from watchdog.observers.polling import PollingObserver
 
 from albumtagger.library.folder import Library
 from albumtagger.library.images import PHOTO_SUFFIXES
-from albumtagger.library.scanner import UNREADABLE, walk
+from albumtagger.library.scanner import UNREADABLE, storable, walk
 from albumtagger.library.store import PhotoRow
 
 log = logging.getLogger(__name__)
@@ -181,13 +181,18 @@ def is_photo_path(rel: str) -> bool:
     if not rel or rel == ".":
         return False
     parts = rel.split("/")
-    if any(p.startswith(".") or p == "" for p in parts):
+    if any(p.startswith(".") or p == "" for p in parts) or not storable(rel):
         return False
     return os.path.splitext(parts[-1])[1].lower() in PHOTO_SUFFIXES
 
 
 def _visible_dir(rel: str) -> bool:
-    return bool(rel) and rel != "." and not any(p.startswith(".") for p in rel.split("/"))
+    return (
+        bool(rel)
+        and rel != "."
+        and storable(rel)
+        and not any(p.startswith(".") for p in rel.split("/"))
+    )
 
 
 def _under(path: str, folder: str) -> bool:

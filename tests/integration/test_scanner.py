@@ -173,6 +173,17 @@ def test_unicode_and_odd_names(root: Path, tmp_path: Path) -> None:
             assert rows[name].status == "ok", name
 
 
+def test_names_that_are_not_utf8_are_reported_not_fatal(root: Path, tmp_path: Path) -> None:
+    data = (root / "a.jpg").read_bytes()
+    bad = os.fsencode(root) + b"/caf\xe9 latin-1.jpg"
+    with open(bad, "wb") as f:
+        f.write(data)
+    with _open(root, tmp_path) as lib:
+        report = _index(lib)
+        assert report.added == 3
+        assert any("not valid UTF-8" in why for _, why in report.problems)
+
+
 def test_bad_files_are_recorded_damaged_with_a_reason(root: Path, tmp_path: Path) -> None:
     good = (root / "a.jpg").read_bytes()
     (root / "truncated.jpg").write_bytes(good[: len(good) // 2])
