@@ -502,13 +502,19 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
-    try:
-        from albumtagger.app.main import run_app
-    except ImportError as exc:
+    import importlib.util
+
+    if importlib.util.find_spec("albumtagger.app.main") is None:
+        if args.command is None:  # plain `albumtagger`: say what there is
+            build_parser().print_help()
+            print("\nThe desktop app is not part of this version yet; the commands above work.")
+            return 0
         raise UserError(
-            f"The desktop app cannot start ({exc}). The command-line tools work: "
+            "The desktop app is not part of this version yet; the command-line tools work: "
             "see `albumtagger --help`."
-        ) from None
+        )
+    from albumtagger.app.main import run_app
+
     return run_app(args.folder, _settings(args))
 
 

@@ -61,7 +61,7 @@ def export_xmp(library: Library) -> list[str]:
             f"The folder {library.root} is offline; connect it and export again."
         )
     store = library.store
-    rows = {r.id: r for r in store.photos(statuses=("ok",))}
+    rows = {r.id: r for r in store.photos(statuses=("ok", "pending"))}
     keywords: dict[int, list[str]] = {pid: [] for pid in rows}
     for t in store.photo_tags(list(rows)):
         if t.state == "accepted" or (t.state == "suggested" and not t.fallback):

@@ -203,3 +203,40 @@ def test_permission_denied_files_and_folders_are_recorded(
     rows = {r["path"]: r for r in cli_json("tags", str(folder), env=isolated_env)}
     for name in ("e.jpg", "locked/d.jpg"):
         assert rows[name]["status"] == "pending" and "error" not in rows[name]
+
+
+def test_export_xmp_writes_keywords_and_respects_other_programs(
+    folder: Path, isolated_env: dict
+) -> None:
+    run_cli("index", str(folder), "--scan-only", env=isolated_env)
+    run_cli("correct", str(folder), "a.jpg", "--add", "dog", "--add", "beach", env=isolated_env)
+    run_cli("correct", str(folder), "beach/b.png", "--add", "beach", env=isolated_env)
+    run_cli("correct", str(folder), "beach/b.png", "--reject", "dog", env=isolated_env)
+    foreign = folder / "beach" / "c.jpg.xmp"
+    foreign.write_text("<x:xmpmeta>written by another program</x:xmpmeta>")
+    written = cli_json("export-xmp", str(folder), env=isolated_env)
+    assert sorted(w["path"] for w in written) == ["a.jpg.xmp", "beach/b.png.xmp"]
+    text = (folder / "a.jpg.xmp").read_text("utf-8")
+    assert "<rdf:li>beach</rdf:li>" in text and "<rdf:li>dog</rdf:li>" in text
+    text = (folder / "beach" / "b.png.xmp").read_text("utf-8")
+    assert "<rdf:li>beach</rdf:li>" in text and "dog" not in text
+    assert foreign.read_text() == "<x:xmpmeta>written by another program</x:xmpmeta>"
+    # Exporting again overwrites our own files and leaves no temporary files.
+    run_cli("correct", str(folder), "a.jpg", "--remove", "dog", env=isolated_env)
+    cli_json("export-xmp", str(folder), env=isolated_env)
+    assert "dog" not in (folder / "a.jpg.xmp").read_text("utf-8")
+    assert not list(folder.rglob("*albumtagger-tmp"))
+    # XMP files are not photos: a scan does not pick them up.
+    out = cli_json("index", str(folder), "--scan-only", env=isolated_env)
+    assert out["scan"]["added"] == 0
+
+
+def test_cleanup_forgets_missing_photos_only(folder: Path, isolated_env: dict) -> None:
+    run_cli("index", str(folder), "--scan-only", env=isolated_env)
+    (folder / "a.jpg").unlink()
+    run_cli("index", str(folder), "--scan-only", env=isolated_env)
+    rows = {r["path"]: r["status"] for r in cli_json("tags", str(folder), env=isolated_env)}
+    assert rows["a.jpg"] == "missing"
+    assert "Forgot 1" in run_cli("cleanup", str(folder), env=isolated_env).stdout
+    rows = {r["path"]: r["status"] for r in cli_json("tags", str(folder), env=isolated_env)}
+    assert set(rows) == {"beach/b.png", "beach/c.jpg"}
