@@ -130,6 +130,8 @@ CREATE TABLE feedback (
 CREATE INDEX feedback_by_tag ON feedback(tag_id, undone);
 ALTER TABLE tags ADD COLUMN threshold REAL;
 ALTER TABLE tags ADD COLUMN events INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tags ADD COLUMN score_median REAL;
+ALTER TABLE tags ADD COLUMN score_scale REAL;
 """
 
 # (version reached, script): ordered; each runs in its own transaction.
@@ -160,6 +162,9 @@ class TagRow:
     prompts: tuple[str, ...]
     threshold: float | None
     events: int
+    score_median: float | None = None
+    """The tag's library-wide score distribution when `threshold` was fitted."""
+    score_scale: float | None = None
 
 
 @dataclass(frozen=True)
@@ -649,17 +654,22 @@ class Store:
             prompts=tuple(json.loads(row[2])),
             threshold=None if row[3] is None else float(row[3]),
             events=int(row[4]),
+            score_median=None if row[5] is None else float(row[5]),
+            score_scale=None if row[6] is None else float(row[6]),
         )
 
     def tags(self) -> list[TagRow]:
         rows = self.conn.execute(
-            "SELECT id, name, prompts, threshold, events FROM tags ORDER BY id"
+            "SELECT id, name, prompts, threshold, events, score_median, score_scale FROM tags "
+            "ORDER BY id"
         )
         return [self._tag(r) for r in rows]
 
     def tag_by_name(self, name: str) -> TagRow | None:
         row = self.conn.execute(
-            "SELECT id, name, prompts, threshold, events FROM tags WHERE name = ?", (name,)
+            "SELECT id, name, prompts, threshold, events, score_median, score_scale FROM tags "
+            "WHERE name = ?",
+            (name,),
         ).fetchone()
         return None if row is None else self._tag(row)
 
@@ -680,11 +690,12 @@ class Store:
     def remove_tag(self, tag_id: int) -> None:
         self.conn.execute("DELETE FROM tags WHERE id = ?", (tag_id,))
 
-    def set_tag_thresholds(self, items: Iterable[tuple[int, float, int]]) -> None:
-        """(tag id, learned threshold, number of feedback events) for each tag."""
+    def set_tag_thresholds(self, items: Iterable[tuple[int, float, int, float, float]]) -> None:
+        """(tag id, fitted threshold, feedback events, score median, score scale) per tag."""
         self.conn.executemany(
-            "UPDATE tags SET threshold = ?, events = ? WHERE id = ?",
-            [(float(t), int(n), int(tid)) for tid, t, n in items],
+            "UPDATE tags SET threshold = ?, events = ?, score_median = ?, score_scale = ? "
+            "WHERE id = ?",
+            [(float(t), int(n), float(m), float(sc), int(tid)) for tid, t, n, m, sc in items],
         )
 
     def text_vectors(

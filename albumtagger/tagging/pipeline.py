@@ -191,7 +191,9 @@ def tag_pending(
     pending = store.pending_photos()
     total = len(pending)
     batch_size = default_batch_size(encoder, settings.model.batch_size)
-    window = max(batch_size * 4, 8)
+    # Photos grouped by token count per window; prepared pixels are large (about 24 MB
+    # at 1280 tokens), so the read-ahead is one window plus one batch.
+    window = max(batch_size * 2, 4)
     known_hashes = store.embedding_hashes(
         image_id, [r.content_hash for r in pending if r.content_hash]
     )
@@ -208,7 +210,7 @@ def tag_pending(
         rows = iter(pending)
 
         def refill() -> None:
-            while len(queue) < 2 * window:
+            while len(queue) < window + batch_size:
                 row = next(rows, None)
                 if row is None:
                     return

@@ -195,12 +195,36 @@ class Tagger:
             self._thresholds = th.fit_thresholds(scores, feedback, self.policy, stats=self._stats)
             tags, _ = self._load_tags()
             counts = np.bincount(feedback.tag, minlength=len(tags)) if len(feedback) else None
+            st = self._stats
+            assert st is not None
             with self.store.transaction():
                 self.store.set_tag_thresholds(
-                    (t.id, float(self._thresholds[j]), 0 if counts is None else int(counts[j]))
+                    (
+                        t.id,
+                        float(self._thresholds[j]),
+                        0 if counts is None else int(counts[j]),
+                        float(st.median[j]),
+                        float(st.scale[j]),
+                    )
                     for j, t in enumerate(tags)
                 )
         return self._thresholds
+
+    def _stored_policy(self) -> tuple[np.ndarray, th.TagStats] | None:
+        """Thresholds and score statistics as last fitted, if every tag has them.
+
+        Deciding a few new photos with these needs no pass over the library; a full
+        `redecide` (after enough new photos, or a correction) refreshes them.
+        """
+        tags = self._tag_list()
+        if not tags or any(
+            t.threshold is None or t.score_median is None or t.score_scale is None for t in tags
+        ):
+            return None
+        thresholds = np.array([t.threshold for t in tags], dtype=np.float64)
+        median = np.array([t.score_median for t in tags], dtype=np.float64)
+        scale = np.array([t.score_scale for t in tags], dtype=np.float64)
+        return thresholds, th.TagStats(median=median, scale=scale, mean=median, std=scale)
 
     # -- deciding -------------------------------------------------------------------
 
@@ -215,7 +239,11 @@ class Tagger:
         self._require_model()
         tags, tag_matrix = self._load_tags()
         if self._thresholds is None:
-            self.thresholds()
+            stored = self._stored_policy() if self._scores is None else None
+            if stored is None:
+                self.thresholds()
+            else:
+                self._thresholds, self._stats = stored
         assert self._thresholds is not None and self._stats is not None
         ids, vectors = self.store.photo_vectors(
             self.image_model_id or "", statuses=("pending", "ok"), photo_ids=photo_ids

@@ -155,3 +155,28 @@ def test_review_queue_skips_decided_cells(library) -> None:
     again = Tagger(store, Settings()).review_queue(limit=50)
     assert (first["path"], first["tag"]) not in {(q["path"], q["tag"]) for q in again}
     assert len({q["tag"] for q in queue}) == len(queue)  # one per tag by default
+
+
+def test_new_photos_are_decided_without_a_pass_over_the_library(library, monkeypatch) -> None:
+    """A watched folder's trickle of photos must not cost a full library load each time."""
+    store, tag_vecs = library
+    Tagger(store, Settings()).redecide()
+    assert all(t.threshold is not None and t.score_scale is not None for t in store.tags())
+    with store.transaction():
+        pid = store.add_photo("new.jpg", 1, 1)
+        store.record_read(pid, content_hash="new", size=1, mtime_ns=1, width=1, height=1)
+        store.put_embeddings(MODEL, [("new", tag_vecs[2])])  # exactly "beach"
+    full_loads = []
+    real = store.photo_vectors
+
+    def counting(model_id, statuses=("ok",), photo_ids=None):
+        if photo_ids is None:
+            full_loads.append(statuses)
+        return real(model_id, statuses=statuses, photo_ids=photo_ids)
+
+    monkeypatch.setattr(store, "photo_vectors", counting)
+    Tagger(store, Settings()).tag_photos([pid])
+    assert full_loads == []
+    assert store.photo(pid).status == "ok"
+    names = {t.name: t for t in store.photo_tags([pid])}
+    assert "beach" in names and names["beach"].confidence == "high"
