@@ -104,6 +104,8 @@ class Tagger:
         self._scores: np.ndarray | None = None
         self._thresholds: np.ndarray | None = None
         self._stats: th.TagStats | None = None
+        self._stats_fresh = False
+        """True when `_stats` was computed from the loaded scores (not read back)."""
         self._decisions: th.Decisions | None = None
 
     # -- loading --------------------------------------------------------------------
@@ -160,7 +162,8 @@ class Tagger:
                 self._photo_ids, self._scores = ids, np.zeros((len(ids), n_tags), np.float32)
             else:
                 self._photo_ids, self._scores = ids, vectors @ tag_matrix.T
-            self._stats = th.tag_stats(self._scores)
+            self._stats = None
+            self._stats_fresh = False
             self._thresholds = None
             self._decisions = None
         return self._photo_ids, self._scores
@@ -187,28 +190,69 @@ class Tagger:
             if e.photo_id in row and e.tag_id in col
         )
 
+    def _tag_stats(self) -> th.TagStats:
+        """Each tag's score distribution over the loaded library (computed once)."""
+        if self._stats is None or not self._stats_fresh:
+            _, scores = self._library()
+            self._stats, self._stats_fresh = th.tag_stats(scores), True
+        return self._stats
+
     def thresholds(self) -> np.ndarray:
         """The current per-tag thresholds (fitted to the library and the feedback)."""
         if self._thresholds is None:
-            _, scores = self._library()
-            feedback = self._feedback()
-            self._thresholds = th.fit_thresholds(scores, feedback, self.policy, stats=self._stats)
-            tags, _ = self._load_tags()
-            counts = np.bincount(feedback.tag, minlength=len(tags)) if len(feedback) else None
-            st = self._stats
-            assert st is not None
-            with self.store.transaction():
-                self.store.set_tag_thresholds(
-                    (
-                        t.id,
-                        float(self._thresholds[j]),
-                        0 if counts is None else int(counts[j]),
-                        float(st.median[j]),
-                        float(st.scale[j]),
-                    )
-                    for j, t in enumerate(tags)
-                )
+            self._fit(None)
+        assert self._thresholds is not None
         return self._thresholds
+
+    def _fit(self, tag_indices: Sequence[int] | None) -> None:
+        """Fit every tag's threshold, or only `tag_indices` (after corrections to them).
+
+        A partial fit keeps the other tags' thresholds (in memory, else as last stored);
+        when the policy lets the global base move every threshold, all are refitted.
+        """
+        ids, scores = self._library()
+        tags = self._tag_list()
+        feedback = self._feedback()
+        base_moves_all = self.policy.prior == "fixed" or self.policy.controller_shifts_priors
+        partial = tag_indices is not None and not base_moves_all
+        if partial and self._thresholds is None:
+            stored = self._stored_policy()
+            if stored is None or len(ids) == 0:
+                partial = False
+            else:
+                self._thresholds, self._stats = stored
+                self._stats_fresh = False
+        if not partial:
+            self._thresholds = th.fit_thresholds(
+                scores, feedback, self.policy, stats=self._tag_stats()
+            )
+            idx = np.arange(len(tags))
+        else:
+            idx = np.unique(np.asarray(tag_indices, dtype=np.int64))
+            assert self._thresholds is not None and self._stats is not None
+            if not self._stats_fresh:  # read back from the store: refresh these tags
+                fresh = th.tag_stats(scores, tags=idx)
+                st = self._stats
+                for name in ("median", "scale", "mean", "std"):
+                    getattr(st, name)[idx] = getattr(fresh, name)
+            self._thresholds = self._thresholds.copy()
+            self._thresholds[idx] = th.fit_thresholds(
+                scores, feedback, self.policy, stats=self._stats, tags=idx
+            )
+        counts = np.bincount(feedback.tag, minlength=len(tags)) if len(feedback) else None
+        st = self._stats
+        assert st is not None
+        with self.store.transaction():
+            self.store.set_tag_thresholds(
+                (
+                    tags[j].id,
+                    float(self._thresholds[j]),
+                    0 if counts is None else int(counts[j]),
+                    float(st.median[j]),
+                    float(st.scale[j]),
+                )
+                for j in idx
+            )
 
     def _stored_policy(self) -> tuple[np.ndarray, th.TagStats] | None:
         """Thresholds and score statistics as last fitted, if every tag has them.
@@ -224,7 +268,9 @@ class Tagger:
         thresholds = np.array([t.threshold for t in tags], dtype=np.float64)
         median = np.array([t.score_median for t in tags], dtype=np.float64)
         scale = np.array([t.score_scale for t in tags], dtype=np.float64)
-        return thresholds, th.TagStats(median=median, scale=scale, mean=median, std=scale)
+        return thresholds, th.TagStats(
+            median=median, scale=scale, mean=median.copy(), std=scale.copy()
+        )
 
     # -- deciding -------------------------------------------------------------------
 
@@ -291,10 +337,10 @@ class Tagger:
             return 0
         tags, _ = self._load_tags()
         previous = self._decisions
-        self._thresholds = None
+        self._fit(tag_indices)
         thresholds = self.thresholds()
         user = self._user_state(ids)
-        if previous is not None and tag_indices is not None:
+        if previous is not None and tag_indices is not None and self._stats_fresh:
             decisions = th.redecide_tags(
                 scores, thresholds, user, previous, tag_indices, self.policy, stats=self._stats
             )
@@ -379,7 +425,7 @@ class Tagger:
             action = "add"
         score = self._score(photo.id, tag.id)
         j = self._tag_index(tag.id)
-        before = float(self.thresholds()[j]) if self._has_matrix() else None
+        before = self._current_threshold(j)
         source = previous.source if previous is not None and shown else "user"
         state = "accepted" if positive else "rejected"
         with self.store.transaction():
@@ -396,6 +442,12 @@ class Tagger:
             self.store.set_user_decision(photo.id, tag.id, state, source, score)
         return self._after_change(path, tag.name, action, j, before)
 
+    def _current_threshold(self, j: int) -> float | None:
+        """Tag j's threshold in effect: in memory, else as last stored."""
+        if self._thresholds is not None:
+            return float(self._thresholds[j])
+        return self._tag_list()[j].threshold
+
     def _has_matrix(self) -> bool:
         return self.model_id is not None and len(self._library()[0]) > 0
 
@@ -406,12 +458,11 @@ class Tagger:
         after = None
         if self._has_matrix():
             changed = self.redecide([tag_index])
-            after = float(self.thresholds()[tag_index])
+            after = self._current_threshold(tag_index)
         return Correction(path, tag, action, before, after, changed)
 
     def undo(self) -> Correction | None:
         """Undo the newest correction; None when there is none."""
-        before_thresholds = self.thresholds() if self._has_matrix() else None
         undone = self.store.undo_last_feedback()
         if undone is None:
             return None
@@ -419,7 +470,7 @@ class Tagger:
         photo = self.store.photo(photo_id)
         j = self._tag_index(tag_id)
         tags = self._tag_list()
-        before = None if before_thresholds is None else float(before_thresholds[j])
+        before = self._current_threshold(j)
         return self._after_change(photo.path if photo else "?", tags[j].name, "undo", j, before)
 
     def review_queue(self, limit: int = 20) -> list[dict[str, Any]]:

@@ -99,6 +99,11 @@ def test_correction_is_stored_learns_and_undo_restores_everything(library) -> No
     assert result.threshold_before is not None
     cells = _cells(store)
     assert cells[(path, "dog")] == ("rejected", "auto")
+    # The quick path refits only the corrected tag; a full fit agrees with it.
+    stored = {t.name: t.threshold for t in store.tags()}
+    full = Tagger(store, Settings()).thresholds()
+    assert [stored[t.name] for t in store.tags()] == pytest.approx(full.tolist())
+    assert stored["dog"] != pytest.approx(thresholds_before["dog"])
     [event] = store.feedback()
     assert (event.action, event.positive, event.was_suggested) == ("reject", False, True)
     # A rejected tag never comes back, whatever the thresholds do.
