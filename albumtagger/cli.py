@@ -378,12 +378,16 @@ def cmd_correct(args: argparse.Namespace) -> int:
             path = _photo_path(library, args.photo)
             for action, name in actions:
                 results.append(tagger.correct(path, name, action))
-    if args.json:
+    _print_corrections(results, args.json)
+    return 0
+
+
+def _print_corrections(results: list, as_json: bool) -> None:
+    if as_json:
         _print_json([r.as_dict() for r in results])
     else:
         for r in results:
             print(r.describe())
-    return 0
 
 
 def cmd_review(args: argparse.Namespace) -> int:
@@ -397,22 +401,10 @@ def cmd_review(args: argparse.Namespace) -> int:
     with _open(args.folder) as library:
         tagger = Tagger(library.store, _settings(args))
         if answers:
-            results = []
-            for photo, tag, yes in answers:
-                current = library.store.photo_by_path(_photo_path(library, photo))
-                on_photo = current is not None and any(
-                    t.name == tag and t.state != "rejected"
-                    for t in library.store.photo_tags([current.id])
-                )
-                action = ("accept" if on_photo else "add") if yes else "reject"
-                results.append(
-                    tagger.correct(_photo_path(library, photo), tag, action, review=True)
-                )
-            if args.json:
-                _print_json([r.as_dict() for r in results])
-            else:
-                for r in results:
-                    print(r.describe())
+            _print_corrections(
+                [tagger.answer(_photo_path(library, p), tag, yes) for p, tag, yes in answers],
+                args.json,
+            )
             return 0
         items = tagger.review_queue(args.limit)
     if args.json:

@@ -442,6 +442,10 @@ class Tagger:
             self.store.set_user_decision(photo.id, tag.id, state, source, score)
         return self._after_change(path, tag.name, action, j, before)
 
+    def answer(self, path: str, tag_name: str, yes: bool) -> Correction:
+        """A yes/no from the review queue: does this tag apply to this photo?"""
+        return self.correct(path, tag_name, "accept" if yes else "reject", review=True)
+
     def _current_threshold(self, j: int) -> float | None:
         """Tag j's threshold in effect: in memory, else as last stored."""
         if self._thresholds is not None:
