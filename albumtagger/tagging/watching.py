@@ -270,6 +270,8 @@ class _Session:
                 self._announce_mode()
                 events = self.watcher.events_seen
         self.events_at_reconcile = events
+        if periodic:  # a session can run for days: keep the daily backup going
+            self.library.store.backup_if_due()
         self._tag(initial=initial)
 
     def _tag(self, *, initial: bool = False) -> None:

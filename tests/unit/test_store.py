@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -116,6 +117,10 @@ def test_daily_backup_only_when_due(tmp_path: Path) -> None:
         first = store.backups()
         assert len(first) == 1  # the first open after creation of a non-empty schema
         assert store.backup_if_due() is None
+        two_days_ago = first[0].stat().st_mtime - 2 * 24 * 3600
+        os.utime(first[0], (two_days_ago, two_days_ago))
+        made = store.backup_if_due()
+        assert made is not None and made.exists() and len(store.backups()) == 2
 
 
 def _library(store: Store) -> tuple[int, int, int]:
