@@ -290,7 +290,7 @@ def cmd_tags(args: argparse.Namespace) -> int:
                     "score": None if t.score is None else round(t.score, 4),
                     "state": t.state,
                     "source": t.source,
-                    "confidence": t.confidence or ("high" if t.source == "user" else None),
+                    "confidence": {"accepted": "high", "rejected": None}.get(t.state, t.confidence),
                     "fallback": t.fallback,
                 }
                 for t in by_photo.get(row.id, [])
