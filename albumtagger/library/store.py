@@ -639,6 +639,12 @@ class Store:
             return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         dim = int(rows[0][2])
+        dtypes = {r[1] for r in rows}
+        if len(dtypes) == 1:  # the usual case: one buffer, one conversion
+            (dtype,) = dtypes
+            joined = b"".join(r[3] for r in rows)
+            matrix = np.frombuffer(joined, dtype=dtype).reshape(len(rows), dim)
+            return ids, matrix.astype(np.float32)
         matrix = np.empty((len(rows), dim), dtype=np.float32)
         for i, (_, dtype, _, blob) in enumerate(rows):
             matrix[i] = _unblob(blob, dtype)
