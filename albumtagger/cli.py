@@ -188,22 +188,30 @@ def _photo_path(library, given: str) -> str:
     return path.as_posix()
 
 
+PHASE_LABELS = {"vocabulary": "Tag prompts", "tag": "Tagging"}
+
+
 def _progress_printer(label: str) -> Callable[[Any], None]:
-    """A one-line progress bar on stderr (only when stderr is a terminal)."""
+    """A one-line progress bar on stderr (only when stderr is a terminal); `label` is
+    used for phases without a label of their own."""
     tty = sys.stderr.isatty()
     last = [0.0]
+    finished: set[str] = set()
 
     def show(p: Any) -> None:
         now = time.monotonic()
-        if not tty or (now - last[0] < 0.2 and p.done < p.total):
+        if not tty or (now - last[0] < 0.2 and p.done < p.total) or p.phase in finished:
             return
         last[0] = now
+        if p.done >= p.total:
+            finished.add(p.phase)
         width = 30
         filled = int(width * p.done / p.total) if p.total else width
         eta = f"{p.eta_s:5.0f}s left" if p.eta_s is not None else "          "
         rate = f"{p.rate:5.2f} photos/s" if p.rate else ""
+        name = PHASE_LABELS.get(p.phase, label)
         sys.stderr.write(
-            f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {p.done}/{p.total} {rate} {eta}"
+            f"\r{name} [{'#' * filled}{'.' * (width - filled)}] {p.done}/{p.total} {rate} {eta}"
         )
         if p.done >= p.total:
             sys.stderr.write("\n")

@@ -185,6 +185,11 @@ def tag_pending(
     vocabulary.seed_vocabulary(store)
     tagger = Tagger(store, settings, model_id=model_id, image_model_id=image_id)
     tags = store.tags()
+    for prompts_done, prompts_total in vocabulary.embed_prompts(store, encoder, tags):
+        yield Progress("vocabulary", prompts_done, prompts_total)
+        if cancel is not None and cancel.cancelled:
+            report.cancelled = True
+            return report
     tag_matrix = vocabulary.tag_vectors(store, encoder, tags)
     tagger.set_tag_vectors(tags, tag_matrix)
 

@@ -8,7 +8,7 @@ re-scores the library from stored photo vectors without running the model on a p
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -89,24 +89,43 @@ def seed_vocabulary(store: Store) -> bool:
     return True
 
 
+def embed_prompts(
+    store: Store, encoder: TextEncoder, tags: Sequence[TagRow], *, batch_size: int = 32
+) -> Iterator[tuple[int, int]]:
+    """Embed and cache the tags' prompts that have no vector yet, a batch at a time.
+
+    Yields (done, total) after each batch, so a first run on a CPU can show progress;
+    each batch is stored at once, so an interrupted run keeps what it did.
+    """
+    from albumtagger.tagging.encoder import QUERY_INSTRUCTION
+
+    prompts = list(dict.fromkeys(p for tag in tags for p in tag.prompts))
+    cached = store.text_vectors(encoder.model_id, QUERY_INSTRUCTION, prompts)
+    missing = [p for p in prompts if p not in cached]
+    if missing:
+        log.info("Embedding %d tag prompts", len(missing))
+    for start in range(0, len(missing), batch_size):
+        chunk = missing[start : start + batch_size]
+        vectors = encoder.embed_texts(chunk, QUERY_INSTRUCTION)
+        with store.transaction():
+            store.put_text_vectors(
+                encoder.model_id, QUERY_INSTRUCTION, zip(chunk, vectors, strict=True)
+            )
+        yield start + len(chunk), len(missing)
+
+
 def tag_vectors(
     store: Store, encoder: TextEncoder, tags: Sequence[TagRow], *, batch_size: int = 32
 ) -> np.ndarray:
     """[len(tags), dim] float32 unit vectors; prompts not yet cached are embedded once."""
     from albumtagger.tagging.encoder import QUERY_INSTRUCTION
 
-    prompts = [p for tag in tags for p in tag.prompts]
-    cached = store.text_vectors(encoder.model_id, QUERY_INSTRUCTION, prompts)
-    missing = [p for p in dict.fromkeys(prompts) if p not in cached]
-    if missing:
-        log.info("Embedding %d tag prompts", len(missing))
-        vectors = encoder.embed_texts(missing, QUERY_INSTRUCTION)
-        fresh = dict(zip(missing, vectors, strict=True))
-        with store.transaction():
-            store.put_text_vectors(encoder.model_id, QUERY_INSTRUCTION, fresh.items())
-        cached.update(fresh)
+    for _ in embed_prompts(store, encoder, tags, batch_size=batch_size):
+        pass
     if not tags:
         return np.zeros((0, 0), dtype=np.float32)
+    prompts = [p for tag in tags for p in tag.prompts]
+    cached = store.text_vectors(encoder.model_id, QUERY_INSTRUCTION, prompts)
     out = np.stack([np.mean([cached[p] for p in tag.prompts], axis=0) for tag in tags])
     out /= np.linalg.norm(out, axis=1, keepdims=True).clip(min=1e-12)
     return out.astype(np.float32)

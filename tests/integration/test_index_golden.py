@@ -165,3 +165,31 @@ def test_missing_model_folder_is_a_clear_error(
     )
     assert proc.returncode == 1
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_progress_covers_tag_prompts_then_photos(photos: Path, golden_env: dict) -> None:
+    from albumtagger.config import load_settings
+    from albumtagger.library.folder import open_library
+    from albumtagger.library.scanner import CancelToken
+    from albumtagger.tagging.pipeline import index_folder
+
+    settings = load_settings()
+    seen = []
+    cancel = CancelToken()
+
+    def on_progress(p) -> None:
+        seen.append((p.phase, p.done, p.total))
+        if p.phase == "vocabulary" and p.done >= 64:
+            cancel.cancel()  # stop during the prompts: what was embedded is kept
+
+    with open_library(photos, Path(golden_env["ALBUMTAGGER_DATA_DIR"])) as library:
+        first = index_folder(library, settings, cancel=cancel, on_progress=on_progress)
+        assert first.tagging.cancelled
+        kept = library.store.conn.execute("SELECT COUNT(*) FROM tag_embeddings").fetchone()[0]
+        assert kept == 64
+        seen.clear()
+        index_folder(library, settings, on_progress=on_progress)
+    phases = [s[0] for s in seen]
+    assert phases[0] == "vocabulary" and seen[0][2] > 300  # the rest of the prompts
+    assert phases[-1] == "tag" and seen[-1][1:] == (12, 12)  # damaged ones count too
+    assert phases.index("tag") > max(i for i, ph in enumerate(phases) if ph == "vocabulary")
