@@ -8,6 +8,7 @@ what it found and recognises a moved or renamed photo by its content hash.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import stat
@@ -213,8 +214,6 @@ def scan(
 
 
 def _problems_json(problems: list[tuple[str, str]]) -> str:
-    import json
-
     return json.dumps([{"path": p, "problem": why} for p, why in problems], ensure_ascii=False)
 
 

@@ -34,6 +34,7 @@ from albumtagger.library.scanner import (
 )
 from albumtagger.library.store import PhotoRow
 from albumtagger.tagging import vocabulary
+from albumtagger.tagging.encoder import QUERY_INSTRUCTION
 from albumtagger.tagging.tagger import IMAGE_MODEL_ID_KEY, MODEL_ID_KEY, Tagger
 
 if TYPE_CHECKING:
@@ -386,8 +387,6 @@ def search(
     model_id = store.get_setting(MODEL_ID_KEY)
     if model_id is None:
         raise UserError(f"No photo is tagged yet. Run `albumtagger index {library.root}` first.")
-    from albumtagger.tagging.encoder import QUERY_INSTRUCTION
-
     cached = store.text_vectors(model_id, QUERY_INSTRUCTION, [query])
     if query in cached:
         qvec = cached[query]

@@ -21,6 +21,7 @@ from albumtagger.errors import NotFoundError, UserError
 from albumtagger.library.store import AutoTag, Store, TagRow
 from albumtagger.tagging import thresholds as th
 from albumtagger.tagging import vocabulary
+from albumtagger.tagging.encoder import QUERY_INSTRUCTION
 from albumtagger.tagging.vocabulary import TextEncoder, clean_name, parse_spec
 
 log = logging.getLogger(__name__)
@@ -133,8 +134,6 @@ class Tagger:
     def _load_tags(self) -> tuple[list[TagRow], np.ndarray]:
         if self._tag_matrix is None:
             tags = self._tag_list()
-            from albumtagger.tagging.encoder import QUERY_INSTRUCTION
-
             prompts = [p for t in tags for p in t.prompts]
             cached = self.store.text_vectors(self.model_id or "", QUERY_INSTRUCTION, prompts)
             if len(cached) < len(set(prompts)):

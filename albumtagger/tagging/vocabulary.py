@@ -17,6 +17,7 @@ import numpy as np
 from albumtagger.errors import UserError
 from albumtagger.library.store import Store, TagRow
 from albumtagger.paths import resource
+from albumtagger.tagging.encoder import QUERY_INSTRUCTION
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +98,6 @@ def embed_prompts(
     Yields (done, total) after each batch, so a first run on a CPU can show progress;
     each batch is stored at once, so an interrupted run keeps what it did.
     """
-    from albumtagger.tagging.encoder import QUERY_INSTRUCTION
-
     prompts = list(dict.fromkeys(p for tag in tags for p in tag.prompts))
     cached = store.text_vectors(encoder.model_id, QUERY_INSTRUCTION, prompts)
     missing = [p for p in prompts if p not in cached]
@@ -118,8 +117,6 @@ def tag_vectors(
     store: Store, encoder: TextEncoder, tags: Sequence[TagRow], *, batch_size: int = 32
 ) -> np.ndarray:
     """[len(tags), dim] float32 unit vectors; prompts not yet cached are embedded once."""
-    from albumtagger.tagging.encoder import QUERY_INSTRUCTION
-
     for _ in embed_prompts(store, encoder, tags, batch_size=batch_size):
         pass
     if not tags:
