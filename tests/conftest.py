@@ -21,6 +21,43 @@ GOLDEN_MODEL = GOLDEN / "model"
 REPO = TESTS.parent
 
 
+def read_as_tagged(library, row):  # -> int | None
+    """Read one pending photo and mark it ok, as tagging would, without a model.
+    Returns its photo id, or None when it is damaged or gone."""
+    from albumtagger.library.scanner import apply_read, read_file
+
+    result = read_file(library.root, row, target_pixels=64 * 64)
+    with library.store.transaction():
+        pid = apply_read(library.store, result)
+        if pid is not None:
+            library.store.set_status([pid], "ok")
+    return pid
+
+
+def scan_and_read(library):  # -> ScanReport
+    """Scan, then read every pending photo (an `index` without the model)."""
+    from albumtagger.library.scanner import run_to_end, scan
+
+    report = run_to_end(scan(library))
+    for row in library.store.pending_photos():
+        read_as_tagged(library, row)
+    return report
+
+
+def accept_tag(library, path: str, name: str = "dog") -> None:
+    """Give a photo a suggested tag that the user then accepted."""
+    from albumtagger.library.store import AutoTag
+
+    store = library.store
+    with store.transaction():
+        store.add_tags([(name, [name])])
+    tag = store.tag_by_name(name)
+    row = store.photo_by_path(path)
+    assert tag is not None and row is not None
+    store.replace_suggestions({row.id: [AutoTag(tag.id, 0.4, False, "high")]})
+    store.set_user_decision(row.id, tag.id, "accepted", "auto", 0.4)
+
+
 def make_photo(path: Path, seed: int = 0, size: tuple[int, int] = (96, 64)) -> Path:
     """Write a small photo with content unique to `seed` (format from the suffix)."""
     rng = np.random.default_rng(seed)

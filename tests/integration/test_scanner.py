@@ -9,36 +9,16 @@ from pathlib import Path
 import pytest
 
 from albumtagger.library.folder import Library, open_library
-from albumtagger.library.scanner import apply_read, read_file, run_to_end, scan
-from albumtagger.library.store import AutoTag
-from tests.conftest import make_photo
+from albumtagger.library.scanner import run_to_end, scan
+from tests.conftest import accept_tag, make_photo, scan_and_read
 
 
 def _open(root: Path, tmp_path: Path) -> Library:
     return open_library(root, tmp_path / "data")
 
 
-def _index(library: Library):
-    """Scan, then read every pending photo (what `index --scan-only` does)."""
-    report = run_to_end(scan(library))
-    store = library.store
-    for row in store.pending_photos():
-        result = read_file(library.root, row, target_pixels=64 * 64)
-        with store.transaction():
-            pid = apply_read(store, result)
-            if pid is not None:
-                store.set_status([pid], "ok")
-    return report
-
-
-def _tag(library: Library, path: str, name: str = "dog") -> None:
-    store = library.store
-    with store.transaction():
-        store.add_tags([(name, [name])])
-    tag = store.tag_by_name(name)
-    pid = store.photo_by_path(path).id
-    store.replace_suggestions({pid: [AutoTag(tag.id, 0.4, False, "high")]})
-    store.set_user_decision(pid, tag.id, "accepted", "auto", 0.4)
+_index = scan_and_read
+_tag = accept_tag
 
 
 def _tags_of(library: Library, path: str) -> list[tuple[str, str]]:

@@ -26,16 +26,11 @@ from albumtagger.library import watcher as watcher_mod
 from albumtagger.library.folder import Library, open_library
 from albumtagger.library.scanner import (
     CancelToken,
-    apply_read,
-    read_file,
-    run_to_end,
-    scan,
 )
-from albumtagger.library.store import AutoTag
 from albumtagger.library.watcher import ChangeSet, FolderWatcher, Move, apply_changes
 from albumtagger.tagging import watching
 from albumtagger.tagging.pipeline import Progress, TagReport
-from tests.conftest import GOLDEN_MODEL, REPO, make_photo
+from tests.conftest import GOLDEN_MODEL, REPO, accept_tag, make_photo, read_as_tagged, scan_and_read
 
 QUIET = 0.3
 SMALL = (64, 48)
@@ -78,25 +73,7 @@ def settled(sets: list[ChangeSet]) -> list[str]:
 
 def index_now(library: Library) -> None:
     """Scan and read every pending photo, marking it ok (what tagging would do)."""
-    run_to_end(scan(library))
-    store = library.store
-    for row in store.pending_photos():
-        result = read_file(library.root, row, target_pixels=64 * 64)
-        with store.transaction():
-            pid = apply_read(store, result)
-            if pid is not None:
-                store.set_status([pid], "ok")
-
-
-def accept_tag(library: Library, path: str, name: str = "dog") -> None:
-    store = library.store
-    with store.transaction():
-        store.add_tags([(name, [name])])
-    tag = store.tag_by_name(name)
-    row = store.photo_by_path(path)
-    assert tag is not None and row is not None
-    store.replace_suggestions({row.id: [AutoTag(tag.id, 0.4, False, "high")]})
-    store.set_user_decision(row.id, tag.id, "accepted", "auto", 0.4)
+    scan_and_read(library)
 
 
 def tags_of(library: Library, path: str) -> list[tuple[str, str]]:
@@ -443,13 +420,9 @@ def watch_fake_tagging(monkeypatch: pytest.MonkeyPatch) -> list[str]:
             if cancel is not None and cancel.cancelled:
                 report.cancelled = True
                 break
-            result = read_file(library.root, row, target_pixels=64 * 64)
-            with store.transaction():
-                pid = apply_read(store, result)
-                if pid is not None:
-                    store.set_status([pid], "ok")
-                    tagged.append(result.path)
-                    report.tagged += 1
+            if read_as_tagged(library, row) is not None:
+                tagged.append(row.path)
+                report.tagged += 1
             yield Progress("tag", report.tagged, 0)
         with store.transaction():
             store.set_setting("model_source", settings.model.model)
