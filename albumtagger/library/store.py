@@ -492,12 +492,6 @@ class Store:
             [(now, pid) for pid in photo_ids],
         )
 
-    def restore_photo(self, photo_id: int, status: str, error: str | None = None) -> None:
-        self.conn.execute(
-            "UPDATE photos SET status = ?, error = ?, updated_at = ? WHERE id = ?",
-            (status, error, _now(), photo_id),
-        )
-
     def record_damaged(self, photo_id: int, size: int, mtime_ns: int, reason: str) -> None:
         self.conn.execute(
             "UPDATE photos SET status = 'damaged', error = ?, size = ?, mtime_ns = ?, "
@@ -601,18 +595,6 @@ class Store:
             )
             found.update(r[0] for r in rows)
         return found
-
-    def embeddings_for(self, model_id: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {}
-        for chunk in _chunks(list(hashes), 500):
-            rows = self.conn.execute(
-                f"SELECT content_hash, dtype, vector FROM embeddings WHERE model_id = ? "
-                f"AND content_hash IN ({_marks(chunk)})",
-                [model_id, *chunk],
-            )
-            for h, dtype, blob in rows:
-                out[h] = _unblob(blob, dtype).astype(np.float32)
-        return out
 
     def photo_vectors(
         self,

@@ -135,7 +135,6 @@ class _Item:
     row: PhotoRow
     read: ReadResult
     prepared: PreparedImage | None = None
-    error: str | None = None
 
 
 def _read_and_prepare(
