@@ -1,9 +1,19 @@
 """Simulate a user teaching the thresholds through the review queue; print JSON.
 
 Scores and truth come from `--scores S.npy --truth T.npy` ([photos x tags] float scores
-and boolean truth) or from a built-in scenario: tags with different score offsets and
-prevalences, heavy-tailed (Student-t) scores and, for some tags, a population of
-look-alike negatives that score close to the positives.
+and boolean truth) or from built-in scenario families (`--family NAME`, repeatable, or
+`all`, the default), each run for every seed of `--seeds`. All are GME-like cosine scores
+(about -0.1..0.6) with a different background offset per tag:
+
+- baseline: prevalence 0.4%..15%, Student-t scores, look-alike negatives for some tags
+  and a heavy-tailed per-photo offset (`make_scenario`);
+- prevalence: prevalence from 0.1% to 30% (log-uniform);
+- heavy_tails: Student-t backgrounds and positives with 2.5..4 degrees of freedom;
+- light_tails: backgrounds lighter-tailed than a Gaussian (generalised Gaussian, power
+  3..6);
+- lookalikes: tags in pairs whose positives score 55..90% of the way up on each other;
+- correlated: tags in groups that co-occur (a photo's scene switches on a group), a
+  per-photo offset shared by all tags and one shared within each group.
 
 A simulated user answers the review queue truthfully for `--corrections` answers per tag
 on average (refitting after every `--batch` answers). Reported (micro-F1, precision,
@@ -22,7 +32,11 @@ recall over all photo x tag cells, threshold decisions score >= threshold):
   bar); per_tag_hindsight_micro: per-tag thresholds jointly maximising micro-F1 (an
   upper bound for any per-tag thresholds).
 
-Example: python benchmarks/threshold_sim.py --corrections 4 --seeds 0,1,2,3,4
+The JSON has `runs` (one per family and seed), `families` (per family: the mean of
+every result over its seeds, and the gaps to `best_global_hindsight`) and `summary`
+(worst and mean gaps over all runs and families).
+
+Example: python benchmarks/threshold_sim.py --corrections 4 --seeds 0,1,2 --family all
 """
 
 from __future__ import annotations
@@ -30,6 +44,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -95,6 +110,91 @@ def make_scenario(
         scores[rows] = np.clip(chunk, -1.0, 1.0)
         truth[rows] = is_pos
     return scores, truth
+
+
+def _t_noise(r: np.random.Generator, df: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Student-t noise per column (degrees of freedom `df` [tags]), unit scale."""
+    return r.standard_t(np.broadcast_to(df, shape))
+
+
+def _light_noise(r: np.random.Generator, power: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Generalised Gaussian exp(-|x|^p) noise per column, scaled to unit variance."""
+    p = np.broadcast_to(power, shape)
+    x = r.gamma(1.0 / p) ** (1.0 / p) * np.where(r.random(shape) < 0.5, -1.0, 1.0)
+    gamma = np.vectorize(math.gamma)
+    sd = np.sqrt(gamma(3.0 / power) / gamma(1.0 / power))
+    return x / sd
+
+
+def make_family(
+    family: str, n_photos: int = 10000, n_tags: int = 60, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scores (float32) and truth (bool), [photos x tags], of one scenario family.
+
+    Every family: background offset 0.0..0.22 per tag, background sd 0.012..0.035,
+    positives 0.06..0.18 above their background, a small per-photo offset. See the module
+    docstring for what each family changes.
+    """
+    if family == "baseline":
+        return make_scenario(n_photos, n_tags, seed)
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; use one of {', '.join(FAMILIES)}")
+    rng = np.random.default_rng([FAMILIES.index(family), seed])
+    shape = (n_photos, n_tags)
+    prevalence = np.exp(rng.uniform(np.log(0.004), np.log(0.15), n_tags))
+    neg_mu = rng.uniform(0.0, 0.22, n_tags)
+    neg_sd = rng.uniform(0.012, 0.035, n_tags)
+    neg_df = rng.uniform(4.0, 10.0, n_tags)
+    sep = rng.uniform(0.06, 0.18, n_tags)
+    pos_sd = rng.uniform(0.02, 0.045, n_tags)
+    pos_df = rng.uniform(4.0, 10.0, n_tags)
+    offset_sd = 0.008
+    if family == "prevalence":
+        prevalence = np.exp(rng.uniform(np.log(0.001), np.log(0.30), n_tags))
+    elif family == "heavy_tails":
+        neg_df = rng.uniform(2.5, 4.0, n_tags)
+        pos_df = rng.uniform(2.5, 4.0, n_tags)
+    r = np.random.default_rng([FAMILIES.index(family), seed, 1])
+    if family == "light_tails":
+        neg_noise = _light_noise(r, rng.uniform(3.0, 6.0, n_tags), shape)
+        pos_noise = _light_noise(r, rng.uniform(2.0, 4.0, n_tags), shape)
+    else:
+        neg_noise = _t_noise(r, neg_df, shape) * np.sqrt((neg_df - 2) / neg_df)
+        pos_noise = _t_noise(r, pos_df, shape) * np.sqrt((pos_df - 2) / pos_df)
+        if family == "heavy_tails":  # keep the scale of the bulk, not the variance
+            neg_noise = _t_noise(r, neg_df, shape)
+            pos_noise = _t_noise(r, pos_df, shape)
+    pos_score = neg_mu + sep + pos_sd * pos_noise
+    score = neg_mu + neg_sd * neg_noise
+    offset = offset_sd * r.standard_t(5.0, (n_photos, 1))
+
+    if family == "correlated":
+        n_groups = max(1, n_tags // 5)
+        group = rng.integers(0, n_groups, n_tags)
+        group_rate = rng.uniform(0.02, 0.15, n_groups)
+        active = r.random((n_photos, n_groups)) < group_rate
+        within = rng.uniform(0.4, 0.9, n_tags)
+        truth = np.where(active[:, group], r.random(shape) < within, r.random(shape) < 0.002)
+        # a scene lifts every tag of its group (context) and photos share an offset
+        context = (
+            0.3 * sep * active[:, group] + 0.012 * r.standard_normal((n_photos, n_groups))[:, group]
+        )
+        offset = 0.015 * r.standard_t(4.0, (n_photos, 1)) + context
+    else:
+        truth = r.random(shape) < prevalence
+    if family == "lookalikes":
+        # pairs (2i, 2i+1): a photo with one tag scores 55..90% of the way up on the other
+        mate = np.arange(n_tags) ^ 1
+        mate[mate >= n_tags] = n_tags - 1
+        look_at = rng.uniform(0.55, 0.9, n_tags)
+        mate_pos = truth[:, mate] & ~truth
+        look = neg_mu + look_at * sep + neg_sd * neg_noise
+        score = np.where(mate_pos, look, score)
+    scores = np.where(truth, pos_score, score) + offset
+    return np.clip(scores, -1.0, 1.0).astype(np.float32), truth
+
+
+FAMILIES = ("baseline", "prevalence", "heavy_tails", "light_tails", "lookalikes", "correlated")
 
 
 def metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -287,10 +387,43 @@ def simulate(
     }
 
 
+_GAPS = ("policy_minus_best_global", "policy_over_per_tag_hindsight", "prior_minus_best_global")
+
+
+def _spread(vals: list[float]) -> dict[str, float]:
+    return {"min": min(vals), "mean": round(sum(vals) / len(vals), 4), "max": max(vals)}
+
+
+def family_summary(runs: list[dict[str, object]]) -> dict[str, object]:
+    """Mean of every result over a family's runs (micro-F1, precision, recall) and gaps."""
+    results = [r["results"] for r in runs]
+    mean = {
+        key: {
+            m: round(sum(float(res[key][m]) for res in results) / len(results), 4)
+            for m in ("micro_f1", "precision", "recall")
+        }
+        for key in results[0]
+    }
+    best = mean["best_global_hindsight"]["micro_f1"]
+    return {
+        "seeds": [r.get("seed") for r in runs],
+        "results": mean,
+        "prior_minus_best_global": round(mean["prior_only"]["micro_f1"] - best, 4),
+        "policy_minus_best_global": round(mean["policy"]["micro_f1"] - best, 4),
+        "per_run": {key: _spread([float(r[key]) for r in runs]) for key in _GAPS},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scores", type=Path, help="[photos x tags] float scores (.npy)")
     parser.add_argument("--truth", type=Path, help="[photos x tags] boolean truth (.npy)")
+    parser.add_argument(
+        "--family",
+        action="append",
+        choices=(*FAMILIES, "all"),
+        help="scenario family (repeatable; default all)",
+    )
     parser.add_argument("--corrections", type=float, default=4.0, help="answers per tag")
     parser.add_argument("--photos", type=int, default=10000)
     parser.add_argument("--tags", type=int, default=60)
@@ -308,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     settings.validate()
 
     runs = []
+    families: dict[str, object] = {}
     start = time.perf_counter()
     if args.scores or args.truth:
         if not (args.scores and args.truth):
@@ -323,24 +457,41 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
     else:
-        for seed in (int(s) for s in args.seeds.split(",") if s.strip()):
-            scores, truth = make_scenario(args.photos, args.tags, seed)
-            runs.append(
-                {"seed": seed, **simulate(scores, truth, args.corrections, settings, args.batch)}
-            )
+        chosen = args.family or ["all"]
+        names = list(FAMILIES) if "all" in chosen else list(dict.fromkeys(chosen))
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+        for family in names:
+            family_runs = []
+            for seed in seeds:
+                scores, truth = make_family(family, args.photos, args.tags, seed)
+                family_runs.append(
+                    {
+                        "family": family,
+                        "seed": seed,
+                        **simulate(scores, truth, args.corrections, settings, args.batch),
+                    }
+                )
+            runs += family_runs
+            families[family] = family_summary(family_runs)
     out: dict[str, object] = {"settings": dataclasses.asdict(settings), "runs": runs}
+    if families:
+        out["families"] = families
     if len(runs) > 1:
-        summary = {}
-        for key in (
-            "policy_minus_best_global",
-            "policy_over_per_tag_hindsight",
-            "prior_minus_best_global",
-        ):
-            vals = [float(r[key]) for r in runs]
-            summary[key] = {
-                "min": min(vals),
-                "mean": round(sum(vals) / len(vals), 4),
-                "max": max(vals),
+        summary: dict[str, object] = {key: _spread([float(r[key]) for r in runs]) for key in _GAPS}
+        if families:
+            fam = families.values()
+            summary["family_prior_minus_best_global"] = _spread(
+                [float(f["prior_minus_best_global"]) for f in fam]
+            )
+            summary["family_policy_minus_best_global"] = _spread(
+                [float(f["policy_minus_best_global"]) for f in fam]
+            )
+            summary["table"] = {
+                name: {
+                    key: f["results"][key]["micro_f1"]
+                    for key in ("prior_only", "policy", "best_global_hindsight")
+                }
+                for name, f in families.items()
             }
         out["summary"] = summary
     out["seconds"] = round(time.perf_counter() - start, 2)

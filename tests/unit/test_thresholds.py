@@ -36,6 +36,7 @@ from albumtagger.tagging.thresholds import (
     decide,
     diff_decisions,
     fit_thresholds,
+    mixture_fit,
     prior_thresholds,
     redecide_tags,
     review_queue,
@@ -347,7 +348,7 @@ def test_priors_per_strategy():
     rng = np.random.default_rng(0)
     offsets = np.array([0.1, 0.2, 0.3, 0.15])
     scores = (rng.standard_t(4, (2000, 4)) * 0.03 + offsets).astype(np.float32)
-    s = ThresholdSettings(prior_photos=0)
+    s = ThresholdSettings(prior_photos=0, prior="robust")
     assert np.allclose(prior_thresholds(scores, dataclasses.replace(s, prior="fixed")), 0.25)
     ms = prior_thresholds(scores, dataclasses.replace(s, prior="mean_std"))
     assert np.allclose(ms, scores.mean(0, dtype=float) + 0.5 * scores.std(0, dtype=float))
@@ -380,8 +381,110 @@ def test_small_libraries_lean_on_the_base_threshold():
     assert np.allclose(many, 0.25 + (2000 / 2020) * (prior_thresholds(scores, trusting) - 0.25))
 
 
+def two_component(n, prevalence, seed, neg=(0.20, 0.03), pos=(0.30, 0.03)):
+    rng = np.random.default_rng(seed)
+    truth = rng.random(n) < prevalence
+    scores = np.where(truth, rng.normal(*pos, n), rng.normal(*neg, n))
+    return scores.astype(np.float32)[:, None], truth[:, None]
+
+
+MIXTURE = ThresholdSettings(prior="mixture", prior_photos=0)
+ROBUST = ThresholdSettings(prior="robust", prior_photos=0)
+
+
+@pytest.mark.parametrize(
+    ("prevalence", "neg", "pos"),
+    [
+        (0.02, (0.20, 0.03), (0.32, 0.03)),
+        (0.1, (0.20, 0.03), (0.30, 0.03)),
+        (0.3, (0.05, 0.02), (0.15, 0.03)),
+    ],
+)
+def test_mixture_prior_recovers_the_optimum(prevalence, neg, pos):
+    scores, truth = two_component(20000, prevalence, 0, neg, pos)
+    fit = mixture_fit(scores, MIXTURE)
+    assert fit.trusted[0]
+    assert fit.expected_positives[0] == pytest.approx(truth.sum(), rel=0.2)
+    optimum = fbeta_optimum(scores[:, 0], truth[:, 0])
+    prior = prior_thresholds(scores, MIXTURE)[0]
+    assert prior == fit.threshold[0]
+    assert abs(prior - optimum) < 0.25 * neg[1]
+    # the robust prior is far off at a high prevalence; the mixture is not
+    if prevalence >= 0.1:
+        assert abs(prior_thresholds(scores, ROBUST)[0] - optimum) > 2 * abs(prior - optimum)
+    by_pref = {
+        p: prior_thresholds(scores, dataclasses.replace(MIXTURE, preference=p))[0]
+        for p in ("precision", "balanced", "recall")
+    }
+    assert by_pref["precision"] > by_pref["balanced"] > by_pref["recall"]
+
+
+def test_mixture_prior_falls_back_to_robust():
+    rng = np.random.default_rng(3)
+    robust = lambda s: prior_thresholds(s, ROBUST)  # noqa: E731
+    # no tail: a Gaussian, a heavy-tailed and a light-tailed background alone
+    for col in (
+        rng.normal(0.2, 0.03, 20000),
+        0.15 + 0.02 * rng.standard_t(3, 20000),
+        0.1 + 0.05 * rng.uniform(-1, 1, 20000),
+    ):
+        scores = col.astype(np.float32)[:, None]
+        assert not mixture_fit(scores, MIXTURE).trusted[0]
+        assert np.array_equal(prior_thresholds(scores, MIXTURE), robust(scores))
+    # too few photos, even with a clear tail
+    scores, _ = two_component(150, 0.1, 4)
+    assert not mixture_fit(scores, MIXTURE).trusted.any()
+    assert np.array_equal(prior_thresholds(scores, MIXTURE), robust(scores))
+    assert mixture_fit(scores[:, :0], MIXTURE).threshold.size == 0
+    # degenerate and NaN columns neither crash nor pass everything
+    flat = np.zeros((1000, 2), np.float32)
+    flat[:, 1] = np.nan
+    th = prior_thresholds(flat, MIXTURE)
+    assert th[0] == pytest.approx(robust(flat)[0]) and np.isfinite(th[0])
+    scores, _ = two_component(5000, 0.1, 5)
+    holed = scores.copy()
+    holed[::7] = np.nan
+    assert abs(prior_thresholds(holed, MIXTURE)[0] - prior_thresholds(scores, MIXTURE)[0]) < 0.01
+
+
+def test_mixture_partial_fit_equals_full_fit():
+    sim = _load_sim()
+    scores, truth = sim.make_family("prevalence", 3000, 12, seed=1)
+    s = ThresholdSettings()
+    assert s.prior == "mixture"
+    rng = np.random.default_rng(0)
+    events = [
+        (int(p), int(t), bool(truth[p, t]), False, True)
+        for p, t in zip(rng.integers(0, 3000, 60), rng.integers(0, 12, 60), strict=True)
+    ]
+    fb = Feedback.from_events(events)
+    stats = tag_stats(scores)
+    full = fit_thresholds(scores, fb, s, stats=stats)
+    for tags in ([3], [7, 1], [11, 0, 5]):
+        assert np.array_equal(fit_thresholds(scores, fb, s, stats=stats, tags=tags), full[tags])
+        assert np.array_equal(fit_thresholds(scores, fb, s, tags=tags), full[tags])
+        assert np.array_equal(
+            prior_thresholds(scores, s, tags=tags), prior_thresholds(scores, s)[tags]
+        )
+
+
+@pytest.mark.parametrize("family", ["prevalence", "heavy_tails", "correlated"])
+def test_mixture_prior_beats_one_global_threshold(family):
+    sim = _load_sim()
+    for seed in (0, 1):
+        scores, truth = sim.make_family(family, 3000, 30, seed=seed)
+        g = sim.best_global_threshold(scores, truth)
+        best_global = sim.metrics(scores >= g, truth)["micro_f1"]
+        mixture = sim.metrics(sim._passes(scores, prior_thresholds(scores, MIXTURE)), truth)
+        robust = sim.metrics(sim._passes(scores, prior_thresholds(scores, ROBUST)), truth)
+        assert mixture["micro_f1"] > best_global
+        assert mixture["micro_f1"] > robust["micro_f1"] - 0.02
+
+
 def test_settings_validation_and_beta():
     ThresholdSettings().validate()
+    ThresholdSettings(prior="mixture").validate()
+    assert ThresholdSettings().prior == "mixture"
     for bad in (
         {"prior": "magic"},
         {"preference": "fast"},
@@ -389,6 +492,7 @@ def test_settings_validation_and_beta():
         {"min_base": 0.6},
         {"fallback_factor": 1.5},
         {"max_tags": 0},
+        {"mixture_min_photos": -1},
     ):
         with pytest.raises(UserError):
             ThresholdSettings(**bad).validate()
@@ -432,7 +536,7 @@ def test_no_labels_gives_the_prior():
 
 def test_many_labels_reach_the_data_optimum():
     scores, truth = two_class_tag()
-    s = ThresholdSettings()
+    s = ThresholdSettings(prior="robust")  # a prior away from the optimum
     rng = np.random.default_rng(1)
     photos = rng.choice(scores.shape[0], 1500, replace=False)
     th = fit_thresholds(scores, labels_for(truth, photos), s)[0]
@@ -445,7 +549,7 @@ def test_many_labels_reach_the_data_optimum():
 def test_labels_near_the_threshold_are_not_a_biased_sample():
     # every label sits within 0.01 of the prior: F1 on them alone is meaningless
     scores, truth = two_class_tag()
-    s = ThresholdSettings()
+    s = ThresholdSettings(prior="robust")  # a prior away from the optimum
     prior = prior_thresholds(scores, s)[0]
     optimum = fbeta_optimum(scores[:, 0], truth[:, 0])
     near = np.flatnonzero(np.abs(scores[:, 0] - prior) < 0.01)[:60]
