@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from albumtagger.errors import SchemaTooNewError, SidecarError
-from albumtagger.library.store import PHOTO_STATUSES, SCHEMA_MAJOR, SCHEMA_VERSION, version_text
+from albumtagger.library.store import PHOTO_STATUSES, SCHEMA_MAJOR, version_text
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,9 @@ ORDERS: tuple[str, ...] = ("path", "name", "taken", "added")
 date added."""
 
 QUICK_FILTERS: tuple[str, ...] = ("untagged", "needs_review", "damaged", "missing", "pending")
+
+MIN_SCHEMA = 101
+"""The oldest sidecar schema these queries read (1.1: tag thresholds and feedback)."""
 
 BUSY_TIMEOUT_MS = 200
 """A WAL reader only waits in rare cases (the writer resetting the log, recovery)."""
@@ -342,7 +345,7 @@ class LibraryQueries:
                 f"{version_text(version)}; this version reads {SCHEMA_MAJOR}.x). "
                 f"Update albumtagger to open it."
             )
-        if version < SCHEMA_VERSION:
+        if version < MIN_SCHEMA:
             self.close()
             raise SidecarError(
                 f"The library {self.db_path} has schema {version_text(version)}; open it "
