@@ -332,7 +332,7 @@ def test_reads_never_wait_for_the_writer(lib: Lib) -> None:
                             store.add_photo(f"w/{n}.jpg", 1, n)
                             n += 1
                         writer_ready.set()
-                        time.sleep(0.15)  # the write lock is held far longer than 50 ms
+                        time.sleep(0.3)  # the write lock is held far longer than 50 ms
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -358,7 +358,12 @@ def test_reads_never_wait_for_the_writer(lib: Lib) -> None:
     threads[0].join(10)
     assert not errors, errors
     assert len(waits) > 20
-    assert max(waits) < 0.05, f"slowest read {max(waits) * 1000:.1f} ms"
+    # A read that waited for the writer would take up to 300 ms (or fail when its busy
+    # timeout ran out); the margins below leave room for a busy shared test machine.
+    waits.sort()
+    p98 = waits[int(len(waits) * 0.98)]
+    assert p98 < 0.05, f"98th percentile {p98 * 1000:.1f} ms"
+    assert waits[-1] < 0.15, f"slowest read {waits[-1] * 1000:.1f} ms"
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
