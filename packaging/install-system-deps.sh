@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Debian/Ubuntu libraries that Qt (PySide6) needs at run time, installed only when
+# Debian/Ubuntu libraries that Qt (PySide6) needs at run time, and exiftool (the
+# independent XMP/IPTC reader the tests check our sidecars with), installed only when
 # missing. Elsewhere (macOS, Windows, other distributions) this does nothing.
 set -euo pipefail
 command -v dpkg-query >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 || exit 0
 needed=(libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3
-        libglib2.0-0 libxcb-cursor0)
+        libglib2.0-0 libxcb-cursor0 libimage-exiftool-perl)
 missing=()
 for pkg in "${needed[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" ||
@@ -13,6 +14,6 @@ done
 [ ${#missing[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
-echo "Installing Qt's system libraries: ${missing[*]}"
+echo "Installing system packages: ${missing[*]}"
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

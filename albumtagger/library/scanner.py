@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from PIL import Image
 
 from albumtagger.errors import ImageError
-from albumtagger.library import images
+from albumtagger.library import images, keywords
 from albumtagger.library.folder import Library
 from albumtagger.library.store import PhotoRow, Store
 
@@ -243,6 +243,8 @@ class ReadResult:
     image: Image.Image | None = None
     error: str | None = None
     gone: bool = False
+    keywords: keywords.Found | None = None
+    """Keywords in the photo's sidecar, embedded XMP and IPTC (imported by `apply_read`)."""
 
 
 def read_file(
@@ -281,6 +283,7 @@ def read_file(
         return result
     result.width, result.height = width, height
     result.image = image if want_pixels else None
+    result.keywords = keywords.photo_keywords(path, data, content_hash=result.content_hash)
     return result
 
 
@@ -289,6 +292,7 @@ def apply_read(store: Store, result: ReadResult) -> int | None:
 
     Returns the photo's id (which changes when the file turns out to be a moved photo),
     or None when the photo is damaged, unreadable or gone.
+    Keywords the photo carries (sidecar, embedded XMP, IPTC) become accepted user tags.
     """
     if result.gone:
         store.mark_missing([result.photo_id])
@@ -297,7 +301,7 @@ def apply_read(store: Store, result: ReadResult) -> int | None:
         store.record_damaged(result.photo_id, result.size, result.mtime_ns, result.error)
         return None
     assert result.content_hash is not None
-    return store.record_read(
+    photo_id = store.record_read(
         result.photo_id,
         content_hash=result.content_hash,
         size=result.size,
@@ -305,3 +309,6 @@ def apply_read(store: Store, result: ReadResult) -> int | None:
         width=result.width,
         height=result.height,
     )
+    if result.keywords is not None:
+        keywords.record_found(store, photo_id, result.keywords)
+    return photo_id
