@@ -19,7 +19,7 @@ from typing import Any
 
 from albumtagger import __version__
 from albumtagger.config import Settings, data_dir, load_settings, replace_section
-from albumtagger.errors import NotFoundError, UsageError, UserError
+from albumtagger.errors import NotFoundError, UnknownTagError, UsageError, UserError
 
 log = logging.getLogger("albumtagger")
 
@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cleanup", help="forget photos marked missing")
     _folder(p)
+    p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("embed", help="print GME vectors of images and texts (texts as queries)")
     _model_options(p)
@@ -163,6 +164,42 @@ def _settings(args: argparse.Namespace) -> Settings:
         max_image_tokens=getattr(args, "max_image_tokens", None),
         batch_size=getattr(args, "batch_size", None),
     )
+
+
+MODEL_SOURCE_OPTIONS = ("model", "revision", "min_image_tokens", "max_image_tokens")
+
+
+def _explicit_model_fields(args: argparse.Namespace) -> set[str]:
+    """Model settings given on purpose (an option or an environment variable): they win
+    over the model a library records; settings-file values do not."""
+    given = {f for f in MODEL_SOURCE_OPTIONS if getattr(args, f, None) is not None}
+    env = {
+        f
+        for f in MODEL_SOURCE_OPTIONS
+        if f"ALBUMTAGGER_{f.upper()}" in os.environ
+        or f"ALBUMTAGGER_MODEL_{f.upper()}" in os.environ
+    }
+    return given | env
+
+
+def _library_settings(library, args: argparse.Namespace) -> Settings:
+    """The settings for work on `library`: its own model unless told otherwise."""
+    from albumtagger.tagging.pipeline import library_settings
+
+    return library_settings(library.store, _settings(args), _explicit_model_fields(args))
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
+_CONTROL.update({ord("\n"): "\\n", ord("\t"): "\\t", ord("\r"): "\\r"})
+
+
+def _printable(text: str) -> str:
+    """A file or tag name for a terminal: control characters shown as escapes."""
+    return text.translate(_CONTROL)
 
 
 def _open(folder: Path, *, create: bool = False):  # -> Library
@@ -226,8 +263,8 @@ def _progress_printer(label: str) -> Callable[[Any], None]:
 def cmd_index(args: argparse.Namespace) -> int:
     from albumtagger.tagging.pipeline import index_folder
 
-    settings = _settings(args)
     with _open(args.folder, create=True) as library:
+        settings = _library_settings(library, args)
         if not library.sidecar_in_folder:
             print(
                 f"{library.root} is read-only; its library is kept in {library.store.db_path}",
@@ -250,9 +287,6 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from albumtagger.library.scanner import CancelToken
     from albumtagger.tagging.watching import watch_folder
 
-    settings = _settings(args)
-    if args.poll:
-        settings = replace_section(settings, "watch", force_polling=True)
     cancel = CancelToken()
 
     def stop(signum: int, frame: object) -> None:
@@ -262,6 +296,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     with _open(args.folder, create=True) as library:
+        settings = _library_settings(library, args)
+        if args.poll:
+            settings = replace_section(settings, "watch", force_polling=True)
         print(f"Watching {library.root} (Ctrl-C to stop)", file=sys.stderr)
         watch_folder(library, settings, cancel, on_message=lambda m: print(m, file=sys.stderr))
     return 0
@@ -312,12 +349,18 @@ def cmd_tags(args: argparse.Namespace) -> int:
         return 0
     for item in out:
         shown = [
-            t["name"] + ("?" if t["state"] == "suggested" and t["fallback"] else "")
+            _printable(t["name"]) + ("?" if t["state"] == "suggested" and t["fallback"] else "")
             for t in item["tags"]
             if t["state"] != "rejected"
         ]
-        extra = f"  [{item['status']}{': ' + item['error'] if 'error' in item else ''}]"
-        print(f"{item['path']}: {', '.join(shown)}{extra if item['status'] != 'ok' else ''}")
+        status = item["status"]
+        error = item.get("error") or ""
+        if error and not error.startswith(status):
+            status += f": {error}"
+        elif error:
+            status = error
+        extra = f"  [{_printable(status)}]" if item["status"] != "ok" else ""
+        print(f"{_printable(item['path'])}: {', '.join(shown)}{extra}")
     return 0
 
 
@@ -328,7 +371,9 @@ def _tag_ids(store, names: Sequence[str]) -> list[int]:
     for name in names:
         tag = store.tag_by_name(clean_name(name))
         if tag is None:
-            raise NotFoundError(f"There is no tag {name!r}; see `albumtagger vocab FOLDER --list`.")
+            raise UnknownTagError(
+                f"There is no tag {name!r}; see `albumtagger vocab FOLDER --list`."
+            )
         ids.append(tag.id)
     return ids
 
@@ -345,7 +390,7 @@ def cmd_find(args: argparse.Namespace) -> int:
         _print_json([{"path": r.path, "status": r.status} for r in rows])
     else:
         for r in rows:
-            print(r.path)
+            print(_printable(r.path))
     return 0
 
 
@@ -354,14 +399,13 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     if args.top < 1:
         raise UsageError("--top must be at least 1.")
-    settings = _settings(args)
     with _open(args.folder) as library:
-        hits = search(library, settings, args.query, top=args.top)
+        hits = search(library, _library_settings(library, args), args.query, top=args.top)
     if args.json:
         _print_json([{"path": path, "score": round(score, 4)} for path, score in hits])
     else:
         for path, score in hits:
-            print(f"{score:.3f}  {path}")
+            print(f"{score:.3f}  {_printable(path)}")
     return 0
 
 
@@ -373,9 +417,8 @@ def cmd_correct(args: argparse.Namespace) -> int:
         raise UsageError(
             "correct needs a PHOTO with --accept/--reject/--add/--remove T, or --undo alone."
         )
-    settings = _settings(args)
     with _open(args.folder) as library:
-        tagger = Tagger(library.store, settings)
+        tagger = Tagger(library.store, _library_settings(library, args))
         results = []
         if args.undo:
             undone = tagger.undo()
@@ -384,8 +427,9 @@ def cmd_correct(args: argparse.Namespace) -> int:
             results.append(undone)
         else:
             path = _photo_path(library, args.photo)
-            for action, name in actions:
-                results.append(tagger.correct(path, name, action))
+            with library.store.transaction():  # all of them or none
+                for action, name in actions:
+                    results.append(tagger.correct(path, name, action))
     _print_corrections(results, args.json)
     return 0
 
@@ -395,7 +439,7 @@ def _print_corrections(results: list, as_json: bool) -> None:
         _print_json([r.as_dict() for r in results])
     else:
         for r in results:
-            print(r.describe())
+            print(_printable(r.describe()))
 
 
 def cmd_review(args: argparse.Namespace) -> int:
@@ -407,36 +451,51 @@ def cmd_review(args: argparse.Namespace) -> int:
             raise UsageError(f"Answer {answer!r} for {photo} {tag}: say yes or no.")
         answers.append((photo, tag, answer.lower() == "yes"))
     with _open(args.folder) as library:
-        tagger = Tagger(library.store, _settings(args))
+        tagger = Tagger(library.store, _library_settings(library, args))
         if answers:
-            _print_corrections(
-                [tagger.answer(_photo_path(library, p), tag, yes) for p, tag, yes in answers],
-                args.json,
-            )
+            with library.store.transaction():  # all of them or none
+                results = [
+                    tagger.answer(_photo_path(library, p), tag, yes) for p, tag, yes in answers
+                ]
+            _print_corrections(results, args.json)
             return 0
         items = tagger.review_queue(args.limit)
     if args.json:
         _print_json(items)
     else:
         for item in items:
+            mark = "?" if item["suggested"] else " (not suggested)"
             print(
-                f"{item['path']}: {item['tag']}? (score {item['score']:.3f}, "
-                f"threshold {item['threshold']:.3f})"
+                f"{_printable(item['path'])}: {_printable(item['tag'])}{mark} "
+                f"(score {item['score']:.3f}, threshold {item['threshold']:.3f})"
             )
     return 0
 
 
 def cmd_vocab(args: argparse.Namespace) -> int:
+    from albumtagger.errors import ModelError
+    from albumtagger.tagging.pipeline import load_encoder
     from albumtagger.tagging.tagger import Tagger
 
-    settings = _settings(args)
     with _open(args.folder, create=True) as library:
-        tagger = Tagger(library.store, settings)
+        settings = _library_settings(library, args)
+        model_problem: list[str] = []
+
+        def encoder():  # only asked for when a new tag needs its text vector
+            try:
+                return load_encoder(settings)
+            except ModelError as exc:
+                model_problem.append(str(exc))
+                raise
+
+        tagger = Tagger(library.store, settings, encoder_factory=encoder)
+        change = None
         if args.add:
-            tagger.add_tags(args.add)
+            change = tagger.add_tags(args.add)
         elif args.remove:
-            tagger.remove_tags(args.remove)
+            change = tagger.remove_tags(args.remove)
         tags = library.store.tags()
+        unscored = set(tagger.unscored_tags())
     if args.json:
         _print_json(
             [
@@ -445,14 +504,39 @@ def cmd_vocab(args: argparse.Namespace) -> int:
                     "prompts": list(t.prompts),
                     "threshold": t.threshold,
                     "events": t.events,
+                    "scored": t.name not in unscored,
                 }
                 for t in tags
             ]
         )
     elif args.list:
         for t in tags:
-            print(t.name)
+            print(_printable(t.name) + ("  (not scored yet)" if t.name in unscored else ""))
+    elif change is not None:
+        for line in _vocab_lines(change, model_problem):
+            print(_printable(line))
     return 0
+
+
+def _vocab_lines(change, model_problem: list[str]) -> list[str]:
+    lines = []
+    if change.added:
+        lines.append("Added " + ", ".join(repr(n) for n in change.added) + ".")
+    if change.existing:
+        lines.append("Already in the vocabulary: " + ", ".join(repr(n) for n in change.existing))
+    if change.removed:
+        lines.append("Removed " + ", ".join(repr(n) for n in change.removed) + ".")
+    if change.unscored:
+        why = f" ({model_problem[0]})" if model_problem else ""
+        lines.append(
+            f"Not scored yet: {', '.join(repr(n) for n in change.unscored)}. The model is "
+            f"not at hand{why}; the tags are scored across the library the next time "
+            "`albumtagger index FOLDER` or the app loads it."
+        )
+    changed = len(change.changes.photo_ids())
+    if change.added or change.removed:
+        lines.append(f"{_plural(changed, 'photo')} changed tags.")
+    return lines
 
 
 def cmd_export_xmp(args: argparse.Namespace) -> int:
@@ -463,14 +547,17 @@ def cmd_export_xmp(args: argparse.Namespace) -> int:
     if args.json:
         _print_json([{"path": p} for p in written])
     else:
-        print(f"Wrote {len(written)} XMP sidecar files.")
+        print(f"Wrote {_plural(len(written), 'XMP sidecar file')}.")
     return 0
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
     with _open(args.folder) as library:
         removed = library.store.remove_missing()
-    print(f"Forgot {removed} missing photos.")
+    if args.json:
+        _print_json({"removed": removed})
+    else:
+        print(f"Forgot {_plural(removed, 'missing photo')}.")
     return 0
 
 

@@ -41,4 +41,8 @@ class ImageError(UserError):
 
 
 class NotFoundError(UserError):
-    """A photo or tag named by the user is not in the library."""
+    """A photo named by the user is not in the library."""
+
+
+class UnknownTagError(UsageError):
+    """A tag named by the user is not in the vocabulary."""

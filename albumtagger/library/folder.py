@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from albumtagger.errors import LibraryOfflineError, UserError
+from albumtagger.errors import LibraryOfflineError, UsageError, UserError
 from albumtagger.library.store import SIDECAR_DIR, Store, fallback_sidecar_path, sidecar_path
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,8 @@ def open_library(root: Path, data_dir: Path, *, create: bool = True) -> Library:
     reach, and `UserError` when there is no library and `create` is false.
     """
     root = Path(root).expanduser().absolute()
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"{root} is a file, not a folder; give the folder that holds the photos.")
     inside = sidecar_path(root)
     outside = fallback_sidecar_path(root, data_dir)
     if inside.is_file():

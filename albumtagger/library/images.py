@@ -438,11 +438,26 @@ def _too_large(width: int, height: int, max_pixels: int) -> str:
     )
 
 
+_UNSUPPORTED_HINTS = (
+    "not available",
+    "unsupported",
+    "not supported",
+    "unknown compression",
+    "unknown pixel mode",
+    "unrecognized mode",
+    "unrecognised mode",
+)
+"""Pillow's words for a well-formed file it has no decoder for (a TIFF compression, a
+pixel layout): such a file is not damaged, just not supported."""
+
+
 def _damage_reason(exc: BaseException, data: bytes, fmt: str) -> str:
     text = str(exc).strip()
     if isinstance(exc, EOFError) or "truncated" in text.lower() or _riff_truncated(data):
         return "damaged: file is truncated"
     detail = text.splitlines()[0][:200] if text else type(exc).__name__
+    if any(hint in detail.lower() for hint in _UNSUPPORTED_HINTS):
+        return f"not supported ({fmt}: {detail})"
     return f"damaged: cannot decode the {fmt} data ({detail})"
 
 
@@ -525,6 +540,26 @@ def _sniff_text(head: bytes) -> str | None:
     return "a text file"
 
 
+def _tiff_compression(data: bytes) -> int | None:
+    """The compression code of a TIFF whose first directory is well formed, else None."""
+    order = {b"II": "<", b"MM": ">"}.get(data[:2])
+    if order is None or len(data) < 8:
+        return None
+    magic, offset = struct.unpack(order + "HI", data[2:8])
+    if magic != 42 or offset + 2 > len(data):
+        return None
+    (count,) = struct.unpack(order + "H", data[offset : offset + 2])
+    if count == 0 or offset + 2 + 12 * count > len(data):
+        return None
+    for i in range(count):
+        entry = offset + 2 + 12 * i
+        tag, kind = struct.unpack(order + "HH", data[entry : entry + 4])
+        if tag == 259:  # Compression, a SHORT stored in the entry itself
+            fmt = order + ("H" if kind == 3 else "I")
+            return int(struct.unpack_from(fmt, data, entry + 8)[0])
+    return None
+
+
 def _unidentified_reason(data: bytes) -> str:
     kind = _sniff(data)
     if kind == "HEIF" and not HEIF_SUPPORTED:
@@ -536,6 +571,10 @@ def _unidentified_reason(data: bytes) -> str:
     if kind in ALLOWED_FORMATS:
         if _riff_truncated(data) or len(data) < 64:
             return "damaged: file is truncated"
+        if kind == "TIFF":
+            compression = _tiff_compression(data)
+            if compression is not None and compression not in TiffImagePlugin.COMPRESSION_INFO:
+                return f"not supported (TIFF compression {compression}, which Pillow cannot decode)"
         return f"damaged: the {kind} header is unreadable (corrupt or truncated)"
     if kind is None:
         return "not a supported image format (unrecognised content)"

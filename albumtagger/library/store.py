@@ -24,7 +24,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -41,7 +41,7 @@ BACKUPS_KEPT = 5
 BACKUP_INTERVAL_S = 24 * 3600
 
 SCHEMA_MAJOR = 1
-SCHEMA_VERSION = 101  # 1.1
+SCHEMA_VERSION = 102  # 1.2
 
 PHOTO_STATUSES = ("pending", "ok", "damaged", "missing")
 TAG_STATES = ("suggested", "accepted", "rejected")
@@ -134,8 +134,16 @@ ALTER TABLE tags ADD COLUMN score_median REAL;
 ALTER TABLE tags ADD COLUMN score_scale REAL;
 """
 
+_SCHEMA_1_2 = """
+ALTER TABLE feedback ADD COLUMN undo_data TEXT;
+"""
+
 # (version reached, script): ordered; each runs in its own transaction.
-MIGRATIONS: tuple[tuple[int, str], ...] = ((100, _SCHEMA_1_0), (101, _SCHEMA_1_1))
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (100, _SCHEMA_1_0),
+    (101, _SCHEMA_1_1),
+    (102, _SCHEMA_1_2),
+)
 
 
 def version_text(version: int) -> str:
@@ -187,6 +195,22 @@ class AutoTag:
     score: float
     fallback: bool
     confidence: str
+
+
+@dataclass
+class SuggestionChanges:
+    """(photo id, tag id) cells whose automatic suggestion a write added, removed or
+    updated (a new score, confidence or fallback flag)."""
+
+    added: list[tuple[int, int]] = field(default_factory=list)
+    removed: list[tuple[int, int]] = field(default_factory=list)
+    updated: list[tuple[int, int]] = field(default_factory=list)
+
+    def photo_ids(self) -> set[int]:
+        return {p for p, _ in (*self.added, *self.removed, *self.updated)}
+
+    def __len__(self) -> int:
+        return len(self.added) + len(self.removed) + len(self.updated)
 
 
 @dataclass(frozen=True)
@@ -678,12 +702,36 @@ class Store:
     def remove_tag(self, tag_id: int) -> None:
         self.conn.execute("DELETE FROM tags WHERE id = ?", (tag_id,))
 
+    def remove_tag_if_unused(self, tag_id: int) -> None:
+        """Drop a tag that no photo row and no feedback event refers to."""
+        self.conn.execute(
+            "DELETE FROM tags WHERE id = ? AND NOT EXISTS (SELECT 1 FROM photo_tags "
+            "WHERE tag_id = ?) AND NOT EXISTS (SELECT 1 FROM feedback WHERE tag_id = ? "
+            "AND undone = 0)",
+            (tag_id, tag_id, tag_id),
+        )
+
     def set_tag_thresholds(self, items: Iterable[tuple[int, float, int, float, float]]) -> None:
         """(tag id, fitted threshold, feedback events, score median, score scale) per tag."""
         self.conn.executemany(
             "UPDATE tags SET threshold = ?, events = ?, score_median = ?, score_scale = ? "
             "WHERE id = ?",
             [(float(t), int(n), float(m), float(sc), int(tid)) for tid, t, n, m, sc in items],
+        )
+
+    def tag_policy_rows(self) -> list[list]:
+        """(id, threshold, events, score median, score scale) of every tag (a snapshot)."""
+        rows = self.conn.execute(
+            "SELECT id, threshold, events, score_median, score_scale FROM tags ORDER BY id"
+        )
+        return [list(r) for r in rows]
+
+    def restore_tag_policy_rows(self, rows: Sequence[Sequence]) -> None:
+        """Put tags' thresholds back as in a `tag_policy_rows` snapshot."""
+        self.conn.executemany(
+            "UPDATE tags SET threshold = ?, events = ?, score_median = ?, score_scale = ? "
+            "WHERE id = ?",
+            [(t, n, m, sc, tid) for tid, t, n, m, sc in rows],
         )
 
     def text_vectors(
@@ -746,15 +794,15 @@ class Store:
         )
         return [(int(a), int(b), str(c)) for a, b, c in rows]
 
-    def replace_suggestions(self, decisions: dict[int, Sequence[AutoTag]]) -> int:
-        """Set the automatic suggestions of these photos; returns rows changed.
+    def replace_suggestions(self, decisions: dict[int, Sequence[AutoTag]]) -> SuggestionChanges:
+        """Set the automatic suggestions of these photos; returns what changed.
 
         Only `suggested` rows are replaced. A cell the user decided (accepted, added,
-        rejected) is never touched; its score is refreshed at most.
+        rejected) is never touched.
         """
         conn = self.conn
         now = _now()
-        changed = 0
+        changes = SuggestionChanges()
         with self.transaction():
             for photo_id, tags in decisions.items():
                 current = {
@@ -777,7 +825,7 @@ class Store:
                         "AND state = 'suggested'",
                         stale,
                     )
-                    changed += len(stale)
+                    changes.removed.extend(stale)
                 for tid, t in wanted.items():
                     old = current.get(tid)
                     if old is not None and old[0] != "suggested":
@@ -794,8 +842,30 @@ class Store:
                         "updated_at = excluded.updated_at WHERE photo_tags.state = 'suggested'",
                         (photo_id, tid, *row, now),
                     )
-                    changed += 1
-        return changed
+                    (changes.added if old is None else changes.updated).append((photo_id, tid))
+        return changes
+
+    def photo_tag_rows(self, photo_ids: Sequence[int]) -> list[list]:
+        """Every tag row of these photos as plain values (an undo snapshot)."""
+        out: list[list] = []
+        for chunk in _chunks(sorted(set(photo_ids)), 500):
+            rows = self.conn.execute(
+                "SELECT photo_id, tag_id, score, source, state, fallback, confidence, "
+                f"updated_at FROM photo_tags WHERE photo_id IN ({_marks(chunk)})",
+                chunk,
+            )
+            out.extend(list(r) for r in rows)
+        return out
+
+    def restore_photo_tag_rows(self, photo_ids: Sequence[int], rows: Sequence[Sequence]) -> None:
+        """Put these photos' tag rows back exactly as in a `photo_tag_rows` snapshot."""
+        for chunk in _chunks(sorted(set(photo_ids)), 500):
+            self.conn.execute(f"DELETE FROM photo_tags WHERE photo_id IN ({_marks(chunk)})", chunk)
+        self.conn.executemany(
+            "INSERT INTO photo_tags(photo_id, tag_id, score, source, state, fallback, "
+            "confidence, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [tuple(r) for r in rows],
+        )
 
     def set_user_decision(
         self, photo_id: int, tag_id: int, state: str, source: str, score: float | None
@@ -881,19 +951,42 @@ class Store:
             for r in rows
         ]
 
-    def undo_last_feedback(self) -> tuple[int, int] | None:
-        """Undo the newest correction: the cell goes back as it was. (photo, tag) or None."""
-        with self.transaction() as conn:
-            row = conn.execute(
-                "SELECT id, photo_id, tag_id, prev_state, prev_source, prev_score, "
-                "prev_fallback FROM feedback WHERE undone = 0 ORDER BY id DESC LIMIT 1"
-            ).fetchone()
-            if row is None:
-                return None
-            fid, photo_id, tag_id, state, source, score, fallback = row
-            self.restore_cell(photo_id, tag_id, state, source, score, bool(fallback))
-            conn.execute("UPDATE feedback SET undone = 1 WHERE id = ?", (fid,))
-        return int(photo_id), int(tag_id)
+    def set_feedback_undo(self, feedback_id: int, data: dict) -> None:
+        """Keep what undoing this event must restore (a JSON-able snapshot)."""
+        self.conn.execute(
+            "UPDATE feedback SET undo_data = ? WHERE id = ?", (json.dumps(data), feedback_id)
+        )
+
+    def last_feedback(self) -> tuple[FeedbackEvent, PhotoTag | None, dict | None] | None:
+        """The newest event in effect, the cell as it was before it, and its undo data."""
+        row = self.conn.execute(
+            "SELECT f.id, f.photo_id, f.tag_id, f.action, f.score, f.positive, "
+            "f.was_suggested, f.review, f.at, f.prev_state, f.prev_source, f.prev_score, "
+            "f.prev_fallback, f.undo_data, t.name FROM feedback f JOIN tags t ON t.id = f.tag_id "
+            "WHERE f.undone = 0 ORDER BY f.id DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        event = FeedbackEvent(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            bool(row[5]),
+            bool(row[6]),
+            bool(row[7]),
+            row[8],
+        )
+        previous = None
+        if row[9] is not None:
+            previous = PhotoTag(
+                row[1], row[2], row[14], row[11], row[10], row[9], bool(row[12]), None
+            )
+        return event, previous, None if row[13] is None else json.loads(row[13])
+
+    def mark_feedback_undone(self, feedback_id: int) -> None:
+        self.conn.execute("UPDATE feedback SET undone = 1 WHERE id = ?", (feedback_id,))
 
     # -- queries ------------------------------------------------------------------
 

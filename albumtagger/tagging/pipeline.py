@@ -10,17 +10,18 @@ resumes where it stopped and never does a photo twice.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Collection, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from albumtagger.config import Settings
+from albumtagger.config import Settings, replace_section
 from albumtagger.errors import UserError
 from albumtagger.library.folder import Library
 from albumtagger.library.scanner import (
@@ -43,8 +44,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MODEL_SOURCE_KEY = "model_source"
-SINCE_REDECIDE_KEY = "photos_since_redecide"
+"""Library setting: the model the library was tagged with (JSON: model, revision, budget)."""
+MODEL_SOURCE_FIELDS = ("model", "revision", "min_image_tokens", "max_image_tokens")
 REDECIDE_SHARE = 0.05
+"""A watched folder's new photos are decided with the stored thresholds until they reach
+this share of the library; then the whole library is re-fitted and re-decided."""
 READ_WORKERS = 2
 
 
@@ -90,7 +94,8 @@ class IndexSummary:
         ]
         if t.tagged or t.reused or t.damaged:
             lines.append(
-                f"Tagged {t.tagged + t.reused} photos in {t.seconds:.1f} s"
+                f"Tagged {t.tagged + t.reused} photo{'' if t.tagged + t.reused == 1 else 's'} "
+                f"in {t.seconds:.1f} s"
                 f"{f', {t.damaged} damaged (skipped)' if t.damaged else ''}."
             )
         if t.cancelled:
@@ -102,13 +107,17 @@ class IndexSummary:
 def load_encoder(settings: Settings) -> GmeEncoder:
     """The GME encoder the settings ask for (imports torch, so only when needed)."""
     from albumtagger.config import DEFAULT_MODEL
-    from albumtagger.tagging.encoder import GmeEncoder
+    from albumtagger.tagging.model_files import locate_model
 
     m = settings.model
     if m.min_image_tokens < 4 or m.max_image_tokens < m.min_image_tokens:
         raise UserError(
             "The image token budget needs 4 <= --min-image-tokens <= --max-image-tokens."
         )
+    locate_model(m.model or DEFAULT_MODEL, m.revision or None)  # fails fast, before torch
+
+    from albumtagger.tagging.encoder import GmeEncoder
+
     return GmeEncoder(
         m.model or DEFAULT_MODEL,
         revision=m.revision or None,
@@ -171,8 +180,16 @@ def tag_pending(
     settings: Settings,
     encoder: GmeEncoder,
     cancel: CancelToken | None = None,
+    *,
+    settle: bool = True,
 ) -> Generator[Progress, None, TagReport]:
-    """Read, embed and tag every pending photo. Yields progress; returns a report."""
+    """Read, embed and tag every pending photo. Yields progress; returns a report.
+
+    Each batch is decided with the thresholds as stored (fitted from the first batch in
+    a new library). With `settle` (an index run) a finished run ends with a full
+    re-decision, so the result does not depend on how the run was split; without it (a
+    watched folder's trickle) that happens once the new photos reach `REDECIDE_SHARE`.
+    """
     store = library.store
     report = TagReport()
     start = time.monotonic()
@@ -180,18 +197,17 @@ def tag_pending(
     with store.transaction():
         store.set_setting(MODEL_ID_KEY, model_id)
         store.set_setting(IMAGE_MODEL_ID_KEY, image_id)
-        store.set_setting(MODEL_SOURCE_KEY, _model_source(settings))
+        store.set_setting(MODEL_SOURCE_KEY, json.dumps(model_source(settings)))
         store.requeue_without_vector(image_id)
     vocabulary.seed_vocabulary(store)
     tagger = Tagger(store, settings, model_id=model_id, image_model_id=image_id)
+    newly_scored = bool(tagger.unscored_tags()) and store.count_photos()["ok"] > 0
     tags = store.tags()
     for prompts_done, prompts_total in vocabulary.embed_prompts(store, encoder, tags):
         yield Progress("vocabulary", prompts_done, prompts_total)
         if cancel is not None and cancel.cancelled:
             report.cancelled = True
             return report
-    tag_matrix = vocabulary.tag_vectors(store, encoder, tags)
-    tagger.set_tag_vectors(tags, tag_matrix)
 
     pending = store.pending_photos()
     total = len(pending)
@@ -258,22 +274,24 @@ def tag_pending(
                 break
             yield Progress("tag", done, total, current=chunk[-1].row.path)
     report.seconds = time.monotonic() - start
-    if report.tagged or report.reused:
-        _redecide_when_due(store, tagger, report.tagged + report.reused, report.cancelled)
+    if not report.cancelled and not settle_decisions(tagger, force=settle) and newly_scored:
+        tagger.redecide()  # tags that were waiting for the model
     return report
 
 
-def _redecide_when_due(store, tagger: Tagger, added: int, cancelled: bool) -> None:
-    """Re-fit and re-decide the whole library once the photos tagged since the last time
-    reach `REDECIDE_SHARE` of it (the thresholds' priors follow the library); small
-    additions (a watched folder's trickle) are decided with the thresholds as they are."""
-    since = int(store.get_setting(SINCE_REDECIDE_KEY) or 0) + added
-    library_size = store.count_photos()["ok"]
-    if not cancelled and since >= REDECIDE_SHARE * library_size:
-        tagger.redecide()
-        since = 0
-    with store.transaction():
-        store.set_setting(SINCE_REDECIDE_KEY, str(since))
+def settle_decisions(tagger: Tagger, *, force: bool = False) -> bool:
+    """Re-fit and re-decide the whole library when it is due; True if it was.
+
+    Due when photos were decided with stored thresholds since the last full
+    re-decision and either `force` (the end of an index run, a watched folder gone
+    quiet) or those photos reach `REDECIDE_SHARE` of the library. Needs no model.
+    """
+    since = tagger.photos_since_redecide()
+    ok = tagger.store.count_photos()["ok"]
+    if since == 0 or not (force or since >= REDECIDE_SHARE * ok):
+        return False
+    tagger.redecide()
+    return True
 
 
 def _write(
@@ -315,19 +333,31 @@ def index_folder(
     cancel: CancelToken | None = None,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> IndexSummary:
-    """Scan the folder, then (with `tag`) read, embed and tag what is pending."""
+    """Scan the folder, then (with `tag`) read, embed and tag what is pending.
+
+    All or nothing up to the model: the scan is kept only once the model it needs is
+    loaded, so a run that cannot have the model changes nothing. Tagging then commits
+    batch by batch (an interrupted run resumes where it stopped) and ends with a full
+    re-decision of the library.
+    """
     summary = IndexSummary()
-    vocabulary.seed_vocabulary(library.store)
-    summary.scan = run_to_end(scan(library, cancel))
-    if summary.scan.offline:
-        summary.offline = True
-        return summary
+    store = library.store
+    with store.transaction():
+        vocabulary.seed_vocabulary(store)
+        summary.scan = run_to_end(scan(library, cancel))
+        if summary.scan.offline:
+            summary.offline = True
+            return summary
+        work = tag and needs_model(library, settings)
+        if work and encoder is None:
+            encoder = load_encoder(settings)
     if not tag:
         summary.tagging = _read_only(library, cancel)
         return summary
-    if not library.store.pending_photos(limit=1) and not _needs_model_change(library, settings):
+    if not work:
+        settle_decisions(Tagger(store, settings), force=True)
         return summary
-    encoder = encoder or load_encoder(settings)
+    assert encoder is not None
     gen = tag_pending(library, settings, encoder, cancel)
     while True:
         try:
@@ -340,15 +370,58 @@ def index_folder(
     return summary
 
 
-def _model_source(settings: Settings) -> str:
-    """What the settings ask of the model, as far as stored vectors depend on it."""
+def model_source(settings: Settings) -> dict[str, Any]:
+    """What of the model settings the stored vectors depend on."""
     m = settings.model
-    return f"{m.model}@{m.revision}|{m.min_image_tokens}-{m.max_image_tokens}"
+    return {name: getattr(m, name) for name in MODEL_SOURCE_FIELDS}
 
 
-def _needs_model_change(library: Library, settings: Settings) -> bool:
-    """True when the photos were embedded with another model or token budget."""
-    return library.store.get_setting(MODEL_SOURCE_KEY) != _model_source(settings)
+def recorded_model_source(store) -> dict[str, Any] | None:
+    """The model the library was tagged with, as `model_source` gave it (None: never)."""
+    raw = store.get_setting(MODEL_SOURCE_KEY)
+    if raw is None:
+        return None
+    try:
+        data = json.loads(raw)
+        if isinstance(data, dict):
+            return {k: data[k] for k in MODEL_SOURCE_FIELDS if k in data}
+    except json.JSONDecodeError:
+        pass
+    # Older libraries: "MODEL@REVISION|MIN-MAX".
+    head, _, budget = raw.rpartition("|")
+    model, _, revision = head.rpartition("@")
+    low, _, high = budget.partition("-")
+    try:
+        return {
+            "model": model,
+            "revision": revision,
+            "min_image_tokens": int(low),
+            "max_image_tokens": int(high),
+        }
+    except ValueError:
+        return None
+
+
+def library_settings(store, settings: Settings, explicit: Collection[str] = ()) -> Settings:
+    """`settings` with the library's own model (id or folder, revision, token budget),
+    except for the model fields named in `explicit` (given on purpose by the caller)."""
+    recorded = recorded_model_source(store)
+    if not recorded:
+        return settings
+    keep = {k: v for k, v in recorded.items() if k not in explicit}
+    return replace_section(settings, "model", **keep)
+
+
+def needs_model(library: Library, settings: Settings) -> bool:
+    """Whether tagging has work that needs the model: pending photos, vectors of another
+    model or budget, or tags that are not scored yet."""
+    store = library.store
+    if store.pending_photos(limit=1):
+        return True
+    recorded = recorded_model_source(store)
+    if recorded is not None and recorded != model_source(settings):
+        return True
+    return bool(store.count_photos()["ok"]) and bool(Tagger(store, settings).unscored_tags())
 
 
 def _read_only(library: Library, cancel: CancelToken | None) -> TagReport:

@@ -2,23 +2,36 @@
 
 This is the glue between the sidecar (`library.store`) and the decision rules
 (`tagging.thresholds`): it builds the [photos x tags] score matrix from stored photo
-and tag vectors, fits the per-tag thresholds to the user's corrections, decides, and
-writes back only what changed. A correction is stored as a feedback event, re-decides
-the affected tag across the whole library at once, and can be undone.
+and tag vectors, fits the per-tag thresholds, decides, and writes back only what
+changed.
+
+Rules that make the tags a function of the library (photos, vocabulary, settings,
+corrections) and not of the path that built it:
+- A full `redecide` fits every tag's threshold from the whole library's scores and
+  decides every photo. Indexing ends with one; photos that arrive in between (a
+  watched folder's trickle) are decided with the stored thresholds until the next.
+- Thresholds that were never fitted are fitted as soon as there are scores.
+- A correction is one transaction: the feedback event, the user's decision, the
+  corrected tag's new threshold and every photo that changes with it, and a snapshot
+  of what it replaced, so that undo puts back exactly what was there.
+- Only tags whose prompts have text vectors for the library's model are scored; a tag
+  added without the model is kept "not scored yet" (its user decisions work) until the
+  model is next loaded. Nothing here needs the model unless it is given one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from albumtagger.config import Settings
-from albumtagger.errors import NotFoundError, UserError
-from albumtagger.library.store import AutoTag, Store, TagRow
+from albumtagger.errors import ModelError, NotFoundError, UnknownTagError, UserError
+from albumtagger.library.store import AutoTag, Store, SuggestionChanges, TagRow
 from albumtagger.tagging import thresholds as th
 from albumtagger.tagging import vocabulary
 from albumtagger.tagging.encoder import QUERY_INSTRUCTION
@@ -33,11 +46,27 @@ MODEL_ID_KEY = "model_id"
 """Library setting: the model whose text vectors score the tags."""
 IMAGE_MODEL_ID_KEY = "image_model_id"
 """Library setting: the model and image token budget the photo vectors come from."""
+SINCE_REDECIDE_KEY = "photos_since_redecide"
+"""Library setting: photos decided with stored thresholds since the last full re-decision."""
+GENERATION_KEY = "decisions_generation"
+"""Library setting: bumped by every automatic write of decisions (not by corrections), so
+an undo knows whether its snapshot still describes the library."""
+
+_VERBS = {
+    "accept": "Accepted",
+    "reject": "Rejected",
+    "add": "Added",
+    "remove": "Removed",
+}
 
 
 @dataclass(frozen=True)
 class Correction:
-    """What one correction (or its undo) did."""
+    """What one correction (or its undo) did.
+
+    `photos_changed` counts the other photos whose tags changed with it; `added` and
+    `removed` count the other photos that gained or lost the corrected tag.
+    """
 
     path: str
     tag: str
@@ -45,6 +74,12 @@ class Correction:
     threshold_before: float | None
     threshold_after: float | None
     photos_changed: int
+    added: int = 0
+    removed: int = 0
+    changed_photo_ids: tuple[int, ...] = ()
+    note: str = ""
+    """Why nothing was learned, when nothing was: already decided, not scored yet."""
+    undone_action: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -54,31 +89,74 @@ class Correction:
             "threshold_before": _round(self.threshold_before),
             "threshold_after": _round(self.threshold_after),
             "photos_changed": self.photos_changed,
+            "tag_added_to": self.added,
+            "tag_removed_from": self.removed,
+            "note": self.note,
         }
 
     def describe(self) -> str:
-        verb = {
-            "accept": "Accepted",
-            "reject": "Rejected",
-            "add": "Added",
-            "remove": "Removed",
-            "undo": "Undid the last correction of",
-        }[self.action]
-        text = f"{verb} {self.tag!r} on {self.path}"
-        if self.threshold_before is not None and self.threshold_after is not None:
-            text += f"; threshold {self.threshold_before:.3f} -> {self.threshold_after:.3f}"
-        return text + f"; {self.photos_changed} photos re-tagged."
+        if self.action == "undo":
+            what = f"{_VERBS.get(self.undone_action, 'Changed').lower()} {self.tag!r}"
+            text = f"Undid: {what} on {self.path}"
+            if self.photos_changed:
+                return text + f"; {_photos(self.photos_changed)} are back as they were."
+            return text + "."
+        text = f"{_VERBS[self.action]} {self.tag!r} on {self.path}"
+        if self.note:
+            return f"{text}: {self.note}"
+        before, after = self.threshold_before, self.threshold_after
+        moved = before is not None and after is not None and abs(after - before) >= 5e-4
+        if moved:
+            text += (
+                f". Learning from it moved the threshold of {self.tag!r} from {before:.3f} to "
+                f"{after:.3f}"
+            )
+        if not self.photos_changed:
+            return text + ("; no other photo changed." if moved else ". No other photo changed.")
+        parts = []
+        if self.added:
+            parts.append(f"added to {_photos(self.added)}")
+        if self.removed:
+            parts.append(f"removed from {_photos(self.removed)}")
+        text += (", so " if moved else ". ") + (
+            f"{self.tag!r} was {' and '.join(parts)}" if parts else "no photo gained or lost it"
+        )
+        ripple = self.photos_changed - self.added - self.removed
+        if ripple > 0:
+            text += (
+                f"; {_photos(ripple)} changed other tags (the limit of tags per photo and "
+                "the fallback)"
+            )
+        return text + "."
+
+
+def _photos(n: int) -> str:
+    return f"{n} other photo" if n == 1 else f"{n} other photos"
 
 
 def _round(x: float | None) -> float | None:
     return None if x is None else round(float(x), 4)
 
 
-class Tagger:
-    """Decisions over one library. Keep one alive (as the GUI worker does) to reuse the
-    loaded matrix; a short-lived one (a CLI command) loads what it needs once.
+@dataclass
+class VocabularyChange:
+    """What a vocabulary edit did."""
 
-    `encoder_factory` is called only when a tag prompt has no cached vector yet.
+    added: list[str] = field(default_factory=list)
+    existing: list[str] = field(default_factory=list)
+    """Names asked for that the vocabulary already had (compared without case)."""
+    removed: list[str] = field(default_factory=list)
+    unscored: list[str] = field(default_factory=list)
+    """Tags that have no text vector yet (no model at hand): scored when it next loads."""
+    changes: SuggestionChanges = field(default_factory=SuggestionChanges)
+
+
+class Tagger:
+    """Decisions over one library. Keep one alive (as a long-lived session does) to reuse
+    the loaded matrix; a short-lived one (a CLI command) loads what it needs once.
+
+    `encoder_factory` is asked for a text encoder only to score tags that have no text
+    vector yet (`score_new_tags`); without one, such tags simply wait.
     """
 
     def __init__(
@@ -99,73 +177,96 @@ class Tagger:
             image_model_id or store.get_setting(IMAGE_MODEL_ID_KEY) or self.model_id
         )
         self._encoder_factory = encoder_factory
-        self._tags: list[TagRow] | None = None
-        self._tag_matrix: np.ndarray | None = None
-        self._photo_ids: np.ndarray | None = None
-        self._scores: np.ndarray | None = None
-        self._thresholds: np.ndarray | None = None
-        self._stats: th.TagStats | None = None
-        self._stats_fresh = False
-        """True when `_stats` was computed from the loaded scores (not read back)."""
-        self._decisions: th.Decisions | None = None
+        self._forget_all()
 
     # -- loading --------------------------------------------------------------------
 
-    def set_tag_vectors(self, tags: list[TagRow], matrix: np.ndarray) -> None:
-        self._tags, self._tag_matrix = tags, matrix
+    def _forget_all(self) -> None:
+        self._tags: list[TagRow] | None = None
+        """The scored tags: the columns of the score matrix."""
+        self._unscored: list[TagRow] = []
+        self._tag_matrix: np.ndarray | None = None
         self._forget_library()
 
     def _forget_library(self) -> None:
-        self._photo_ids = self._scores = self._thresholds = self._stats = None
-        self._decisions = None
+        self._photo_ids: np.ndarray | None = None
+        self._scores: np.ndarray | None = None
+        self._forget_policy()
 
-    def _encoder(self) -> TextEncoder:
-        if self._encoder_factory is None:
-            from albumtagger.tagging.pipeline import load_encoder
-
-            return load_encoder(self.settings)
-        return self._encoder_factory()
-
-    def _tag_list(self) -> list[TagRow]:
-        if self._tags is None:
-            self._tags = self.store.tags()
-        return self._tags
+    def _forget_policy(self) -> None:
+        self._thresholds: np.ndarray | None = None
+        self._stats: th.TagStats | None = None
+        self._decisions: th.Decisions | None = None
 
     def _load_tags(self) -> tuple[list[TagRow], np.ndarray]:
-        if self._tag_matrix is None:
-            tags = self._tag_list()
+        """The scored tags and their unit vectors (from cached prompt vectors only)."""
+        if self._tags is None or self._tag_matrix is None:
+            tags = self.store.tags()
             prompts = [p for t in tags for p in t.prompts]
-            cached = self.store.text_vectors(self.model_id or "", QUERY_INSTRUCTION, prompts)
-            if len(cached) < len(set(prompts)):
-                matrix = vocabulary.tag_vectors(self.store, self._encoder(), tags)
+            cached = (
+                self.store.text_vectors(self.model_id, QUERY_INSTRUCTION, prompts)
+                if self.model_id
+                else {}
+            )
+            scored = [t for t in tags if all(p in cached for p in t.prompts)]
+            self._unscored = [t for t in tags if t not in scored]
+            if scored:
+                matrix = np.stack([np.mean([cached[p] for p in t.prompts], axis=0) for t in scored])
+                matrix /= np.linalg.norm(matrix, axis=1, keepdims=True).clip(min=1e-12)
             else:
-                matrix = vocabulary.tag_vectors(self.store, _CacheOnly(self.model_id), tags)
-            self._tags, self._tag_matrix = tags, matrix
+                matrix = np.zeros((0, 0), dtype=np.float32)
+            self._tags, self._tag_matrix = scored, matrix.astype(np.float32)
         return self._tags, self._tag_matrix
 
-    def _require_model(self) -> str:
-        if self.model_id is None:
-            raise UserError("No photo is tagged yet. Run `albumtagger index FOLDER` first.")
-        return self.model_id
+    def unscored_tags(self) -> list[str]:
+        """Names of tags that have no text vector for the library's model yet."""
+        self._load_tags()
+        return [t.name for t in self._unscored]
+
+    def score_new_tags(self) -> list[str]:
+        """Embed the prompts of tags that are not scored yet (needs the encoder), then
+        decide them across the library. Returns the names scored."""
+        self._load_tags()
+        if not self._unscored or self._encoder_factory is None or self.model_id is None:
+            return []  # a library never tagged: indexing embeds every prompt
+        names = [t.name for t in self._unscored]
+        encoder = self._encoder_factory()
+        if encoder.model_id != self.model_id:
+            raise ModelError(
+                f"The library was tagged with {self.model_id}, not {encoder.model_id}; "
+                "use the library's model, or index the library again with the other one."
+            )
+        with self._atomic():
+            for _ in vocabulary.embed_prompts(self.store, encoder, self._unscored):
+                pass
+            self._forget_all()
+            tags, _ = self._load_tags()
+            new = [j for j, t in enumerate(tags) if t.name in names]
+            if new and self._has_matrix():
+                self._refit(new)
+                self._apply(self._decide_all())
+                self._bump_generation()
+        return names
 
     def _library(self) -> tuple[np.ndarray, np.ndarray]:
-        """(photo ids, scores [photos x tags]) of every photo with a vector."""
+        """(photo ids, scores [photos x scored tags]) of every photo with a vector."""
         if self._scores is None or self._photo_ids is None:
-            self._require_model()
-            _, tag_matrix = self._load_tags()
-            ids, vectors = self.store.photo_vectors(
-                self.image_model_id or "", statuses=MATRIX_STATUSES
+            tags, tag_matrix = self._load_tags()
+            ids, vectors = (
+                self.store.photo_vectors(self.image_model_id, statuses=MATRIX_STATUSES)
+                if self.image_model_id
+                else (np.zeros(0, dtype=np.int64), np.zeros((0, 0), np.float32))
             )
             if len(ids) == 0 or tag_matrix.size == 0:
-                n_tags = len(self._tags or [])
-                self._photo_ids, self._scores = ids, np.zeros((len(ids), n_tags), np.float32)
+                self._photo_ids, self._scores = ids, np.zeros((len(ids), len(tags)), np.float32)
             else:
                 self._photo_ids, self._scores = ids, vectors @ tag_matrix.T
-            self._stats = None
-            self._stats_fresh = False
-            self._thresholds = None
-            self._decisions = None
+            self._forget_policy()
         return self._photo_ids, self._scores
+
+    def _has_matrix(self) -> bool:
+        ids, scores = self._library()
+        return len(ids) > 0 and scores.shape[1] > 0
 
     def _user_state(self, photo_ids: np.ndarray) -> np.ndarray:
         tags, _ = self._load_tags()
@@ -189,127 +290,185 @@ class Tagger:
             if e.photo_id in row and e.tag_id in col
         )
 
-    def _tag_stats(self) -> th.TagStats:
-        """Each tag's score distribution over the loaded library (computed once)."""
-        if self._stats is None or not self._stats_fresh:
-            _, scores = self._library()
-            self._stats, self._stats_fresh = th.tag_stats(scores), True
-        return self._stats
+    # -- thresholds -----------------------------------------------------------------
 
     def thresholds(self) -> np.ndarray:
-        """The current per-tag thresholds (fitted to the library and the feedback)."""
-        if self._thresholds is None:
-            self._fit(None)
+        """The thresholds in effect for the scored tags: as stored, and fitted from the
+        library's scores for tags that have never been fitted."""
+        self._ensure_policy()
         assert self._thresholds is not None
         return self._thresholds
 
-    def _fit(self, tag_indices: Sequence[int] | None) -> None:
-        """Fit every tag's threshold, or only `tag_indices` (after corrections to them).
+    def _ensure_policy(self) -> None:
+        if self._thresholds is not None and self._stats is not None:
+            return
+        tags = self._fresh_tag_rows()
+        n = len(tags)
+        stored = np.array(
+            [np.nan if t.threshold is None else t.threshold for t in tags], dtype=np.float64
+        )
+        median = np.array(
+            [np.nan if t.score_median is None else t.score_median for t in tags], np.float64
+        )
+        scale = np.array(
+            [np.nan if t.score_scale is None else t.score_scale for t in tags], np.float64
+        )
+        never = np.isnan(stored) | np.isnan(median) | np.isnan(scale)
+        if never.all() or (self._base_moves_all() and never.any()):
+            self._refit(None)
+            return
+        self._thresholds = stored
+        self._stats = th.TagStats(median=median, scale=scale, mean=median.copy(), std=scale.copy())
+        if never.any():
+            self._refit(np.flatnonzero(never))
+        assert self._thresholds is not None and self._thresholds.size == n
 
-        A partial fit keeps the other tags' thresholds (in memory, else as last stored);
-        when the policy lets the global base move every threshold, all are refitted.
-        """
-        ids, scores = self._library()
-        tags = self._tag_list()
+    def _fresh_tag_rows(self) -> list[TagRow]:
+        """The scored tags as stored now (their thresholds may have been refitted)."""
+        tags, _ = self._load_tags()
+        by_id = {t.id: t for t in self.store.tags()}
+        return [by_id[t.id] for t in tags]
+
+    def _base_moves_all(self) -> bool:
+        return self.policy.prior == "fixed" or self.policy.controller_shifts_priors
+
+    def _refit(self, tag_indices: Sequence[int] | np.ndarray | None) -> None:
+        """Fit every tag's threshold (None), or only these tags', from the library's
+        scores and the feedback, and store them. When the controller's base moves every
+        threshold, all are fitted."""
+        _, scores = self._library()
+        tags, _ = self._load_tags()
         feedback = self._feedback()
-        base_moves_all = self.policy.prior == "fixed" or self.policy.controller_shifts_priors
-        partial = tag_indices is not None and not base_moves_all
-        if partial and self._thresholds is None:
-            stored = self._stored_policy()
-            if stored is None or len(ids) == 0:
-                partial = False
-            else:
-                self._thresholds, self._stats = stored
-                self._stats_fresh = False
-        if not partial:
-            self._thresholds = th.fit_thresholds(
-                scores, feedback, self.policy, stats=self._tag_stats()
-            )
+        if tag_indices is None or self._base_moves_all() or self._thresholds is None:
+            self._stats = th.tag_stats(scores)
+            self._thresholds = th.fit_thresholds(scores, feedback, self.policy, stats=self._stats)
             idx = np.arange(len(tags))
         else:
             idx = np.unique(np.asarray(tag_indices, dtype=np.int64))
-            assert self._thresholds is not None and self._stats is not None
-            if not self._stats_fresh:  # read back from the store: refresh these tags
-                fresh = th.tag_stats(scores, tags=idx)
-                st = self._stats
-                for name in ("median", "scale", "mean", "std"):
-                    getattr(st, name)[idx] = getattr(fresh, name)
+            assert self._stats is not None
+            fresh = th.tag_stats(scores, tags=idx)
+            for name in ("median", "scale", "mean", "std"):
+                getattr(self._stats, name)[idx] = getattr(fresh, name)
             self._thresholds = self._thresholds.copy()
-            self._thresholds[idx] = th.fit_thresholds(
-                scores, feedback, self.policy, stats=self._stats, tags=idx
-            )
+            self._thresholds[idx] = th.fit_thresholds(scores, feedback, self.policy, tags=idx)
         counts = np.bincount(feedback.tag, minlength=len(tags)) if len(feedback) else None
         st = self._stats
-        assert st is not None
-        with self.store.transaction():
-            self.store.set_tag_thresholds(
-                (
-                    tags[j].id,
-                    float(self._thresholds[j]),
-                    0 if counts is None else int(counts[j]),
-                    float(st.median[j]),
-                    float(st.scale[j]),
-                )
-                for j in idx
+        self.store.set_tag_thresholds(
+            (
+                tags[j].id,
+                float(self._thresholds[j]),
+                0 if counts is None else int(counts[j]),
+                float(st.median[j]),
+                float(st.scale[j]),
             )
-
-    def _stored_policy(self) -> tuple[np.ndarray, th.TagStats] | None:
-        """Thresholds and score statistics as last fitted, if every tag has them.
-
-        Deciding a few new photos with these needs no pass over the library; a full
-        `redecide` (after enough new photos, or a correction) refreshes them.
-        """
-        tags = self._tag_list()
-        if not tags or any(
-            t.threshold is None or t.score_median is None or t.score_scale is None for t in tags
-        ):
-            return None
-        thresholds = np.array([t.threshold for t in tags], dtype=np.float64)
-        median = np.array([t.score_median for t in tags], dtype=np.float64)
-        scale = np.array([t.score_scale for t in tags], dtype=np.float64)
-        return thresholds, th.TagStats(
-            median=median, scale=scale, mean=median.copy(), std=scale.copy()
+            for j in idx
         )
+        self._decisions = None
 
     # -- deciding -------------------------------------------------------------------
 
-    def tag_photos(self, photo_ids: Sequence[int]) -> None:
-        """Decide and store suggestions for freshly embedded photos (marks them ok).
+    @contextlib.contextmanager
+    def _atomic(self) -> Iterator[None]:
+        """One transaction for a whole change; in-memory state is dropped if it fails."""
+        try:
+            with self.store.transaction():
+                yield
+        except BaseException:
+            self._forget_all()
+            raise
 
-        Uses the thresholds of the library as it was when this tagger first looked;
-        `redecide` after a run brings every photo in line with the final library.
+    def _bump_generation(self) -> None:
+        gen = int(self.store.get_setting(GENERATION_KEY) or 0) + 1
+        self.store.set_setting(GENERATION_KEY, str(gen))
+
+    def photos_since_redecide(self) -> int:
+        """Photos decided with stored thresholds since the last full re-decision."""
+        return int(self.store.get_setting(SINCE_REDECIDE_KEY) or 0)
+
+    def _generation(self) -> int:
+        return int(self.store.get_setting(GENERATION_KEY) or 0)
+
+    def _decide_all(self) -> tuple[np.ndarray, np.ndarray, th.Decisions]:
+        ids, scores = self._library()
+        self._ensure_policy()
+        decisions = th.decide(
+            scores, self.thresholds(), self._user_state(ids), self.policy, stats=self._stats
+        )
+        rows = self._rows_differing_from_store(ids, decisions)
+        self._decisions = decisions
+        return ids, rows, decisions
+
+    def _apply(
+        self,
+        decided: tuple[np.ndarray, np.ndarray, th.Decisions],
+        snapshot: dict[str, Any] | None = None,
+    ) -> SuggestionChanges:
+        """Write the decided rows; with `snapshot`, first keep those photos' rows."""
+        ids, rows, decisions = decided
+        if rows.size == 0:
+            return SuggestionChanges()
+        _, scores = self._library()
+        suggestions = self._suggestions(ids, scores, decisions, rows)
+        if snapshot is not None:
+            new = [p for p in suggestions if p not in snapshot["photos"]]
+            snapshot["rows"] += self.store.photo_tag_rows(new)
+            snapshot["photos"] += new
+        return self.store.replace_suggestions(suggestions)
+
+    def tag_photos(self, photo_ids: Sequence[int]) -> SuggestionChanges:
+        """Mark freshly embedded photos ok and decide their suggestions.
+
+        With the thresholds as stored; a library whose thresholds were never fitted is
+        fitted first, from every score there is (these photos' included).
         """
         if not photo_ids:
-            return
-        self._require_model()
-        tags, tag_matrix = self._load_tags()
-        if self._thresholds is None:
-            stored = self._stored_policy() if self._scores is None else None
-            if stored is None:
-                self.thresholds()
-            else:
-                self._thresholds, self._stats = stored
-        assert self._thresholds is not None and self._stats is not None
-        ids, vectors = self.store.photo_vectors(
-            self.image_model_id or "", statuses=("pending", "ok"), photo_ids=photo_ids
-        )
-        scores = vectors @ tag_matrix.T if tag_matrix.size else np.zeros((len(ids), 0))
-        decisions = th.decide(
-            scores, self._thresholds, self._user_state(ids), self.policy, stats=self._stats
-        )
-        with self.store.transaction():
-            self.store.replace_suggestions(self._suggestions(ids, scores, decisions, tags))
-            self.store.set_status([int(i) for i in ids], "ok")
+            return SuggestionChanges()
+        with self._atomic():
+            self.store.set_status([int(i) for i in photo_ids], "ok")
+            since = self.photos_since_redecide() + len(photo_ids)
+            self.store.set_setting(SINCE_REDECIDE_KEY, str(since))
+            self._forget_all()
+            tags, tag_matrix = self._load_tags()
+            if not tags:
+                return SuggestionChanges()
+            if all(
+                t.threshold is None for t in self._fresh_tag_rows()
+            ):  # the first photos of a library
+                changes = self._apply(self._decide_all())
+                self._bump_generation()
+                return changes
+            self._ensure_policy_without_library()
+            ids, vectors = self.store.photo_vectors(
+                self.image_model_id or "", statuses=("ok",), photo_ids=photo_ids
+            )
+            scores = vectors @ tag_matrix.T if len(ids) else np.zeros((0, len(tags)), np.float32)
+            assert self._thresholds is not None
+            decisions = th.decide(
+                scores, self._thresholds, self._user_state(ids), self.policy, stats=self._stats
+            )
+            suggestions = self._suggestions(ids, scores, decisions, np.arange(len(ids)))
+            changes = self.store.replace_suggestions(suggestions)
+            self._bump_generation()
+            self._forget_policy()
+            return changes
 
-    @staticmethod
+    def _ensure_policy_without_library(self) -> None:
+        """Stored thresholds for a few new photos; tags never fitted need the library."""
+        tags = self._fresh_tag_rows()
+        if any(
+            t.threshold is None or t.score_median is None or t.score_scale is None for t in tags
+        ):
+            self._ensure_policy()  # loads the library for the missing tags
+            return
+        median = np.array([t.score_median for t in tags], dtype=np.float64)
+        scale = np.array([t.score_scale for t in tags], dtype=np.float64)
+        self._thresholds = np.array([t.threshold for t in tags], dtype=np.float64)
+        self._stats = th.TagStats(median=median, scale=scale, mean=median.copy(), std=scale.copy())
+
     def _suggestions(
-        ids: np.ndarray,
-        scores: np.ndarray,
-        decisions: th.Decisions,
-        tags: list[TagRow],
-        rows: np.ndarray | None = None,
+        self, ids: np.ndarray, scores: np.ndarray, decisions: th.Decisions, rows: np.ndarray
     ) -> dict[int, list[AutoTag]]:
-        rows = np.arange(len(ids)) if rows is None else rows
+        tags, _ = self._load_tags()
         out: dict[int, list[AutoTag]] = {}
         auto = (decisions.state == th.STATE_SUGGESTED) | (decisions.state == th.STATE_FALLBACK)
         for i in rows:
@@ -325,110 +484,141 @@ class Tagger:
             ]
         return out
 
-    def redecide(self, tag_indices: Sequence[int] | None = None) -> int:
-        """Re-fit thresholds and re-decide the library; returns photos changed.
+    def redecide(self) -> SuggestionChanges:
+        """Fit every threshold from the whole library and decide every photo; returns what
+        changed. The result depends on the library only, not on how it was built."""
+        with self._atomic():
+            self._forget_all()
+            self.store.set_setting(SINCE_REDECIDE_KEY, "0")
+            if not self._has_matrix():
+                return SuggestionChanges()
+            self._refit(None)
+            changes = self._apply(self._decide_all())
+            self._bump_generation()
+            return changes
 
-        With `tag_indices` (after a correction to those tags) only rows whose outcome can
-        change are recomputed; the result equals a full decision.
-        """
+    def _redecide_tags(
+        self, tag_indices: Sequence[int], snapshot: dict[str, Any] | None = None
+    ) -> SuggestionChanges:
+        """Refit these tags and re-decide the photos whose outcome can change."""
         ids, scores = self._library()
-        if len(ids) == 0:
-            return 0
-        tags, _ = self._load_tags()
+        self._ensure_policy()
         previous = self._decisions
-        self._fit(tag_indices)
+        self._refit(tag_indices)
         thresholds = self.thresholds()
         user = self._user_state(ids)
-        if previous is not None and tag_indices is not None and self._stats_fresh:
+        if previous is not None:
             decisions = th.redecide_tags(
                 scores, thresholds, user, previous, tag_indices, self.policy, stats=self._stats
             )
             rows, _ = th.diff_decisions(previous, decisions)
-            rows = np.unique(rows)
+            self._decisions = decisions
+            decided = (ids, np.unique(rows), decisions)
         else:
-            decisions = th.decide(scores, thresholds, user, self.policy, stats=self._stats)
-            rows = self._rows_differing_from_store(ids, decisions, tags)
-        self._decisions = decisions
-        if rows.size:
-            self.store.replace_suggestions(self._suggestions(ids, scores, decisions, tags, rows))
-        return int(rows.size)
+            decided = self._decide_all()
+        return self._apply(decided, snapshot)
 
-    def _rows_differing_from_store(
-        self, ids: np.ndarray, decisions: th.Decisions, tags: list[TagRow]
-    ) -> np.ndarray:
+    def _rows_differing_from_store(self, ids: np.ndarray, decisions: th.Decisions) -> np.ndarray:
         """Rows whose automatic suggestions in the store differ from `decisions`."""
+        tags, _ = self._load_tags()
         row = {int(pid): i for i, pid in enumerate(ids)}
         col = {t.id: j for j, t in enumerate(tags)}
         stored = np.zeros(decisions.state.shape, dtype=np.int8)
         conf = np.zeros(decisions.state.shape, dtype=np.int8)
+        extra = np.zeros(len(ids), dtype=bool)
         codes = {v: k for k, v in CONFIDENCE_NAMES.items()}
         for t in self.store.photo_tags([int(i) for i in ids]):
-            i, j = row.get(t.photo_id), col.get(t.tag_id)
-            if i is None or j is None or t.state != "suggested":
+            i = row.get(t.photo_id)
+            if i is None or t.state != "suggested":
+                continue
+            j = col.get(t.tag_id)
+            if j is None:  # a suggestion of a tag that is not scored (any more)
+                extra[i] = True
                 continue
             stored[i, j] = th.STATE_FALLBACK if t.fallback else th.STATE_SUGGESTED
             conf[i, j] = codes.get(t.confidence or "", th.CONF_LOW)
         auto = np.where(decisions.state == th.STATE_USER, 0, decisions.state)
         auto_conf = np.where(auto == 0, 0, decisions.confidence)
         differ = (stored != auto) | (conf != auto_conf)
-        return np.flatnonzero(differ.any(axis=1))
+        return np.flatnonzero(differ.any(axis=1) | extra)
 
     # -- corrections ----------------------------------------------------------------
 
     def _photo(self, path: str):
         photo = self.store.photo_by_path(path)
         if photo is None:
-            raise NotFoundError(f"{path} is not in the library; check the path or run index.")
+            raise NotFoundError(f"{path} is not in the library; check the path, or index first.")
         return photo
 
-    def _tag_index(self, tag_id: int) -> int:
-        tags = self._tag_list()
+    def _column(self, tag_id: int) -> int | None:
+        tags, _ = self._load_tags()
         for j, t in enumerate(tags):
             if t.id == tag_id:
                 return j
-        raise NotFoundError(f"Tag {tag_id} is not in the vocabulary.")
+        return None
 
-    def _score(self, photo_id: int, tag_id: int) -> float | None:
-        if not self._has_matrix():
+    def _score(self, photo_id: int, j: int | None) -> float | None:
+        if j is None or not self._has_matrix():
             return None
         ids, scores = self._library()
         hit = np.flatnonzero(ids == photo_id)
-        if hit.size == 0:
-            return None
-        return float(scores[hit[0], self._tag_index(tag_id)])
+        return None if hit.size == 0 else float(scores[hit[0], j])
 
     def correct(self, path: str, tag_name: str, action: str, *, review: bool = False) -> Correction:
         """Accept, reject, add or remove one tag of one photo, and learn from it.
 
         `review`: the answer came from the review queue (it teaches the tag's threshold
         but not the global controller, since such cells are chosen near the threshold).
+        Needs no model: a new tag name is recorded (not scored yet) with the decision.
         """
-        if action not in ("accept", "reject", "add", "remove"):
+        if action not in _VERBS:
             raise UserError(f"Unknown correction {action!r}.")
-        photo = self._photo(path)
         name = clean_name(tag_name)
-        tag = self.store.tag_by_name(name)
-        if tag is None:
-            if action != "add":
-                raise NotFoundError(
-                    f"There is no tag {name!r}; add it with --add or `albumtagger vocab`."
-                )
-            self.add_tags([name])
+        with self._atomic():
+            photo = self._photo(path)
             tag = self.store.tag_by_name(name)
-            assert tag is not None
-        previous = self.store.photo_tag(photo.id, tag.id)
-        shown = previous is not None and previous.state != "rejected"
-        suggested = previous is not None and previous.state == "suggested" and not previous.fallback
-        positive = action in ("accept", "add")
-        if action == "accept" and not shown:
-            action = "add"
-        score = self._score(photo.id, tag.id)
-        j = self._tag_index(tag.id)
-        before = self._current_threshold(j)
-        source = previous.source if previous is not None and shown else "user"
-        state = "accepted" if positive else "rejected"
-        with self.store.transaction():
-            self.store.add_feedback(
+            created = None
+            if tag is None:
+                if action != "add":
+                    raise UnknownTagError(
+                        f"There is no tag {name!r}; add it to this photo, or to the vocabulary."
+                    )
+                spec = parse_spec(name)
+                created = self.store.add_tag(spec.name, spec.prompts)
+                self._forget_all()
+                tag = self.store.tag_by_name(name)
+                assert tag is not None
+            previous = self.store.photo_tag(photo.id, tag.id)
+            positive = action in ("accept", "add")
+            state = "accepted" if positive else "rejected"
+            if previous is not None and previous.state == state:
+                return Correction(
+                    path,
+                    tag.name,
+                    action,
+                    None,
+                    None,
+                    0,
+                    note=f"it was already {state}; nothing changed.",
+                )
+            shown = previous is not None and previous.state != "rejected"
+            suggested = (
+                previous is not None and previous.state == "suggested" and not previous.fallback
+            )
+            if action == "accept" and not shown:
+                action = "add"
+            j = self._column(tag.id)
+            score = self._score(photo.id, j)
+            before = None if j is None else float(self.thresholds()[j])
+            policy_before = self.store.tag_policy_rows()
+            snapshot: dict[str, Any] = {
+                "generation": self._generation(),
+                "photos": [photo.id],
+                "rows": self.store.photo_tag_rows([photo.id]),
+                "created_tag": created,
+            }
+            source = previous.source if previous is not None and shown else "user"
+            feedback_id = self.store.add_feedback(
                 photo.id,
                 tag.id,
                 action,
@@ -439,48 +629,125 @@ class Tagger:
                 review=review,
             )
             self.store.set_user_decision(photo.id, tag.id, state, source, score)
-        return self._after_change(path, tag.name, action, j, before)
+            after = None
+            changes = SuggestionChanges()
+            note = ""
+            if j is None:
+                note = "the tag is not scored yet; it is learned from once the model scores it."
+            elif self._has_matrix():
+                changes = self._redecide_tags([j], snapshot)
+                after = float(self.thresholds()[j])
+            snapshot["tags"] = [
+                row for row in policy_before if row not in self.store.tag_policy_rows()
+            ]
+            self.store.set_feedback_undo(feedback_id, snapshot)
+            return self._correction(
+                path, tag.name, tag.id, action, before, after, changes, photo.id, note
+            )
+
+    def _correction(
+        self,
+        path: str,
+        tag: str,
+        tag_id: int,
+        action: str,
+        before: float | None,
+        after: float | None,
+        changes: SuggestionChanges,
+        photo_id: int,
+        note: str = "",
+        undone_action: str = "",
+    ) -> Correction:
+        others = sorted(changes.photo_ids() - {photo_id})
+        added = {p for p, t in changes.added if t == tag_id and p != photo_id}
+        removed = {p for p, t in changes.removed if t == tag_id and p != photo_id}
+        return Correction(
+            path,
+            tag,
+            action,
+            before,
+            after,
+            len(others),
+            len(added),
+            len(removed),
+            tuple([photo_id, *others]),
+            note,
+            undone_action,
+        )
 
     def answer(self, path: str, tag_name: str, yes: bool) -> Correction:
         """A yes/no from the review queue: does this tag apply to this photo?"""
         return self.correct(path, tag_name, "accept" if yes else "reject", review=True)
 
-    def _current_threshold(self, j: int) -> float | None:
-        """Tag j's threshold in effect: in memory, else as last stored."""
-        if self._thresholds is not None:
-            return float(self._thresholds[j])
-        return self._tag_list()[j].threshold
-
-    def _has_matrix(self) -> bool:
-        return self.model_id is not None and len(self._library()[0]) > 0
-
-    def _after_change(
-        self, path: str, tag: str, action: str, tag_index: int, before: float | None
-    ) -> Correction:
-        changed = 0
-        after = None
-        if self._has_matrix():
-            changed = self.redecide([tag_index])
-            after = self._current_threshold(tag_index)
-        return Correction(path, tag, action, before, after, changed)
-
     def undo(self) -> Correction | None:
-        """Undo the newest correction; None when there is none."""
-        undone = self.store.undo_last_feedback()
-        if undone is None:
-            return None
-        photo_id, tag_id = undone
-        photo = self.store.photo(photo_id)
-        j = self._tag_index(tag_id)
-        tags = self._tag_list()
-        before = self._current_threshold(j)
-        return self._after_change(photo.path if photo else "?", tags[j].name, "undo", j, before)
+        """Undo the newest correction; None when there is none.
+
+        When no automatic decision was written since the correction, everything it
+        changed (the cell, the photos re-decided with it, the thresholds) is put back
+        exactly; otherwise the cell is put back and its tag re-fitted and re-decided.
+        """
+        with self._atomic():
+            last = self.store.last_feedback()
+            if last is None:
+                return None
+            event, previous, data = last
+            photo = self.store.photo(event.photo_id)
+            path = photo.path if photo else "?"
+            tag = next(t for t in self.store.tags() if t.id == event.tag_id)
+            j = self._column(tag.id)
+            before = None if j is None else float(self.thresholds()[j])
+            self.store.mark_feedback_undone(event.id)
+            if data is not None and data.get("generation") == self._generation():
+                self.store.restore_photo_tag_rows(data["photos"], data["rows"])
+                self.store.restore_tag_policy_rows(data["tags"])
+                if data.get("created_tag") is not None:
+                    self.store.remove_tag_if_unused(data["created_tag"])
+                self._forget_all()
+                j = self._column(tag.id)
+                after = None if j is None else float(self.thresholds()[j])
+                changed = [p for p in data["photos"] if p != event.photo_id]
+                return Correction(
+                    path,
+                    tag.name,
+                    "undo",
+                    before,
+                    after,
+                    len(changed),
+                    changed_photo_ids=(event.photo_id, *changed),
+                    undone_action=event.action,
+                )
+            self.store.restore_cell(
+                event.photo_id,
+                event.tag_id,
+                None if previous is None else previous.state,
+                None if previous is None else previous.source,
+                None if previous is None else previous.score,
+                bool(previous is not None and previous.fallback),
+            )
+            self._forget_all()
+            j = self._column(tag.id)
+            changes = SuggestionChanges()
+            after = None
+            if j is not None and self._has_matrix():
+                changes = self._redecide_tags([j])
+                after = float(self.thresholds()[j])
+            return self._correction(
+                path,
+                tag.name,
+                tag.id,
+                "undo",
+                before,
+                after,
+                changes,
+                event.photo_id,
+                undone_action=event.action,
+            )
 
     def review_queue(self, limit: int = 20) -> list[dict[str, Any]]:
         """Suggestions nearest to their tag's threshold, best first, for a quick yes/no."""
-        ids, scores = self._library()
-        if len(ids) == 0:
+        if not self._has_matrix():
             return []
+        ids, scores = self._library()
         tags, _ = self._load_tags()
         thresholds = self.thresholds()
         user = self._user_state(ids)
@@ -505,42 +772,44 @@ class Tagger:
 
     # -- vocabulary -----------------------------------------------------------------
 
-    def add_tags(self, specs: Sequence[str]) -> list[str]:
-        """Add tags ("name" or "name: prompt | prompt"); re-scores from stored vectors."""
+    def add_tags(self, specs: Sequence[str]) -> VocabularyChange:
+        """Add tags ("name" or "name: prompt | prompt") and score them from stored photo
+        vectors. Without a model at hand they are kept "not scored yet"."""
         parsed = [parse_spec(s) for s in specs]
-        with self.store.transaction():
+        result = VocabularyChange()
+        with self._atomic():
             for spec in parsed:
-                if self.store.tag_by_name(spec.name) is None:
-                    self.store.add_tag(spec.name, spec.prompts)
-        self._tags = self._tag_matrix = None
-        self._forget_library()
-        if self.model_id is not None:
-            self._load_tags()
-            self.redecide()
-        return [s.name for s in parsed]
+                existing = self.store.tag_by_name(spec.name)
+                if existing is not None or spec.name in result.added:
+                    result.existing.append(existing.name if existing else spec.name)
+                    continue
+                self.store.add_tag(spec.name, spec.prompts)
+                result.added.append(spec.name)
+            self._forget_all()
+            if result.added:
+                try:
+                    self.score_new_tags()
+                except ModelError as exc:
+                    log.info("New tags wait for the model: %s", exc)
+            result.unscored = [n for n in self.unscored_tags() if n in result.added]
+        return result
 
-    def remove_tags(self, names: Sequence[str]) -> None:
-        """Remove tags with their suggestions, decisions and feedback."""
-        found = []
-        for name in names:
-            tag = self.store.tag_by_name(clean_name(name))
-            if tag is None:
-                raise NotFoundError(f"There is no tag {name!r}.")
-            found.append(tag)
-        with self.store.transaction():
+    def remove_tags(self, names: Sequence[str]) -> VocabularyChange:
+        """Remove tags with their suggestions, decisions and feedback; the photos that
+        carried them are re-decided (another tag may take the freed place)."""
+        result = VocabularyChange()
+        with self._atomic():
+            found = []
+            for name in names:
+                tag = self.store.tag_by_name(clean_name(name))
+                if tag is None:
+                    raise UnknownTagError(f"There is no tag {name!r} in the vocabulary.")
+                found.append(tag)
             for tag in found:
                 self.store.remove_tag(tag.id)
-        self._tags = self._tag_matrix = None
-        self._forget_library()
-        if self.model_id is not None:
-            self.redecide()
-
-
-class _CacheOnly:
-    """A text encoder for when every prompt is cached: never asked to embed."""
-
-    def __init__(self, model_id: str | None) -> None:
-        self.model_id = model_id or ""
-
-    def embed_texts(self, texts: Sequence[str], instruction: str = "") -> np.ndarray:
-        raise AssertionError("all prompts were cached")
+                result.removed.append(tag.name)
+            self._forget_all()
+            if self._has_matrix():
+                result.changes = self._apply(self._decide_all())
+                self._bump_generation()
+        return result

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from albumtagger.errors import UserError
+from albumtagger.errors import UsageError
 from albumtagger.library.store import Store, TagRow
 from albumtagger.paths import resource
 from albumtagger.tagging.encoder import QUERY_INSTRUCTION
@@ -43,9 +43,9 @@ def clean_name(name: str) -> str:
     """A tag name as stored: trimmed, inner whitespace collapsed, lower case."""
     cleaned = " ".join(name.split()).lower()
     if not cleaned:
-        raise UserError("A tag name cannot be empty.")
+        raise UsageError("A tag name cannot be empty.")
     if len(cleaned) > MAX_TAG_NAME:
-        raise UserError(f"Tag names are at most {MAX_TAG_NAME} characters long.")
+        raise UsageError(f"Tag names are at most {MAX_TAG_NAME} characters long.")
     return cleaned
 
 

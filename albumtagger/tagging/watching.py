@@ -24,12 +24,14 @@ from albumtagger.library.folder import Library
 from albumtagger.library.scanner import CancelToken, ScanReport, run_to_end, scan
 from albumtagger.library.watcher import ApplySummary, ChangeSet, FolderWatcher, apply_changes
 from albumtagger.tagging.pipeline import (
-    MODEL_SOURCE_KEY,
     Progress,
     TagReport,
     load_encoder,
+    needs_model,
+    settle_decisions,
     tag_pending,
 )
+from albumtagger.tagging.tagger import Tagger
 
 if TYPE_CHECKING:
     from albumtagger.tagging.encoder import GmeEncoder
@@ -40,6 +42,9 @@ POLL_STEP_S = 0.25
 """Longest wait for changes before the loop looks at cancel, the root and the observer."""
 OFFLINE_CHECK_S = 0.5
 MAX_BACKOFF_S = 60.0
+SETTLE_AFTER_S = 30.0
+"""A folder quiet this long after photos were decided with stored thresholds gets a full
+re-decision (the thresholds follow the library)."""
 SILENT_PERIODS = 2
 """Periodic scans in a row that find changes no event reported before polling instead."""
 
@@ -115,6 +120,7 @@ class _Session:
         self.events_at_reconcile = 0
         self.silent_periods = 0
         self._online_at: float | None = None
+        self.last_activity = time.monotonic()
 
     def say(self, message: str) -> None:
         log.info("%s", message)
@@ -198,11 +204,18 @@ class _Session:
         applied = self._apply(changes) if changes else ApplySummary()
         if applied.offline:
             return
-        due = time.monotonic() - self.last_reconcile >= self.settings.watch.reconcile_seconds
+        now = time.monotonic()
+        if changes:
+            self.last_activity = now
+        due = now - self.last_reconcile >= self.settings.watch.reconcile_seconds
         if changes.rescan or due:
             self._reconcile(periodic=due and not changes.rescan)
         elif applied.pending or self.library.store.pending_photos(limit=1):
             self._tag()
+        elif now - self.last_activity >= SETTLE_AFTER_S:
+            self.last_activity = now
+            if settle_decisions(Tagger(self.library.store, self.settings), force=True):
+                self.say("The folder is quiet: every photo's tags were re-decided.")
 
     # -- pieces ---------------------------------------------------------------------
 
@@ -277,16 +290,20 @@ class _Session:
     def _tag(self, *, initial: bool = False) -> None:
         """Read, embed and tag every pending photo, with the session's encoder."""
         store = self.library.store
-        needs_model = initial and store.get_setting(MODEL_SOURCE_KEY) != self.settings.model.model
-        if not needs_model and not store.pending_photos(limit=1):
+        if initial:
+            if not needs_model(self.library, self.settings):
+                settle_decisions(Tagger(store, self.settings), force=True)
+                return
+        elif not store.pending_photos(limit=1):
             return
+        self.last_activity = time.monotonic()
         if self.encoder is None:
             try:
                 self.encoder = load_encoder(self.settings)
             except Exception as exc:
                 raise _Fatal(exc) from exc
         token = _SessionCancel(self.cancel)
-        gen = tag_pending(self.library, self.settings, self.encoder, token)
+        gen = tag_pending(self.library, self.settings, self.encoder, token, settle=initial)
         report = TagReport()
         checked = time.monotonic()
         while True:
@@ -309,7 +326,8 @@ class _Session:
         done = report.tagged + report.reused
         if done or report.damaged:
             extra = f", {report.damaged} damaged" if report.damaged else ""
-            self.say(f"Tagged {done} photos in {report.seconds:.1f} s{extra}.")
+            photos = "1 photo" if done == 1 else f"{done} photos"
+            self.say(f"Tagged {photos} in {report.seconds:.1f} s{extra}.")
 
     def _go_offline(self) -> None:
         self.offline = True

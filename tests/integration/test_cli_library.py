@@ -81,7 +81,7 @@ def test_vocab_correct_find_and_undo(folder: Path, isolated_env: dict) -> None:
     assert tags["a.jpg"] == []
 
     run_cli("vocab", str(folder), "--remove", "grandma", env=isolated_env)
-    assert proc_error("find", str(folder), "--tag", "grandma", env=isolated_env)[0] == 1
+    assert proc_error("find", str(folder), "--tag", "grandma", env=isolated_env)[0] == 2
     found = cli_json("find", str(folder), "--tag", "beach", env=isolated_env)
     assert [r["path"] for r in found] == ["beach/b.png", "beach/c.jpg"]
 
@@ -102,8 +102,12 @@ def test_usage_errors_exit_2_and_other_errors_exit_1(
     code, err = proc_error("find", str(folder), env=isolated_env)
     assert code == 2 and "--tag" in err
     code, err = proc_error("find", str(folder), "--tag", "no such tag", env=isolated_env)
-    assert code == 1 and "no tag 'no such tag'" in err and "vocab" in err
+    assert code == 2 and "no tag 'no such tag'" in err and "vocab" in err
     assert len(err.strip().splitlines()) == 1
+    code, err = proc_error("vocab", str(folder), "--add", "x" * 81, env=isolated_env)
+    assert code == 2 and "at most 80 characters" in err
+    code, err = proc_error("tags", str(folder / "a.jpg"), env=isolated_env)
+    assert code == 2 and "is a file, not a folder" in err
     code, err = proc_error("tags", str(tmp_path / "nowhere"), env=isolated_env)
     assert code == 1 and "not there" in err
     code, err = proc_error("correct", str(folder), "zzz.jpg", "--add", "dog", env=isolated_env)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -29,7 +30,7 @@ from albumtagger.library.scanner import (
 )
 from albumtagger.library.watcher import ChangeSet, FolderWatcher, Move, apply_changes
 from albumtagger.tagging import watching
-from albumtagger.tagging.pipeline import Progress, TagReport
+from albumtagger.tagging.pipeline import Progress, TagReport, model_source
 from tests.conftest import GOLDEN_MODEL, REPO, accept_tag, make_photo, read_as_tagged, scan_and_read
 
 QUIET = 0.3
@@ -412,7 +413,11 @@ def watch_fake_tagging(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     tagged: list[str] = []
 
     def fake_tag_pending(
-        library: Library, settings: Settings, encoder: object, cancel: CancelToken | None = None
+        library: Library,
+        settings: Settings,
+        encoder: object,
+        cancel: CancelToken | None = None,
+        settle: bool = True,
     ) -> Generator[Progress, None, TagReport]:
         report = TagReport()
         store = library.store
@@ -425,7 +430,7 @@ def watch_fake_tagging(monkeypatch: pytest.MonkeyPatch) -> list[str]:
                 report.tagged += 1
             yield Progress("tag", report.tagged, 0)
         with store.transaction():
-            store.set_setting("model_source", settings.model.model)
+            store.set_setting("model_source", json.dumps(model_source(settings)))
         return report
 
     monkeypatch.setattr(watching, "tag_pending", fake_tag_pending)

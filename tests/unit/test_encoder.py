@@ -16,6 +16,7 @@ from PIL import Image, ImageOps
 
 from albumtagger.errors import ImageError, ModelError, UserError
 from albumtagger.tagging import encoder as enc_mod
+from albumtagger.tagging import model_files
 from albumtagger.tagging.encoder import (
     DEFAULT_REVISION,
     DOCUMENT_INSTRUCTION,
@@ -487,7 +488,7 @@ def test_folder_model_id_survives_copy_but_not_new_weights(encoder, tmp_path, mo
     changed = folder_model_id(copy)
     assert changed != encoder.model_id
     # large files are sampled, not read whole: a changed region still shows
-    monkeypatch.setattr(enc_mod, "_FULL_HASH_LIMIT", 1024)
+    monkeypatch.setattr(model_files, "_FULL_HASH_LIMIT", 1024)
     sampled = folder_model_id(copy)
     data[len(data) // 2] ^= 0xFF
     weights.write_bytes(bytes(data))

@@ -12,7 +12,7 @@ import pytest
 
 from albumtagger.errors import SchemaTooNewError, SidecarError
 from albumtagger.library import store as store_mod
-from albumtagger.library.store import AutoTag, Store
+from albumtagger.library.store import SCHEMA_VERSION, AutoTag, Store
 
 
 def _old_sidecar(path: Path) -> None:
@@ -46,7 +46,7 @@ def test_migration_from_older_schema_keeps_data_and_backs_up_first(tmp_path: Pat
     db = tmp_path / "lib.sqlite"
     _old_sidecar(db)
     with Store(db) as store:
-        assert store.schema_version() == 101
+        assert store.schema_version() == SCHEMA_VERSION
         rows = store.photo_tags()
         assert [(r.name, r.state) for r in rows] == [("beach", "accepted")]
         assert store.feedback() == []
@@ -154,22 +154,26 @@ def test_user_decisions_survive_automatic_tagging(tmp_path: Path) -> None:
         assert cells == {"dog": "rejected", "cat": "accepted"}
 
 
-def test_undo_restores_the_cell(tmp_path: Path) -> None:
+def test_undo_snapshot_puts_rows_back_exactly(tmp_path: Path) -> None:
     with Store(tmp_path / "lib.sqlite") as store:
         pid, dog, _ = _library(store)
         store.replace_suggestions({pid: [AutoTag(dog, 0.3, True, "low")]})
         prev = store.photo_tag(pid, dog)
+        snapshot = store.photo_tag_rows([pid])
         with store.transaction():
-            store.add_feedback(
+            fid = store.add_feedback(
                 pid, dog, "reject", 0.3, positive=False, was_suggested=True, previous=prev
             )
             store.set_user_decision(pid, dog, "rejected", "auto", 0.3)
+            store.set_feedback_undo(fid, {"rows": snapshot})
         assert store.photo_tag(pid, dog).state == "rejected"
-        assert store.undo_last_feedback() == (pid, dog)
-        back = store.photo_tag(pid, dog)
-        assert (back.state, back.source, back.fallback) == ("suggested", "auto", True)
-        assert store.feedback() == []
-        assert store.undo_last_feedback() is None
+        event, previous, data = store.last_feedback()
+        assert (event.id, previous.state, previous.fallback) == (fid, "suggested", True)
+        with store.transaction():
+            store.restore_photo_tag_rows([pid], data["rows"])
+            store.mark_feedback_undone(fid)
+        assert store.photo_tag_rows([pid]) == snapshot
+        assert store.feedback() == [] and store.last_feedback() is None
 
 
 def test_find_filters_in_sql(tmp_path: Path) -> None:
