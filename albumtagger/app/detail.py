@@ -1,0 +1,544 @@
+"""The detail panel: a large preview (decoded off the GUI thread by the library's safe
+loader), the photo's facts, its tags as chips (accept / reject / remove), an add-tag field
+with completion; and, with several photos selected, add / remove a tag on all of them."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QObject, QRect, QRunnable, QSize, Qt, QThreadPool, Signal
+from PySide6.QtGui import QFont, QImage, QKeyEvent, QPalette, QPixmap
+from PySide6.QtWidgets import (
+    QCompleter,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLayout,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+    QWidgetItem,
+)
+
+from albumtagger.errors import ImageError
+from albumtagger.library.images import read_photo
+from albumtagger.library.queries import PhotoDetail, PhotoTagInfo
+
+log = logging.getLogger(__name__)
+
+PREVIEW_SIZE = 640
+
+
+def plain_label(text: str = "", *, accessible: str = "") -> QLabel:
+    label = QLabel(text)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    if accessible:
+        label.setAccessibleName(accessible)
+    return label
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} bytes"
+
+
+# -- preview loading --------------------------------------------------------------------
+
+
+class _PreviewSignals(QObject):
+    done = Signal(int, int, object, str)  # photo id, token, QImage or None, problem
+
+
+class _PreviewJob(QRunnable):
+    def __init__(self, path: Path, photo_id: int, token: int, size: int, signals) -> None:
+        super().__init__()
+        self._path, self._id, self._token, self._size = path, photo_id, token, size
+        self._signals = signals
+
+    def run(self) -> None:
+        image: QImage | None = None
+        problem = ""
+        try:
+            photo = read_photo(self._path, target_pixels=self._size * self._size)
+            pil = photo.image
+            pil.thumbnail((self._size, self._size))
+            data = pil.tobytes("raw", "RGB")
+            image = QImage(
+                data, pil.width, pil.height, 3 * pil.width, QImage.Format.Format_RGB888
+            ).copy()
+        except ImageError as exc:
+            problem = exc.reason
+        except OSError as exc:
+            problem = exc.strerror or str(exc)
+        except Exception as exc:
+            log.exception("preview of %s failed", self._path)
+            problem = str(exc)
+        self._signals.done.emit(self._id, self._token, image, problem)
+
+
+class PreviewLoader(QObject):
+    ready = Signal(int, object, str)  # photo id, QImage or None, problem
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
+        self._signals = _PreviewSignals()
+        self._signals.done.connect(self._done)
+        self._token = 0
+
+    def load(self, path: Path, photo_id: int, size: int = PREVIEW_SIZE) -> None:
+        self._token += 1
+        self._pool.clear()
+        self._pool.start(_PreviewJob(path, photo_id, self._token, size, self._signals))
+
+    def _done(self, photo_id: int, token: int, image: object, problem: str) -> None:
+        if token == self._token:
+            self.ready.emit(photo_id, image, problem)
+
+    def shutdown(self) -> None:
+        self._token += 1
+        self._pool.clear()
+        self._pool.waitForDone(5000)
+
+
+# -- a flow layout for chips ------------------------------------------------------------
+
+
+class FlowLayout(QLayout):
+    def __init__(self, parent: QWidget | None = None, spacing: int = 4) -> None:
+        super().__init__(parent)
+        self._items: list[QWidgetItem] = []
+        self._spacing = spacing
+        self.setContentsMargins(0, 0, 0, 0)
+
+    def addItem(self, item) -> None:
+        self._items.append(item)
+
+    def count(self) -> int:
+        return len(self._items)
+
+    def itemAt(self, i: int):
+        return self._items[i] if 0 <= i < len(self._items) else None
+
+    def takeAt(self, i: int):
+        return self._items.pop(i) if 0 <= i < len(self._items) else None
+
+    def expandingDirections(self) -> Qt.Orientation:
+        return Qt.Orientation(0)
+
+    def hasHeightForWidth(self) -> bool:
+        return True
+
+    def heightForWidth(self, width: int) -> int:
+        return self._place(QRect(0, 0, width, 0), move=False)
+
+    def setGeometry(self, rect: QRect) -> None:
+        super().setGeometry(rect)
+        self._place(rect, move=True)
+
+    def sizeHint(self) -> QSize:
+        return self.minimumSize()
+
+    def minimumSize(self) -> QSize:
+        size = QSize()
+        for item in self._items:
+            size = size.expandedTo(item.minimumSize())
+        return size
+
+    def _place(self, rect: QRect, *, move: bool) -> int:
+        x, y, line = rect.x(), rect.y(), 0
+        for item in self._items:
+            hint = item.sizeHint()
+            if x + hint.width() > rect.right() + 1 and line > 0:
+                x = rect.x()
+                y += line + self._spacing
+                line = 0
+            if move:
+                item.setGeometry(QRect(x, y, hint.width(), hint.height()))
+            x += hint.width() + self._spacing
+            line = max(line, hint.height())
+        return y + line - rect.y()
+
+
+# -- chips ------------------------------------------------------------------------------
+
+
+class TagChip(QFrame):
+    """One tag of one photo. Accepted: solid; suggested: outlined with its score;
+    fallback: dimmed; rejected: struck through. A / R / Delete act on it."""
+
+    acted = Signal(str, str)  # tag name, action (accept | reject | remove)
+    focused = Signal(object)
+
+    def __init__(self, info: PhotoTagInfo, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.info = info
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(6, 1, 2, 1)
+        layout.setSpacing(2)
+        text = info.name
+        if info.state == "suggested" and info.score is not None:
+            text = f"{info.name}  {info.score:.2f}".replace(" 0.", " .")
+        self.label = QLabel(text)
+        self.label.setTextFormat(Qt.TextFormat.PlainText)
+        layout.addWidget(self.label)
+        self.buttons: dict[str, QToolButton] = {}
+        if info.state == "suggested":
+            self._button("accept", "\u2713", "Accept this tag (A)", layout)
+            self._button("reject", "\u2717", "Reject this tag: it is wrong (R)", layout)
+        elif info.state == "accepted":
+            self._button("remove", "\u00d7", "Remove this tag (Delete)", layout)
+        else:
+            self._button("accept", "\u21ba", "Accept this tag after all (A)", layout)
+        self._style()
+        self.setToolTip(self._tooltip())
+        self.setAccessibleName(f"Tag {info.name}, {self.state_text()}")
+
+    def _button(self, action: str, text: str, tip: str, layout: QHBoxLayout) -> None:
+        b = QToolButton(self)
+        b.setText(text)
+        b.setToolTip(tip)
+        b.setAccessibleName(f"{tip.split(' (')[0]}: {self.info.name}")
+        b.setAutoRaise(True)
+        b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        b.clicked.connect(lambda _=False, a=action: self.acted.emit(self.info.name, a))
+        layout.addWidget(b)
+        self.buttons[action] = b
+
+    def state_text(self) -> str:
+        i = self.info
+        if i.state == "suggested":
+            return "suggested, low confidence (fallback)" if i.fallback else "suggested"
+        return i.state
+
+    def _tooltip(self) -> str:
+        i = self.info
+        score = "not scored" if i.score is None else f"score {i.score:.3f}"
+        th = "no threshold yet" if i.threshold is None else f"threshold {i.threshold:.3f}"
+        src = "added by you" if i.source == "user" else "automatic"
+        conf = i.confidence or ("none" if i.state == "rejected" else "unknown")
+        return (
+            f"{i.name}\n{self.state_text()} ({src})\n{score} \u00b7 {th}\nconfidence: {conf}\n"
+            "A accept \u00b7 R reject \u00b7 Delete remove"
+        )
+
+    def _style(self) -> None:
+        i = self.info
+        palette = self.palette()
+        font = QFont(self.label.font())
+        if i.state == "accepted":
+            self.setFrameShape(QFrame.Shape.Box)
+            self.setAutoFillBackground(True)
+            palette.setColor(QPalette.ColorRole.Window, palette.color(QPalette.ColorRole.Highlight))
+            palette.setColor(
+                QPalette.ColorRole.WindowText, palette.color(QPalette.ColorRole.HighlightedText)
+            )
+            palette.setColor(
+                QPalette.ColorRole.ButtonText, palette.color(QPalette.ColorRole.HighlightedText)
+            )
+            font.setBold(True)
+        elif i.state == "suggested":
+            self.setFrameShape(QFrame.Shape.Box)
+            if i.fallback:
+                dim = palette.color(QPalette.ColorRole.PlaceholderText)
+                palette.setColor(QPalette.ColorRole.WindowText, dim)
+                font.setItalic(True)
+        else:
+            self.setFrameShape(QFrame.Shape.NoFrame)
+            palette.setColor(
+                QPalette.ColorRole.WindowText, palette.color(QPalette.ColorRole.PlaceholderText)
+            )
+            font.setStrikeOut(True)
+        self.setPalette(palette)
+        self.label.setPalette(palette)
+        self.label.setFont(font)
+
+    _KEYS = (Qt.Key.Key_A, Qt.Key.Key_R, Qt.Key.Key_Delete, Qt.Key.Key_Backspace)
+
+    def event(self, event) -> bool:
+        # Handle A / R / Delete here (not as the window's shortcuts) when a chip has focus.
+        if (
+            event.type() == QEvent.Type.ShortcutOverride
+            and event.key() in self._KEYS
+            and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+        ):
+            event.accept()
+            return True
+        return super().event(event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        key = event.key()
+        if key == Qt.Key.Key_A and self.info.state != "accepted":
+            self.acted.emit(self.info.name, "accept")
+        elif key == Qt.Key.Key_R and self.info.state != "rejected":
+            self.acted.emit(self.info.name, "reject")
+        elif key in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace):
+            self.acted.emit(self.info.name, "remove")
+        else:
+            super().keyPressEvent(event)
+            return
+        event.accept()
+
+    def focusInEvent(self, event) -> None:
+        super().focusInEvent(event)
+        self.setLineWidth(2)
+        self.focused.emit(self)
+
+    def focusOutEvent(self, event) -> None:
+        super().focusOutEvent(event)
+        self.setLineWidth(1)
+
+    def mousePressEvent(self, event) -> None:
+        self.setFocus(Qt.FocusReason.MouseFocusReason)
+        super().mousePressEvent(event)
+
+
+# -- the panel --------------------------------------------------------------------------
+
+
+class DetailPanel(QScrollArea):
+    """Signals carry plain data; the window turns them into worker requests."""
+
+    correct = Signal(object, str, str)  # photo ids (tuple), tag name, action
+    more_like_this = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setAccessibleName("Photo details")
+        body = QWidget()
+        self.setWidget(body)
+        layout = QVBoxLayout(body)
+        layout.setContentsMargins(6, 6, 6, 6)
+
+        self.preview = QLabel()
+        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.preview.setMinimumSize(160, 120)
+        self.preview.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.preview.setAccessibleName("Preview")
+        self.preview.setTextFormat(Qt.TextFormat.PlainText)
+        layout.addWidget(self.preview)
+
+        self.name = plain_label(accessible="File name")
+        font = self.name.font()
+        font.setBold(True)
+        self.name.setFont(font)
+        self.facts = plain_label(accessible="File facts")
+        layout.addWidget(self.name)
+        layout.addWidget(self.facts)
+
+        self.similar_button = QPushButton("More like this")
+        self.similar_button.setToolTip("Show the photos most like this one (needs the model)")
+        self.similar_button.clicked.connect(self._similar)
+        layout.addWidget(self.similar_button)
+
+        tags_title = QLabel("<b>Tags</b>")
+        layout.addWidget(tags_title)
+        self.chips_box = QWidget()
+        self.chips_box.setAccessibleName("Tags of this photo")
+        self.chips = FlowLayout(self.chips_box)
+        layout.addWidget(self.chips_box)
+        self.no_tags = plain_label("No tags yet.")
+        layout.addWidget(self.no_tags)
+
+        self.add_field = QLineEdit()
+        self.add_field.setPlaceholderText("Add a tag\u2026 (Enter)")
+        self.add_field.setAccessibleName("Add a tag")
+        self.add_field.setToolTip("Type a tag and press Enter to add it")
+        self.add_field.returnPressed.connect(self._add)
+        layout.addWidget(self.add_field)
+        self.remove_field = QLineEdit()
+        self.remove_field.setPlaceholderText("Remove a tag from all selected\u2026 (Enter)")
+        self.remove_field.setAccessibleName("Remove a tag from the selected photos")
+        self.remove_field.returnPressed.connect(self._remove)
+        layout.addWidget(self.remove_field)
+        layout.addStretch(1)
+
+        self.completer = QCompleter([], self)
+        self.completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        self.add_field.setCompleter(self.completer)
+        self.remove_field.setCompleter(self.completer)
+
+        self.loader = PreviewLoader(self)
+        self.loader.ready.connect(self._preview_ready)
+        self.photo_ids: tuple[int, ...] = ()
+        self.detail: PhotoDetail | None = None
+        self._chip_widgets: list[TagChip] = []
+        self._current_chip: TagChip | None = None
+        self.show_nothing()
+
+    # -- content ----------------------------------------------------------------------
+
+    def set_vocabulary(self, names: list[str]) -> None:
+        self.completer.model().setStringList(names)  # type: ignore[attr-defined]
+
+    def show_nothing(self) -> None:
+        self.photo_ids = ()
+        self.detail = None
+        self.preview.clear()
+        self.preview.setText("Select a photo to see it here.")
+        self.name.setText("")
+        self.facts.setText("")
+        self._set_chips([])
+        self.no_tags.hide()
+        for w in (self.add_field, self.remove_field, self.similar_button):
+            w.hide()
+
+    def show_many(self, ids: tuple[int, ...]) -> None:
+        self.photo_ids = ids
+        self.detail = None
+        self.preview.clear()
+        self.preview.setText(f"{len(ids):,} photos selected")
+        self.name.setText("")
+        self.facts.setText("Add or remove a tag on all of them at once.")
+        self._set_chips([])
+        self.no_tags.hide()
+        self.similar_button.hide()
+        self.add_field.setPlaceholderText(f"Add a tag to all {len(ids):,}\u2026 (Enter)")
+        self.add_field.show()
+        self.remove_field.show()
+
+    def show_photo(
+        self, detail: PhotoDetail, tags: list[PhotoTagInfo], root: Path | None, *, reload=True
+    ) -> None:
+        same = self.detail is not None and self.detail.id == detail.id
+        self.photo_ids = (detail.id,)
+        self.detail = detail
+        folder, _, name = detail.path.rpartition("/")
+        self.name.setText(name)
+        self.name.setToolTip(detail.path)
+        lines = [f"Folder: {folder or '(top)'}", f"Size: {human_size(detail.size)}"]
+        if detail.width and detail.height:
+            lines.append(f"Dimensions: {detail.width} \u00d7 {detail.height}")
+        taken = _dt.datetime.fromtimestamp(detail.mtime_ns / 1e9)
+        lines.append(f"Date: {taken:%Y-%m-%d %H:%M}")
+        status = {
+            "ok": "tagged",
+            "pending": "waiting to be tagged",
+            "damaged": "damaged",
+            "missing": "missing: the file is gone (its tags are kept)",
+        }.get(detail.status, detail.status)
+        lines.append(f"Status: {status}")
+        if detail.error:
+            lines.append(f"Reason: {detail.error}")
+        self.facts.setText("\n".join(lines))
+        self.similar_button.setVisible(detail.status in ("ok", "missing"))
+        self.add_field.setPlaceholderText("Add a tag\u2026 (Enter)")
+        self.add_field.show()
+        self.remove_field.hide()
+        current = self._current_chip.info.name if (same and self._current_chip) else None
+        self._set_chips(tags, keep=current)
+        self.no_tags.setVisible(not tags)
+        if reload or not same:
+            if root is not None and detail.status != "missing":
+                self.preview.setText("Loading\u2026")
+                self.loader.load(root / detail.path, detail.id)
+            else:
+                self.preview.setPixmap(QPixmap())
+                self.preview.setText("The file is missing." if detail.status == "missing" else "")
+
+    def _set_chips(self, tags: list[PhotoTagInfo], keep: str | None = None) -> None:
+        had_focus = any(c.hasFocus() for c in self._chip_widgets)
+        for chip in self._chip_widgets:
+            self.chips.removeWidget(chip)
+            chip.deleteLater()
+        self._chip_widgets = []
+        self._current_chip = None
+        for info in tags:
+            chip = TagChip(info, self.chips_box)
+            chip.acted.connect(self._chip_acted)
+            chip.focused.connect(self._chip_focused)
+            self.chips.addWidget(chip)
+            self._chip_widgets.append(chip)
+        if keep is not None:
+            for chip in self._chip_widgets:
+                if chip.info.name == keep:
+                    self._current_chip = chip
+        if self._current_chip is None:
+            self._current_chip = next(
+                (c for c in self._chip_widgets if c.info.state == "suggested"),
+                self._chip_widgets[0] if self._chip_widgets else None,
+            )
+        if had_focus and self._current_chip is not None:
+            self._current_chip.setFocus()
+        self.chips_box.updateGeometry()
+
+    def chip_widgets(self) -> list[TagChip]:
+        return list(self._chip_widgets)
+
+    def current_chip(self) -> TagChip | None:
+        return self._current_chip
+
+    def focus_chips(self) -> None:
+        if self._current_chip is not None:
+            self._current_chip.setFocus()
+
+    # -- acting -----------------------------------------------------------------------
+
+    def act_on_current(self, action: str) -> bool:
+        """A / R / Delete: act on the focused (or first suggested) tag."""
+        chip = self._current_chip
+        if chip is None or not self.photo_ids:
+            return False
+        if action == "accept" and chip.info.state == "accepted":
+            return False
+        if action == "reject" and chip.info.state == "rejected":
+            return False
+        self._chip_acted(chip.info.name, action)
+        return True
+
+    def _chip_focused(self, chip: object) -> None:
+        if isinstance(chip, TagChip):
+            self._current_chip = chip
+
+    def _chip_acted(self, name: str, action: str) -> None:
+        if self.photo_ids:
+            self.correct.emit(self.photo_ids, name, action)
+
+    def _add(self) -> None:
+        name = self.add_field.text().strip()
+        if name and self.photo_ids:
+            self.add_field.clear()
+            self.correct.emit(self.photo_ids, name, "add")
+
+    def _remove(self) -> None:
+        name = self.remove_field.text().strip()
+        if name and self.photo_ids:
+            self.remove_field.clear()
+            self.correct.emit(self.photo_ids, name, "remove")
+
+    def _similar(self) -> None:
+        if self.detail is not None:
+            self.more_like_this.emit(self.detail.id)
+
+    def _preview_ready(self, photo_id: int, image: object, problem: str) -> None:
+        if self.detail is None or self.detail.id != photo_id:
+            return
+        if isinstance(image, QImage):
+            pix = QPixmap.fromImage(image)
+            width = max(160, self.viewport().width() - 16)
+            if pix.width() > width:
+                pix = pix.scaledToWidth(width, Qt.TransformationMode.SmoothTransformation)
+            self.preview.setPixmap(pix)
+        else:
+            self.preview.setPixmap(QPixmap())
+            self.preview.setText(f"No preview: {problem}" if problem else "No preview")
+
+    def shutdown(self) -> None:
+        self.loader.shutdown()

@@ -1,0 +1,233 @@
+"""The photo grid: a QListView over `PhotoListModel`, a delegate that paints a cached
+pixmap (or a placeholder) with a status badge, and the visible-rows bookkeeping that
+drives summary pages and thumbnail requests."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QFont, QKeyEvent, QPainter, QPalette, QPen
+from PySide6.QtWidgets import QAbstractItemView, QListView, QStyle, QStyledItemDelegate
+
+from albumtagger.app.photo_model import PHOTO_ID_ROLE, SUMMARY_ROLE, PhotoListModel
+from albumtagger.app.thumbnails import ThumbnailLoader
+from albumtagger.library.queries import PhotoSummary
+
+MIN_SIZE, MAX_SIZE, DEFAULT_SIZE = 64, 256, 144
+_MARGIN = 6
+
+BADGES = {
+    "damaged": ("!", "damaged"),
+    "missing": ("x", "missing"),
+    "pending": ("~", "waiting to be tagged"),
+    "review": ("?", "needs review"),
+}
+
+
+def badge_of(summary: PhotoSummary | None) -> str | None:
+    if summary is None:
+        return None
+    if summary.status in ("damaged", "missing", "pending"):
+        return summary.status
+    if summary.needs_review:
+        return "review"
+    return None
+
+
+class PhotoDelegate(QStyledItemDelegate):
+    """Paints one cell: selection, the thumbnail or a placeholder, a badge, focus."""
+
+    def __init__(self, loader: ThumbnailLoader, parent=None) -> None:
+        super().__init__(parent)
+        self._loader = loader
+        self.painted = 0
+        """Cells painted (for tests and benchmarks)."""
+        self._badge_font: QFont | None = None
+
+    def sizeHint(self, option, index) -> QSize:  # constant: uniform items
+        s = self._loader.size + 2 * _MARGIN
+        return QSize(s, s)
+
+    def paint(self, painter: QPainter, option, index: QModelIndex | QPersistentModelIndex) -> None:
+        self.painted += 1
+        palette: QPalette = option.palette
+        cell: QRect = option.rect
+        state = option.state
+        selected = bool(state & QStyle.StateFlag.State_Selected)
+        painter.save()
+        if selected:
+            painter.fillRect(cell, palette.color(QPalette.ColorRole.Highlight))
+        area = cell.adjusted(_MARGIN, _MARGIN, -_MARGIN, -_MARGIN)
+        summary: PhotoSummary | None = index.data(SUMMARY_ROLE)
+        pix = self._loader.pixmap(summary) if summary is not None else None
+        if pix is not None and not pix.isNull():
+            w, h = pix.width(), pix.height()
+            x = area.x() + (area.width() - w) // 2
+            y = area.y() + (area.height() - h) // 2
+            painter.drawPixmap(x, y, pix)
+        else:
+            inner = area.adjusted(4, 4, -4, -4)
+            painter.fillRect(inner, palette.color(QPalette.ColorRole.AlternateBase))
+            painter.setPen(QPen(palette.color(QPalette.ColorRole.Mid), 1))
+            painter.drawRect(inner.adjusted(0, 0, -1, -1))
+            if summary is not None and area.width() >= 96:
+                painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
+                name = summary.path.rpartition("/")[2]
+                text = painter.fontMetrics().elidedText(
+                    name, Qt.TextElideMode.ElideMiddle, inner.width() - 8
+                )
+                painter.drawText(inner, Qt.AlignmentFlag.AlignCenter, text)
+        badge = badge_of(summary)
+        if badge is not None:
+            self._paint_badge(painter, palette, area, BADGES[badge][0], badge)
+        if state & QStyle.StateFlag.State_HasFocus:
+            pen = QPen(palette.color(QPalette.ColorRole.Text), 1, Qt.PenStyle.DotLine)
+            painter.setPen(pen)
+            painter.drawRect(cell.adjusted(1, 1, -2, -2))
+        elif selected:
+            pen = QPen(palette.color(QPalette.ColorRole.HighlightedText), 2)
+            painter.setPen(pen)
+            painter.drawRect(area.adjusted(-2, -2, 1, 1))
+        painter.restore()
+
+    def _paint_badge(
+        self, painter: QPainter, palette: QPalette, area: QRect, text: str, kind: str
+    ) -> None:
+        d = max(16, area.width() // 7)
+        rect = QRect(area.right() - d - 2, area.top() + 2, d, d)
+        if kind in ("damaged", "missing"):
+            back = palette.color(QPalette.ColorRole.BrightText)
+            back.setRgb(200, 40, 40) if kind == "damaged" else back.setRgb(110, 110, 110)
+        else:
+            back = palette.color(QPalette.ColorRole.Highlight)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(back)
+        painter.drawEllipse(rect)
+        if self._badge_font is None:
+            self._badge_font = QFont(painter.font())
+            self._badge_font.setBold(True)
+        font = QFont(self._badge_font)
+        font.setPixelSize(int(d * 0.7))
+        painter.setFont(font)
+        painter.setPen(Qt.GlobalColor.white)
+        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
+
+
+class PhotoGrid(QListView):
+    """The grid. Emits `opened(photo_id)` on Enter / double click."""
+
+    opened = Signal(int)
+
+    def __init__(self, model: PhotoListModel, loader: ThumbnailLoader, parent=None) -> None:
+        super().__init__(parent)
+        self._loader = loader
+        self._delegate = PhotoDelegate(loader, self)
+        self.setItemDelegate(self._delegate)
+        # List mode with left-to-right wrapping flow is the icon grid without the
+        # free-movement machinery of IconMode (cheaper at 100k rows).
+        self.setViewMode(QListView.ViewMode.ListMode)
+        self.setFlow(QListView.Flow.LeftToRight)
+        self.setWrapping(True)
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setMovement(QListView.Movement.Static)
+        self.setUniformItemSizes(True)
+        self.setLayoutMode(QListView.LayoutMode.Batched)
+        self.setBatchSize(2000)
+        self.setSpacing(0)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setAccessibleName("Photos")
+        self.setModel(model)
+        self._apply_size()
+        self._visible_timer = QTimer(self)
+        self._visible_timer.setSingleShot(True)
+        self._visible_timer.setInterval(0)
+        self._visible_timer.timeout.connect(self.update_visible)
+        self.verticalScrollBar().valueChanged.connect(self._visible_timer.start)
+        model.modelReset.connect(self._visible_timer.start)
+        model.rowsInserted.connect(self._visible_timer.start)
+        loader.changed.connect(self.viewport().update)
+        self.doubleClicked.connect(self._open_index)
+        self.activated.connect(self._open_index)
+
+    @property
+    def delegate(self) -> PhotoDelegate:
+        return self._delegate
+
+    def photo_model(self) -> PhotoListModel:
+        model = self.model()
+        assert isinstance(model, PhotoListModel)
+        return model
+
+    # -- size -------------------------------------------------------------------------
+
+    def thumb_size(self) -> int:
+        return self._loader.size
+
+    def set_thumb_size(self, size: int) -> None:
+        size = max(MIN_SIZE, min(MAX_SIZE, int(size)))
+        if size == self._loader.size:
+            return
+        self._loader.set_size(size)
+        self._apply_size()
+        self.viewport().update()
+
+    def _apply_size(self) -> None:
+        s = self._loader.size + 2 * _MARGIN
+        self.setGridSize(QSize(s, s))
+        self.setIconSize(QSize(self._loader.size, self._loader.size))
+
+    # -- visible rows -----------------------------------------------------------------
+
+    def visible_rows(self) -> tuple[int, int]:
+        """First and last row on screen (last may be beyond the model)."""
+        grid = self.gridSize()
+        cols = max(1, self.viewport().width() // max(1, grid.width()))
+        top = self.verticalScrollBar().value()
+        first_line = top // max(1, grid.height())
+        lines = self.viewport().height() // max(1, grid.height()) + 2
+        first = first_line * cols
+        return first, first + lines * cols - 1
+
+    def update_visible(self) -> None:
+        """Fetch summaries of what is on screen (and a page around) and drop thumbnail
+        jobs for rows scrolled away."""
+        model = self.photo_model()
+        first, last = self.visible_rows()
+        span = last - first + 1
+        if model.ensure_rows(first - span, last + span):
+            self.viewport().update()
+        ids = model.ids[max(0, first - span) : last + span + 1]
+        self._loader.retain({int(i) for i in ids})
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._visible_timer.start()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._visible_timer.start()
+
+    # -- keys -------------------------------------------------------------------------
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            index = self.currentIndex()
+            if index.isValid():
+                self._open_index(index)
+                event.accept()
+                return
+        super().keyPressEvent(event)
+
+    def _open_index(self, index: QModelIndex) -> None:
+        if index.isValid():
+            self.opened.emit(int(index.data(PHOTO_ID_ROLE)))
+
+    def selected_ids(self) -> list[int]:
+        model = self.photo_model()
+        return [model.photo_id(i.row()) for i in self.selectionModel().selectedIndexes()]
+
+    def current_id(self) -> int | None:
+        index = self.currentIndex()
+        return int(index.data(PHOTO_ID_ROLE)) if index.isValid() else None

@@ -1,0 +1,343 @@
+"""Small widgets of the main window: the welcome page (no folder yet), the filter chips
+bar, the model banner, the empty-grid message, and the job status in the status bar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from albumtagger.events import JobProgress
+
+PHASES = {
+    "scan": "Looking for photos",
+    "model": "Loading the model",
+    "vocabulary": "Scoring tag prompts",
+    "tag": "Tagging",
+}
+
+
+def duration_text(seconds: float) -> str:
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    m = s // 60
+    if m < 60:
+        return f"{m} min"
+    return f"{m // 60} h {m % 60} min"
+
+
+def progress_text(p: JobProgress) -> str:
+    label = PHASES.get(p.phase, p.phase.capitalize() or "Working")
+    if p.paused:
+        return f"Paused: {label.lower()} {p.done:,} / {p.total:,}"
+    if p.total <= 0:
+        return f"{label}\u2026"
+    parts = [f"{label} {p.done:,} / {p.total:,}"]
+    if p.rate:
+        parts.append(f"{p.rate:.1f} photos/s")
+    if p.eta_s is not None and p.done < p.total:
+        parts.append(f"about {duration_text(p.eta_s)} left")
+    return " \u00b7 ".join(parts)
+
+
+class WelcomePage(QWidget):
+    """No folder yet: what to do next, a button, recent folders, drop hint."""
+
+    open_requested = Signal()
+    folder_chosen = Signal(object)  # Path
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        title = QLabel("<h2>Open a photo folder to start</h2>")
+        title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        hint = QLabel(
+            "albumtagger tags the photos in a folder with a local AI model, keeps them tagged "
+            "while the app runs, and lets you filter, search and correct the tags.\n"
+            "Choose a folder, or drop one on this window."
+        )
+        hint.setTextFormat(Qt.TextFormat.PlainText)
+        hint.setWordWrap(True)
+        hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.button = QPushButton("Choose a folder\u2026")
+        self.button.setToolTip("Open a photo folder (Ctrl+O)")
+        self.button.clicked.connect(self.open_requested)
+        self.recent_title = QLabel("<b>Recent folders</b>")
+        self.recent = QListWidget()
+        self.recent.setAccessibleName("Recent folders")
+        self.recent.setMaximumHeight(180)
+        self.recent.itemActivated.connect(self._activated)
+        self.recent.itemDoubleClicked.connect(self._activated)
+        box = QVBoxLayout()
+        box.addStretch(1)
+        box.addWidget(title)
+        box.addWidget(hint)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(self.button)
+        row.addStretch(1)
+        box.addLayout(row)
+        box.addSpacing(16)
+        box.addWidget(self.recent_title)
+        box.addWidget(self.recent)
+        box.addStretch(2)
+        outer = QHBoxLayout(self)
+        outer.addStretch(1)
+        outer.addLayout(box, 3)
+        outer.addStretch(1)
+
+    def set_recent(self, folders: list[str]) -> None:
+        self.recent.clear()
+        for folder in folders:
+            item = QListWidgetItem(folder)
+            item.setData(Qt.ItemDataRole.UserRole, folder)
+            item.setToolTip(f"Open {folder}")
+            self.recent.addItem(item)
+        self.recent.setVisible(bool(folders))
+        self.recent_title.setVisible(bool(folders))
+
+    def _activated(self, item: QListWidgetItem) -> None:
+        self.folder_chosen.emit(Path(item.data(Qt.ItemDataRole.UserRole)))
+
+
+class MessagePage(QWidget):
+    """A centred message with an optional action button (offline folder, errors)."""
+
+    action = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.title = QLabel()
+        self.title.setTextFormat(Qt.TextFormat.PlainText)
+        font = self.title.font()
+        font.setPointSizeF(font.pointSizeF() * 1.4)
+        font.setBold(True)
+        self.title.setFont(font)
+        self.text = QLabel()
+        self.text.setTextFormat(Qt.TextFormat.PlainText)
+        self.text.setWordWrap(True)
+        self.button = QPushButton()
+        self.button.clicked.connect(self.action)
+        box = QVBoxLayout(self)
+        box.addStretch(1)
+        for w in (self.title, self.text):
+            w.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            box.addWidget(w)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(self.button)
+        row.addStretch(1)
+        box.addLayout(row)
+        box.addStretch(2)
+
+    def show_message(self, title: str, text: str, button: str = "") -> None:
+        self.title.setText(title)
+        self.text.setText(text)
+        self.button.setText(button)
+        self.button.setVisible(bool(button))
+
+
+class Banner(QFrame):
+    """A panel above the grid that says what is wrong and what to do (the model)."""
+
+    action = Signal()
+    closed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setAutoFillBackground(True)
+        self.setBackgroundRole(QPalette.ColorRole.ToolTipBase)
+        self.setForegroundRole(QPalette.ColorRole.ToolTipText)
+        self.text = QLabel()
+        self.text.setTextFormat(Qt.TextFormat.PlainText)
+        self.text.setWordWrap(True)
+        self.text.setAccessibleName("Notice")
+        self.button = QPushButton()
+        self.button.clicked.connect(self.action)
+        close = QToolButton()
+        close.setText("\u00d7")
+        close.setAutoRaise(True)
+        close.setToolTip("Hide this notice")
+        close.clicked.connect(self.hide)
+        close.clicked.connect(self.closed)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(8, 4, 4, 4)
+        row.addWidget(self.text, 1)
+        row.addWidget(self.button)
+        row.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
+        self.hide()
+
+    def show_text(self, text: str, button: str = "") -> None:
+        self.text.setText(text)
+        self.button.setText(button)
+        self.button.setVisible(bool(button))
+        self.show()
+
+
+class FilterBar(QWidget):
+    """Active filters as chips (click one to remove it), "N of M photos", Clear."""
+
+    remove = Signal(str, object)  # kind, key
+    clear = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._row = QHBoxLayout()
+        self._row.setContentsMargins(0, 0, 0, 0)
+        self._row.setSpacing(4)
+        self.label = QLabel("Active filters:")
+        self.count = QLabel()
+        self.count.setAccessibleName("Photos shown")
+        self.clear_button = QPushButton("Clear filters")
+        self.clear_button.setToolTip("Show every photo again (Ctrl+Shift+C)")
+        self.clear_button.clicked.connect(self.clear)
+        outer = QHBoxLayout(self)
+        outer.setContentsMargins(6, 2, 6, 2)
+        outer.addWidget(self.label)
+        outer.addLayout(self._row)
+        outer.addStretch(1)
+        outer.addWidget(self.count)
+        outer.addWidget(self.clear_button)
+        self._chips: list[QToolButton] = []
+        self.set_chips([])
+
+    def set_chips(self, chips: list[tuple[str, str, object]]) -> None:
+        for chip in self._chips:
+            self._row.removeWidget(chip)
+            chip.deleteLater()
+        self._chips = []
+        marks = {"include": "+ ", "exclude": "\u2212 ", "quick": "", "search": "\u2315 "}
+        for kind, label, key in chips:
+            b = QToolButton()
+            b.setText(f"{marks.get(kind, '')}{label.replace('&', '&&')}  \u00d7")
+            what = {"include": "with", "exclude": "without"}.get(kind)
+            b.setToolTip(
+                f"Showing photos {what} {label!r}; click to remove" if what else "Click to remove"
+            )
+            b.setAccessibleName(f"Filter {label}, click to remove")
+            b.clicked.connect(lambda _=False, k=kind, key=key: self.remove.emit(k, key))
+            self._row.addWidget(b)
+            self._chips.append(b)
+        self.label.setVisible(bool(chips))
+        self.clear_button.setVisible(bool(chips))
+
+    def chip_texts(self) -> list[str]:
+        return [c.text() for c in self._chips]
+
+    def set_count(self, shown: int, total: int) -> None:
+        self.count.setText(
+            f"{total:,} photos" if shown == total else f"{shown:,} of {total:,} photos"
+        )
+
+
+class EmptyGrid(QWidget):
+    """In place of the grid when it has nothing to show: what to do next."""
+
+    action = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.text = QLabel()
+        self.text.setTextFormat(Qt.TextFormat.PlainText)
+        self.text.setWordWrap(True)
+        self.text.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.button = QPushButton()
+        self.button.clicked.connect(self.action)
+        box = QVBoxLayout(self)
+        box.addStretch(1)
+        box.addWidget(self.text)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(self.button)
+        row.addStretch(1)
+        box.addLayout(row)
+        box.addStretch(2)
+
+    def show_text(self, text: str, button: str = "") -> None:
+        self.text.setText(text)
+        self.button.setText(button)
+        self.button.setVisible(bool(button))
+
+
+class JobStatus(QWidget):
+    """The status bar's job part: what runs, a progress bar, Pause / Resume, Cancel."""
+
+    pause = Signal()
+    resume = Signal()
+    cancel = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.label = QLabel("")
+        self.label.setTextFormat(Qt.TextFormat.PlainText)
+        self.label.setAccessibleName("What albumtagger is doing")
+        self.bar = QProgressBar()
+        self.bar.setMaximumWidth(220)
+        self.bar.setTextVisible(False)
+        self.bar.setAccessibleName("Progress")
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setToolTip("Pause tagging (Ctrl+P)")
+        self.pause_button.clicked.connect(self._toggle)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the current job; photos already tagged are kept")
+        self.cancel_button.clicked.connect(self.cancel)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.label)
+        row.addWidget(self.bar)
+        row.addWidget(self.pause_button)
+        row.addWidget(self.cancel_button)
+        self.paused = False
+        self.running = False
+        self.set_idle("")
+
+    def _toggle(self) -> None:
+        if self.paused:
+            self.resume.emit()
+        else:
+            self.pause.emit()
+
+    def set_paused(self, paused: bool) -> None:
+        self.paused = paused
+        self.pause_button.setText("Resume" if paused else "Pause")
+        self.pause_button.setToolTip(
+            "Resume tagging (Ctrl+P)" if paused else "Pause tagging (Ctrl+P)"
+        )
+        if paused:
+            self.label.setText("Paused")
+
+    def set_progress(self, p: JobProgress) -> None:
+        self.running = not p.finished
+        if p.finished:
+            self.set_idle("Done" if p.job == "index" else "")
+            return
+        self.label.setText(progress_text(p))
+        if p.total > 0:
+            self.bar.setRange(0, p.total)
+            self.bar.setValue(min(p.done, p.total))
+        else:
+            self.bar.setRange(0, 0)
+        self.bar.show()
+        self.pause_button.show()
+        self.cancel_button.show()
+
+    def set_idle(self, text: str) -> None:
+        self.running = False
+        self.label.setText(text)
+        self.bar.hide()
+        self.cancel_button.hide()
+        self.pause_button.setVisible(self.paused)

@@ -1,0 +1,466 @@
+"""The one long-lived worker: owns the `LibrarySession` (the library's only writer) on its
+own QThread and runs a loop of short steps (a request from the window, a batch of the
+index job, a watch step), so a correction or a search is answered between two batches.
+
+The window talks to it through `WorkerHandle` (GUI thread): requests go by a queued
+signal; pause, resume and cancel go straight to the session (thread-safe), because a
+queued "cancel" would wait behind the step it means to stop. The session's events come
+back as one queued `event` signal carrying the plain dataclasses of `albumtagger.events`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QCoreApplication, QObject, QThread, QTimer, Signal, Slot
+
+from albumtagger.config import Settings
+from albumtagger.errors import LibraryOfflineError, ModelError, UserError
+from albumtagger.events import Event, JobProgress
+
+log = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL_S = 0.1
+IDLE_WATCH_MS = 300
+"""Pause between watch steps that found nothing to do."""
+WATCH_STEP_S = 0.25
+MODEL_RETRY_S = 60.0
+"""After the model failed to load, watching waits this long before trying again."""
+
+
+# -- requests and replies ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Request:
+    """Base of what the window asks the worker for."""
+
+
+@dataclass(frozen=True)
+class Correct(Request):
+    photo_ids: tuple[int, ...]
+    tag: str
+    action: str  # accept | reject | add | remove
+
+
+@dataclass(frozen=True)
+class Undo(Request):
+    pass
+
+
+@dataclass(frozen=True, eq=False)
+class Search(Request):
+    token: int
+    text: str
+    restrict_to: np.ndarray | None = None
+    top: int = 1000
+
+
+@dataclass(frozen=True, eq=False)
+class Similar(Request):
+    token: int
+    photo_id: int
+    restrict_to: np.ndarray | None = None
+    top: int = 1000
+
+
+@dataclass(frozen=True)
+class AddTags(Request):
+    specs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RemoveTags(Request):
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Reindex(Request):
+    """Scan and tag again (after a cancel, or when the folder comes back)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Reply:
+    """The answer to one request: `result`, or `error` (a message for the person) with
+    `error_kind` ("model", "user", "offline" or "bug")."""
+
+    request: Request
+    result: Any = None
+    error: str = ""
+    error_kind: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class _Flags:
+    stop: threading.Event = field(default_factory=threading.Event)
+    paused: threading.Event = field(default_factory=threading.Event)
+
+
+SessionFactory = Callable[..., Any]
+
+
+MODEL_SOURCE_FIELDS = ("model", "revision", "min_image_tokens", "max_image_tokens")
+
+
+def explicit_model_fields(environ: dict[str, str] | None = None) -> set[str]:
+    """Model settings given on purpose by environment variables: they win over the model a
+    library records (as in the CLI)."""
+    env = os.environ if environ is None else environ
+    return {
+        f
+        for f in MODEL_SOURCE_FIELDS
+        if f"ALBUMTAGGER_{f.upper()}" in env or f"ALBUMTAGGER_MODEL_{f.upper()}" in env
+    }
+
+
+def default_session_factory(
+    root: Path,
+    settings: Settings,
+    on_event: Callable[[Event], None],
+    explicit_model: set[str] | frozenset[str] = frozenset(),
+):
+    from albumtagger.library.thumbnails import ThumbnailCache
+    from albumtagger.session import LibrarySession
+
+    return LibrarySession(
+        root,
+        settings,
+        on_event=on_event,
+        explicit_model=explicit_model_fields() | set(explicit_model),
+        thumbnails=ThumbnailCache(),
+    )
+
+
+class Worker(QObject):
+    """Lives in the worker thread; everything here runs there."""
+
+    opened = Signal(object)  # the session's db_path
+    open_failed = Signal(str, str)  # kind ("offline", "user", "bug"), message
+    event = Signal(object)  # an albumtagger.events.Event
+    replied = Signal(object)  # a Reply
+    failed = Signal(str, str, str)  # kind, message, traceback
+    idle = Signal(bool)  # True when the job is done and watching found nothing
+    finished = Signal()
+
+    def __init__(
+        self,
+        root: Path,
+        settings: Settings,
+        factory: SessionFactory | None = None,
+        *,
+        auto_index: bool = True,
+        watch: bool = True,
+    ) -> None:
+        super().__init__()
+        self.root = root
+        self.settings = settings
+        self._factory = factory or default_session_factory
+        self._auto_index = auto_index
+        self._watch = watch
+        self.flags = _Flags()
+        self._requests: deque[Request] = deque()
+        self._session: Any = None
+        self._session_lock = threading.Lock()
+        self._job: Iterator[JobProgress] | None = None
+        self._timer: QTimer | None = None
+        self._last_progress = 0.0
+        self._was_idle: bool | None = None
+        self._closed = False
+        self._watch_retry_at = 0.0
+
+    # -- life ---------------------------------------------------------------------------
+
+    @Slot()
+    def start(self) -> None:
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self._step)
+        try:
+            session = self._factory(self.root, self.settings, on_event=self._on_event)
+        except LibraryOfflineError as exc:
+            self.open_failed.emit("offline", str(exc))
+            return
+        except UserError as exc:
+            self.open_failed.emit("user", str(exc))
+            return
+        except Exception as exc:
+            log.exception("opening %s failed", self.root)
+            self.open_failed.emit("bug", f"{type(exc).__name__}: {exc}")
+            return
+        with self._session_lock:
+            self._session = session
+        if self.flags.stop.is_set():
+            self._close_session()
+            return
+        self.opened.emit(session.db_path)
+        if self._auto_index:
+            self._job = iter(session.index())
+        self._kick()
+
+    @Slot(object)
+    def submit(self, request: Request) -> None:
+        if isinstance(request, Reindex):
+            self._watch_retry_at = 0.0
+            if self._session is not None and self._job is None:
+                self._job = iter(self._session.index())
+        else:
+            self._requests.append(request)
+        self._kick()
+
+    @Slot()
+    def shutdown(self) -> None:
+        """Stop for good (queued from the window, after `WorkerHandle.stop` set the flag)."""
+        self.flags.stop.set()
+        if self._timer is not None:
+            self._timer.stop()
+        self._job = None
+        self._close_session()
+        # Hand this object back to the GUI thread so it is deleted there.
+        app = QCoreApplication.instance()
+        if app is not None:
+            self.moveToThread(app.thread())
+        self.finished.emit()
+        thread = QThread.currentThread()
+        thread.quit()
+
+    def cancel_now(self) -> None:
+        """From any thread: stop the running job at its next check."""
+        with self._session_lock:
+            session = self._session
+        if session is not None:
+            session.cancel()
+
+    def set_paused(self, paused: bool) -> None:
+        """From any thread."""
+        with self._session_lock:
+            session = self._session
+        if paused:
+            self.flags.paused.set()
+            if session is not None:
+                session.pause()
+        else:
+            self.flags.paused.clear()
+            if session is not None:
+                session.resume()
+
+    def _close_session(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with self._session_lock:
+            session, self._session = self._session, None
+        if session is not None:
+            try:
+                session.close()
+            except Exception:
+                log.exception("closing the library failed")
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def _kick(self, delay_ms: int = 0) -> None:
+        timer = self._timer
+        if timer is None or self.flags.stop.is_set():
+            return
+        if timer.isActive() and timer.remainingTime() <= delay_ms:
+            return
+        timer.start(delay_ms)
+
+    def _step(self) -> None:
+        if self.flags.stop.is_set() or self._session is None:
+            return
+        try:
+            if self._requests:
+                self._serve(self._requests.popleft())
+                self._kick()
+                return
+            paused = self.flags.paused.is_set()
+            if self._job is not None and not paused:
+                self._job_step()
+                self._kick()
+                return
+            if self._watch and not paused and self._job is None:
+                if time.monotonic() < self._watch_retry_at:
+                    self._set_idle(True)
+                    self._kick(IDLE_WATCH_MS)
+                    return
+                try:
+                    did = bool(self._session.watch_step(WATCH_STEP_S))
+                except ModelError as exc:
+                    # Watching needs the model to tag what it finds: try again later.
+                    self._watch_retry_at = time.monotonic() + MODEL_RETRY_S
+                    self.event.emit(_model_unavailable(str(exc)))
+                    did = False
+                self._set_idle(not did)
+                self._kick(0 if did else IDLE_WATCH_MS)
+                return
+            self._set_idle(self._job is None)
+            if paused:
+                self._kick(IDLE_WATCH_MS)
+        except Exception as exc:  # a bug in a step: say it, keep serving requests
+            log.exception("worker step failed")
+            self.failed.emit("bug", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+            self._job = None
+            self._kick(IDLE_WATCH_MS)
+
+    def _set_idle(self, idle: bool) -> None:
+        if idle != self._was_idle:
+            self._was_idle = idle
+            self.idle.emit(idle)
+
+    def _job_step(self) -> None:
+        assert self._job is not None
+        self._set_idle(False)
+        try:
+            progress = next(self._job)
+        except StopIteration:
+            self._job = None
+            return
+        except ModelError as exc:
+            self._job = None
+            self.event.emit(_model_unavailable(str(exc)))
+            return
+        except LibraryOfflineError as exc:
+            self._job = None
+            self.failed.emit("offline", str(exc), "")
+            return
+        except UserError as exc:
+            self._job = None
+            self.failed.emit("user", str(exc), "")
+            return
+        if isinstance(progress, JobProgress):
+            self._emit_progress(progress)
+
+    def _serve(self, request: Request) -> None:
+        session = self._session
+        t0 = time.perf_counter()
+        try:
+            result = self._answer(session, request)
+        except ModelError as exc:
+            reply = Reply(request, error=str(exc), error_kind="model")
+        except LibraryOfflineError as exc:
+            reply = Reply(request, error=str(exc), error_kind="offline")
+        except UserError as exc:
+            reply = Reply(request, error=str(exc), error_kind="user")
+        except Exception as exc:
+            log.exception("request %s failed", type(request).__name__)
+            reply = Reply(request, error=f"{type(exc).__name__}: {exc}", error_kind="bug")
+        else:
+            reply = Reply(request, result=result)
+        self.replied.emit(
+            Reply(
+                reply.request,
+                reply.result,
+                reply.error,
+                reply.error_kind,
+                time.perf_counter() - t0,
+            )
+        )
+
+    @staticmethod
+    def _answer(session: Any, request: Request) -> Any:
+        if isinstance(request, Correct):
+            return session.correct(list(request.photo_ids), request.tag, request.action)
+        if isinstance(request, Undo):
+            return session.undo()
+        if isinstance(request, Search):
+            return session.search(request.text, request.top, request.restrict_to)
+        if isinstance(request, Similar):
+            return session.similar(request.photo_id, request.top, request.restrict_to)
+        if isinstance(request, AddTags):
+            return session.add_tags(list(request.specs))
+        if isinstance(request, RemoveTags):
+            return session.remove_tags(list(request.names))
+        raise TypeError(f"unknown request {request!r}")
+
+    # -- events -------------------------------------------------------------------------
+
+    def _on_event(self, ev: Event) -> None:
+        """The session's callback (worker thread): progress is throttled to ~10/s."""
+        if isinstance(ev, JobProgress):
+            self._emit_progress(ev)
+            return
+        self.event.emit(ev)
+
+    def _emit_progress(self, p: JobProgress) -> None:
+        now = time.monotonic()
+        if p.finished or p.done >= p.total or now - self._last_progress >= PROGRESS_INTERVAL_S:
+            self._last_progress = now
+            self.event.emit(p)
+
+
+def _model_unavailable(text: str) -> Event:
+    from albumtagger.events import ModelStatus
+
+    return ModelStatus("unavailable", text)
+
+
+class WorkerHandle(QObject):
+    """GUI-thread side: starts the thread, forwards requests, stops cleanly."""
+
+    _request = Signal(object)
+    _shutdown = Signal()
+
+    def __init__(
+        self,
+        root: Path,
+        settings: Settings,
+        factory: SessionFactory | None = None,
+        *,
+        auto_index: bool = True,
+        watch: bool = True,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.root = root
+        self.thread = QThread()
+        self.thread.setObjectName(f"albumtagger worker {root.name}")
+        self.worker = Worker(root, settings, factory, auto_index=auto_index, watch=watch)
+        self.worker.moveToThread(self.thread)
+        self.thread.started.connect(self.worker.start)
+        self._request.connect(self.worker.submit)
+        self._shutdown.connect(self.worker.shutdown)
+        self._stopped = False
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def submit(self, request: Request) -> None:
+        if not self._stopped:
+            self._request.emit(request)
+
+    def pause(self) -> None:
+        self.worker.set_paused(True)
+
+    def resume(self) -> None:
+        self.worker.set_paused(False)
+
+    def cancel_job(self) -> None:
+        self.worker.cancel_now()
+
+    def is_running(self) -> bool:
+        return self.thread.isRunning()
+
+    def stop(self, timeout_ms: int = 30_000) -> bool:
+        """Cancel what runs, close the session in its thread, wait for the thread."""
+        if self._stopped:
+            return True
+        self._stopped = True
+        self.worker.flags.stop.set()
+        self.worker.cancel_now()
+        if self.thread.isRunning():
+            self._shutdown.emit()
+            if not self.thread.wait(timeout_ms):
+                log.error("the worker did not stop in %d ms; waiting longer", timeout_ms)
+                self.thread.wait()
+        return True
