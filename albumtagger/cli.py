@@ -182,13 +182,6 @@ def _explicit_model_fields(args: argparse.Namespace) -> set[str]:
     return given | env
 
 
-def _library_settings(library, args: argparse.Namespace) -> Settings:
-    """The settings for work on `library`: its own model unless told otherwise."""
-    from albumtagger.tagging.pipeline import library_settings
-
-    return library_settings(library.store, _settings(args), _explicit_model_fields(args))
-
-
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
@@ -209,8 +202,7 @@ def _open(folder: Path, *, create: bool = False):  # -> Library
 
 
 def _print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, ensure_ascii=False, indent=None)
-    sys.stdout.write("\n")
+    sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")  # one write, not millions
 
 
 def _photo_path(library, given: str) -> str:
@@ -223,6 +215,14 @@ def _photo_path(library, given: str) -> str:
             if path.is_absolute():
                 raise NotFoundError(f"{given} is not inside {library.root}.") from None
     return path.as_posix()
+
+
+def _photo_id(library, given: str) -> int:
+    path = _photo_path(library, given)
+    row = library.store.photo_by_path(path)
+    if row is None:
+        raise NotFoundError(f"{path} is not in the library; check the path or run index.")
+    return row.id
 
 
 PHASE_LABELS = {"vocabulary": "Tag prompts", "tag": "Tagging"}
@@ -260,22 +260,46 @@ def _progress_printer(label: str) -> Callable[[Any], None]:
 # -- commands -----------------------------------------------------------------------
 
 
-def cmd_index(args: argparse.Namespace) -> int:
-    from albumtagger.tagging.pipeline import index_folder
+def _session(
+    args: argparse.Namespace,
+    *,
+    create: bool = False,
+    on_event=None,
+    backup: bool = True,
+    **changes,
+):
+    """The library's session for a command that writes (its own model unless told)."""
+    from albumtagger.library.thumbnails import ThumbnailCache
+    from albumtagger.session import LibrarySession
 
-    with _open(args.folder, create=True) as library:
-        settings = _library_settings(library, args)
-        if not library.sidecar_in_folder:
+    settings = _settings(args)
+    for section, values in changes.items():
+        settings = replace_section(settings, section, **values)
+    return LibrarySession(
+        args.folder,
+        settings,
+        data_dir=data_dir(),
+        on_event=on_event,
+        explicit_model=_explicit_model_fields(args),
+        create=create,
+        thumbnails=ThumbnailCache(),
+        backup=backup,
+    )
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    show = _progress_printer("Tagging")
+    with _session(args, create=True) as session:
+        if not session.library.sidecar_in_folder:
             print(
-                f"{library.root} is read-only; its library is kept in {library.store.db_path}",
+                f"{session.root} is read-only; its library is kept in {session.db_path}",
                 file=sys.stderr,
             )
-        summary = index_folder(
-            library,
-            settings,
-            tag=not args.scan_only,
-            on_progress=_progress_printer("Tagging"),
-        )
+        for progress in session.index(tag=not args.scan_only):
+            if progress.total:
+                show(progress)
+        summary = session.index_summary
+    assert summary is not None
     if args.json:
         _print_json(summary.as_dict())
     else:
@@ -284,23 +308,25 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from albumtagger.library.scanner import CancelToken
-    from albumtagger.tagging.watching import watch_folder
+    from albumtagger.events import Notice
 
-    cancel = CancelToken()
+    stopping = [False]
 
     def stop(signum: int, frame: object) -> None:
         log.info("Stopping (signal %d)", signum)
-        cancel.cancel()
+        stopping[0] = True
+
+    def tell(event: object) -> None:
+        if isinstance(event, Notice):
+            print(_printable(event.text), file=sys.stderr)
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    with _open(args.folder, create=True) as library:
-        settings = _library_settings(library, args)
-        if args.poll:
-            settings = replace_section(settings, "watch", force_polling=True)
-        print(f"Watching {library.root} (Ctrl-C to stop)", file=sys.stderr)
-        watch_folder(library, settings, cancel, on_message=lambda m: print(m, file=sys.stderr))
+    watch = {"watch": {"force_polling": True}} if args.poll else {}
+    with _session(args, create=True, on_event=tell, **watch) as session:
+        print(f"Watching {session.root} (Ctrl-C to stop)", file=sys.stderr)
+        while not stopping[0]:
+            session.watch_step(1.0)
     return 0
 
 
@@ -395,12 +421,12 @@ def cmd_find(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from albumtagger.tagging.pipeline import search
-
     if args.top < 1:
         raise UsageError("--top must be at least 1.")
-    with _open(args.folder) as library:
-        hits = search(library, _library_settings(library, args), args.query, top=args.top)
+    with _session(args, backup=False) as session:
+        ids, scores = session.search(args.query, top=args.top)
+        paths = {r.id: r.path for r in session.store.photos()}
+        hits = [(paths[int(i)], float(sc)) for i, sc in zip(ids, scores, strict=True)]
     if args.json:
         _print_json([{"path": path, "score": round(score, 4)} for path, score in hits])
     else:
@@ -410,26 +436,23 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_correct(args: argparse.Namespace) -> int:
-    from albumtagger.tagging.tagger import Tagger
-
     actions = [(a, t) for a in ("accept", "reject", "add", "remove") for t in getattr(args, a)]
     if args.undo == bool(actions) or (actions and not args.photo):
         raise UsageError(
             "correct needs a PHOTO with --accept/--reject/--add/--remove T, or --undo alone."
         )
-    with _open(args.folder) as library:
-        tagger = Tagger(library.store, _library_settings(library, args))
+    with _session(args, backup=False) as session:
         results = []
         if args.undo:
-            undone = tagger.undo()
+            undone = session.undo()
             if undone is None:
                 raise UserError("There is no correction to undo.")
             results.append(undone)
         else:
-            path = _photo_path(library, args.photo)
-            with library.store.transaction():  # all of them or none
+            photo = _photo_id(session.library, args.photo)
+            with session.store.transaction():  # all of them or none
                 for action, name in actions:
-                    results.append(tagger.correct(path, name, action))
+                    results.extend(session.correct([photo], name, action))
     _print_corrections(results, args.json)
     return 0
 
@@ -443,23 +466,21 @@ def _print_corrections(results: list, as_json: bool) -> None:
 
 
 def cmd_review(args: argparse.Namespace) -> int:
-    from albumtagger.tagging.tagger import Tagger
-
     answers = []
     for photo, tag, answer in args.answer:
         if answer.lower() not in ("yes", "no"):
             raise UsageError(f"Answer {answer!r} for {photo} {tag}: say yes or no.")
         answers.append((photo, tag, answer.lower() == "yes"))
-    with _open(args.folder) as library:
-        tagger = Tagger(library.store, _library_settings(library, args))
+    with _session(args, backup=False) as session:
         if answers:
-            with library.store.transaction():  # all of them or none
+            with session.store.transaction():  # all of them or none
                 results = [
-                    tagger.answer(_photo_path(library, p), tag, yes) for p, tag, yes in answers
+                    session.answer(_photo_id(session.library, p), tag, yes)
+                    for p, tag, yes in answers
                 ]
             _print_corrections(results, args.json)
             return 0
-        items = tagger.review_queue(args.limit)
+        items = session.review_queue(args.limit)
     if args.json:
         _print_json(items)
     else:
@@ -473,29 +494,14 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 
 def cmd_vocab(args: argparse.Namespace) -> int:
-    from albumtagger.errors import ModelError
-    from albumtagger.tagging.pipeline import load_encoder
-    from albumtagger.tagging.tagger import Tagger
-
-    with _open(args.folder, create=True) as library:
-        settings = _library_settings(library, args)
-        model_problem: list[str] = []
-
-        def encoder():  # only asked for when a new tag needs its text vector
-            try:
-                return load_encoder(settings)
-            except ModelError as exc:
-                model_problem.append(str(exc))
-                raise
-
-        tagger = Tagger(library.store, settings, encoder_factory=encoder)
+    with _session(args, create=True, backup=False) as session:
         change = None
         if args.add:
-            change = tagger.add_tags(args.add)
+            change = session.add_tags(args.add)
         elif args.remove:
-            change = tagger.remove_tags(args.remove)
-        tags = library.store.tags()
-        unscored = set(tagger.unscored_tags())
+            change = session.remove_tags(args.remove)
+        tags = session.store.tags()
+        unscored = set(session.tagger().unscored_tags())
     if args.json:
         _print_json(
             [
@@ -513,12 +519,12 @@ def cmd_vocab(args: argparse.Namespace) -> int:
         for t in tags:
             print(_printable(t.name) + ("  (not scored yet)" if t.name in unscored else ""))
     elif change is not None:
-        for line in _vocab_lines(change, model_problem):
+        for line in _vocab_lines(change):
             print(_printable(line))
     return 0
 
 
-def _vocab_lines(change, model_problem: list[str]) -> list[str]:
+def _vocab_lines(change) -> list[str]:
     lines = []
     if change.added:
         lines.append("Added " + ", ".join(repr(n) for n in change.added) + ".")
@@ -527,7 +533,7 @@ def _vocab_lines(change, model_problem: list[str]) -> list[str]:
     if change.removed:
         lines.append("Removed " + ", ".join(repr(n) for n in change.removed) + ".")
     if change.unscored:
-        why = f" ({model_problem[0]})" if model_problem else ""
+        why = f" ({change.reason})" if change.reason else ""
         lines.append(
             f"Not scored yet: {', '.join(repr(n) for n in change.unscored)}. The model is "
             f"not at hand{why}; the tags are scored across the library the next time "

@@ -77,6 +77,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, s
     env = {
         "ALBUMTAGGER_CONFIG": str(tmp_path / "config" / "config.toml"),
         "ALBUMTAGGER_DATA_DIR": str(tmp_path / "data"),
+        "ALBUMTAGGER_CACHE_DIR": str(tmp_path / "cache"),
         "HF_HUB_OFFLINE": "1",
     }
     for key, value in env.items():

@@ -245,6 +245,8 @@ class ReadResult:
     gone: bool = False
     keywords: keywords.Found | None = None
     """Keywords in the photo's sidecar, embedded XMP and IPTC (imported by `apply_read`)."""
+    root: Path | None = None
+    """The library root the file was read under (to tell a moved photo from a copy)."""
 
 
 def read_file(
@@ -260,7 +262,7 @@ def read_file(
     (`error` starting with "unreadable") or `gone`. Safe to call from worker threads.
     """
     path = root / row.path
-    result = ReadResult(photo_id=row.id, path=row.path)
+    result = ReadResult(photo_id=row.id, path=row.path, root=Path(root))
     try:
         st = path.stat()
         data = path.read_bytes()
@@ -301,6 +303,18 @@ def apply_read(store: Store, result: ReadResult) -> int | None:
         store.record_damaged(result.photo_id, result.size, result.mtime_ns, result.error)
         return None
     assert result.content_hash is not None
+    if result.root is not None:
+        # A move seen as "new file" before "file gone" (into a folder made a moment
+        # ago, say): the old row is missing already, so the photo keeps its identity.
+        gone = [
+            row.id
+            for row in store.photos_with_hash(result.content_hash)
+            if row.id != result.photo_id
+            and row.status != "missing"
+            and not (result.root / row.path).exists()
+        ]
+        if gone:
+            store.mark_missing(gone)
     photo_id = store.record_read(
         result.photo_id,
         content_hash=result.content_hash,

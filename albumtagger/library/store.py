@@ -23,7 +23,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -252,6 +252,8 @@ class Store:
     """Access to one library's sidecar database. All SQL lives here."""
 
     def __init__(self, db_path: Path, *, backups: bool = True) -> None:
+        """Open (and migrate) the sidecar. Opening is quick: the daily verified backup is
+        the caller's to run (`backup_if_due`), off the path that opens a library."""
         self.db_path = Path(db_path)
         self.backup_dir = self.db_path.parent / BACKUP_DIR
         self._backups = backups
@@ -259,10 +261,35 @@ class Store:
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         self._closed = False
+        self._listener: Callable[[dict[str, set[int]]], None] | None = None
+        self._changes: dict[str, set[int]] = {}
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         self._migrate()
-        if self._backups:
-            self.backup_if_due()
+
+    # -- change log ---------------------------------------------------------------
+
+    def listen(self, listener: Callable[[dict[str, set[int]]], None] | None) -> None:
+        """Call `listener` after each commit with what it changed: {kind: ids}.
+
+        Kinds: photos "added", "updated" (to be read again), "moved", "missing",
+        "damaged", "status" (read and tagged), "removed"; "tags" (photos whose tag
+        cells changed); "vocabulary" and "thresholds" (tag ids). A rolled-back
+        transaction reports nothing. Writes of the listening thread only.
+        """
+        self._listener = listener
+        self._changes = {}
+
+    def _note(self, kind: str, ids: Iterable[int]) -> None:
+        if self._listener is None:
+            return
+        self._changes.setdefault(kind, set()).update(int(i) for i in ids)
+        if not self.conn.in_transaction:
+            self._flush()
+
+    def _flush(self) -> None:
+        changes, self._changes = self._changes, {}
+        if changes and self._listener is not None:
+            self._listener(changes)
 
     # -- connections ----------------------------------------------------------
 
@@ -296,6 +323,18 @@ class Store:
             self._local.conn = conn
         return conn
 
+    def release_thread_connection(self) -> None:
+        """Close this thread's connection (a thread that is about to end calls this)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        self._local.conn = None
+        with self._all_lock:
+            if conn in self._all:
+                self._all.remove(conn)
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
+
     def close(self) -> None:
         with self._all_lock:
             for conn in self._all:
@@ -323,8 +362,10 @@ class Store:
             yield conn
         except BaseException:
             conn.execute("ROLLBACK")
+            self._changes = {}
             raise
         conn.execute("COMMIT")
+        self._flush()
 
     # -- schema -----------------------------------------------------------------
 
@@ -473,6 +514,12 @@ class Store:
             sql += " WHERE " + " AND ".join(where)
         return [self._photo(r) for r in self.conn.execute(sql + " ORDER BY path", args)]
 
+    def photos_with_hash(self, content_hash: str) -> list[PhotoRow]:
+        rows = self.conn.execute(
+            f"SELECT {self._PHOTO_COLUMNS} FROM photos WHERE content_hash = ?", (content_hash,)
+        )
+        return [self._photo(r) for r in rows]
+
     def pending_photos(self, limit: int | None = None, after_id: int = 0) -> list[PhotoRow]:
         """Photos waiting to be read (and tagged), in id order."""
         sql = (
@@ -498,7 +545,9 @@ class Store:
             "VALUES (?, ?, ?, 'pending', ?, ?)",
             (path, size, mtime_ns, now, now),
         )
-        return int(cur.lastrowid or 0)
+        photo_id = int(cur.lastrowid or 0)
+        self._note("added", [photo_id])
+        return photo_id
 
     def mark_changed(self, photo_id: int, size: int, mtime_ns: int) -> None:
         """The file at this path changed: read it again (its tags stay until then)."""
@@ -507,14 +556,17 @@ class Store:
             "updated_at = ? WHERE id = ?",
             (size, mtime_ns, _now(), photo_id),
         )
+        self._note("updated", [photo_id])
 
     def mark_missing(self, photo_ids: Iterable[int]) -> None:
         """Gone from a readable root: kept with tags and vector until cleaned up."""
         now = _now()
+        ids = list(photo_ids)
         self.conn.executemany(
             "UPDATE photos SET status = 'missing', updated_at = ? WHERE id = ?",
-            [(now, pid) for pid in photo_ids],
+            [(now, pid) for pid in ids],
         )
+        self._note("missing", ids)
 
     def record_damaged(self, photo_id: int, size: int, mtime_ns: int, reason: str) -> None:
         self.conn.execute(
@@ -522,6 +574,7 @@ class Store:
             "updated_at = ? WHERE id = ?",
             (reason, size, mtime_ns, _now(), photo_id),
         )
+        self._note("damaged", [photo_id])
 
     def record_read(
         self,
@@ -556,6 +609,8 @@ class Store:
                 (path, size, mtime_ns, width, height, now, old_id),
             )
             log.info("Photo moved: %s -> %s", old_path, path)
+            self._note("removed", [photo_id])
+            self._note("moved", [old_id])
             return old_id
         conn.execute(
             "UPDATE photos SET content_hash = ?, size = ?, mtime_ns = ?, width = ?, height = ?, "
@@ -569,18 +624,23 @@ class Store:
         self.conn.execute(
             "UPDATE photos SET path = ?, updated_at = ? WHERE id = ?", (new_path, _now(), photo_id)
         )
+        self._note("moved", [photo_id])
 
     def set_status(self, photo_ids: Iterable[int], status: str) -> None:
         now = _now()
+        ids = list(photo_ids)
         self.conn.executemany(
             "UPDATE photos SET status = ?, error = NULL, updated_at = ? WHERE id = ?",
-            [(status, now, pid) for pid in photo_ids],
+            [(status, now, pid) for pid in ids],
         )
+        self._note("status", ids)
 
     def remove_missing(self) -> int:
         """The user's clean-up: forget photos marked missing. Returns how many."""
         with self.transaction() as conn:
+            gone = [r[0] for r in conn.execute("SELECT id FROM photos WHERE status = 'missing'")]
             cur = conn.execute("DELETE FROM photos WHERE status = 'missing'")
+            self._note("removed", gone)
             conn.execute(
                 "DELETE FROM embeddings WHERE content_hash NOT IN "
                 "(SELECT content_hash FROM photos WHERE content_hash IS NOT NULL)"
@@ -594,10 +654,12 @@ class Store:
         cur = self.conn.execute(
             "UPDATE photos SET status = 'pending', updated_at = ? WHERE status = 'ok' AND "
             "NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.content_hash = photos.content_hash "
-            "AND e.model_id = ?)",
+            "AND e.model_id = ?) RETURNING id",
             (_now(), model_id),
         )
-        return cur.rowcount
+        ids = [r[0] for r in cur.fetchall()]
+        self._note("updated", ids)
+        return len(ids)
 
     def put_embeddings(
         self, model_id: str, items: Iterable[tuple[str, np.ndarray]], dtype: str = "float16"
@@ -607,6 +669,13 @@ class Store:
             "VALUES (?, ?, ?, ?, ?)",
             [(h, model_id, dtype, int(v.shape[-1]), _blob(v, dtype)) for h, v in items],
         )
+
+    def content_hashes(self) -> list[str]:
+        """Every photo's content hash (photos read at least once)."""
+        rows = self.conn.execute(
+            "SELECT DISTINCT content_hash FROM photos WHERE content_hash IS NOT NULL"
+        )
+        return [r[0] for r in rows]
 
     def embedding_hashes(self, model_id: str, hashes: Sequence[str]) -> set[str]:
         """Which of these content hashes already have a vector for this model."""
@@ -690,7 +759,9 @@ class Store:
             "INSERT INTO tags(name, prompts, created_at) VALUES (?, ?, ?)",
             (name, json.dumps(list(prompts), ensure_ascii=False), _now()),
         )
-        return int(cur.lastrowid or 0)
+        tag_id = int(cur.lastrowid or 0)
+        self._note("vocabulary", [tag_id])
+        return tag_id
 
     def add_tags(self, items: Iterable[tuple[str, Sequence[str]]]) -> None:
         now = _now()
@@ -698,9 +769,18 @@ class Store:
             "INSERT OR IGNORE INTO tags(name, prompts, created_at) VALUES (?, ?, ?)",
             [(n, json.dumps(list(p), ensure_ascii=False), now) for n, p in items],
         )
+        self._note("vocabulary", [])
 
     def remove_tag(self, tag_id: int) -> None:
+        photos = [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT photo_id FROM photo_tags WHERE tag_id = ?", (tag_id,)
+            )
+        ]
         self.conn.execute("DELETE FROM tags WHERE id = ?", (tag_id,))
+        self._note("tags", photos)
+        self._note("vocabulary", [tag_id])
 
     def remove_tag_if_unused(self, tag_id: int) -> None:
         """Drop a tag that no photo row and no feedback event refers to."""
@@ -710,14 +790,17 @@ class Store:
             "AND undone = 0)",
             (tag_id, tag_id, tag_id),
         )
+        self._note("vocabulary", [tag_id])
 
     def set_tag_thresholds(self, items: Iterable[tuple[int, float, int, float, float]]) -> None:
         """(tag id, fitted threshold, feedback events, score median, score scale) per tag."""
+        rows = [(float(t), int(n), float(m), float(sc), int(tid)) for tid, t, n, m, sc in items]
         self.conn.executemany(
             "UPDATE tags SET threshold = ?, events = ?, score_median = ?, score_scale = ? "
             "WHERE id = ?",
-            [(float(t), int(n), float(m), float(sc), int(tid)) for tid, t, n, m, sc in items],
+            rows,
         )
+        self._note("thresholds", [r[-1] for r in rows])
 
     def tag_policy_rows(self) -> list[list]:
         """(id, threshold, events, score median, score scale) of every tag (a snapshot)."""
@@ -733,6 +816,7 @@ class Store:
             "WHERE id = ?",
             [(t, n, m, sc, tid) for tid, t, n, m, sc in rows],
         )
+        self._note("thresholds", [r[0] for r in rows])
 
     def text_vectors(
         self, model_id: str, instruction: str, prompts: Sequence[str]
@@ -843,6 +927,7 @@ class Store:
                         (photo_id, tid, *row, now),
                     )
                     (changes.added if old is None else changes.updated).append((photo_id, tid))
+            self._note("tags", changes.photo_ids())
         return changes
 
     def photo_tag_rows(self, photo_ids: Sequence[int]) -> list[list]:
@@ -866,6 +951,7 @@ class Store:
             "confidence, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [tuple(r) for r in rows],
         )
+        self._note("tags", photo_ids)
 
     def set_user_decision(
         self, photo_id: int, tag_id: int, state: str, source: str, score: float | None
@@ -879,6 +965,7 @@ class Store:
             "updated_at = excluded.updated_at",
             (photo_id, tag_id, score, source, state, _now()),
         )
+        self._note("tags", [photo_id])
 
     def restore_cell(
         self,
@@ -899,6 +986,7 @@ class Store:
                 "confidence, updated_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
                 (photo_id, tag_id, score, source, state, int(fallback), _now()),
             )
+        self._note("tags", [photo_id])
 
     # -- feedback -----------------------------------------------------------------
 

@@ -34,8 +34,8 @@ from albumtagger.library.scanner import (
     scan,
 )
 from albumtagger.library.store import PhotoRow
+from albumtagger.library.thumbnails import ThumbnailCache
 from albumtagger.tagging import vocabulary
-from albumtagger.tagging.encoder import QUERY_INSTRUCTION
 from albumtagger.tagging.tagger import IMAGE_MODEL_ID_KEY, MODEL_ID_KEY, Tagger
 
 if TYPE_CHECKING:
@@ -147,15 +147,31 @@ class _Item:
 
 
 def _read_and_prepare(
-    library: Library, encoder: GmeEncoder, row: PhotoRow, reusable: Callable[[str], bool]
+    library: Library,
+    encoder: GmeEncoder,
+    row: PhotoRow,
+    reusable: Callable[[str], bool],
+    thumbnails: ThumbnailCache | None,
 ) -> _Item:
     from albumtagger.tagging.encoder import prepare_image
 
     target = encoder.max_image_tokens * 28 * 28
-    read = read_file(
-        library.root, row, target_pixels=target, needs_pixels=lambda h: not reusable(h)
-    )
+
+    def needs_pixels(content_hash: str) -> bool:
+        return not reusable(content_hash) or (
+            thumbnails is not None and content_hash not in thumbnails
+        )
+
+    read = read_file(library.root, row, target_pixels=target, needs_pixels=needs_pixels)
     item = _Item(row, read)
+    if read.image is not None and thumbnails is not None and read.content_hash:
+        try:  # the photo is decoded here anyway: its thumbnail costs one resize
+            if read.content_hash not in thumbnails:
+                thumbnails.put_image(read.content_hash, read.image)
+        except Exception as exc:
+            log.warning("Cannot make the thumbnail of %s: %s", row.path, exc)
+        if reusable(read.content_hash):
+            read.image = None  # decoded for the thumbnail only
     if read.image is not None:
         try:
             item.prepared = prepare_image(
@@ -182,6 +198,7 @@ def tag_pending(
     cancel: CancelToken | None = None,
     *,
     settle: bool = True,
+    thumbnails: ThumbnailCache | None = None,
 ) -> Generator[Progress, None, TagReport]:
     """Read, embed and tag every pending photo. Yields progress; returns a report.
 
@@ -215,14 +232,12 @@ def tag_pending(
     # Photos grouped by token count per window; prepared pixels are large (about 24 MB
     # at 1280 tokens), so the read-ahead is one window plus one batch.
     window = max(batch_size * 2, 4)
-    known_hashes = store.embedding_hashes(
-        image_id, [r.content_hash for r in pending if r.content_hash]
-    )
+    # Reader threads never touch the sidecar (a thread's connection would outlive it):
+    # they ask this set, which the writing thread keeps up to date.
+    known_hashes = store.embedding_hashes(image_id, store.content_hashes())
 
     def reusable(content_hash: str) -> bool:
-        return content_hash in known_hashes or bool(
-            store.embedding_hashes(image_id, [content_hash])
-        )
+        return content_hash in known_hashes
 
     done = 0
     yield Progress("tag", 0, total)
@@ -235,7 +250,9 @@ def tag_pending(
                 row = next(rows, None)
                 if row is None:
                     return
-                queue.append(pool.submit(_read_and_prepare, library, encoder, row, reusable))
+                queue.append(
+                    pool.submit(_read_and_prepare, library, encoder, row, reusable, thumbnails)
+                )
 
         refill()
         while queue:
@@ -263,6 +280,7 @@ def tag_pending(
                     break
                 vectors = encoder.embed_prepared([it.prepared for it in batch])
                 _write(store, tagger, batch, vectors, report, image_id)
+                known_hashes.update(it.read.content_hash for it in batch if it.read.content_hash)
                 done += len(batch)
                 elapsed = time.monotonic() - start
                 rate = done / elapsed if elapsed > 0 else None
@@ -332,8 +350,32 @@ def index_folder(
     encoder: GmeEncoder | None = None,
     cancel: CancelToken | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    thumbnails: ThumbnailCache | None = None,
 ) -> IndexSummary:
-    """Scan the folder, then (with `tag`) read, embed and tag what is pending.
+    """Scan the folder, then (with `tag`) read, embed and tag what is pending."""
+    steps = index_steps(
+        library, settings, tag=tag, encoder=encoder, cancel=cancel, thumbnails=thumbnails
+    )
+    while True:
+        try:
+            progress = next(steps)
+        except StopIteration as stop:
+            return stop.value
+        if on_progress is not None:
+            on_progress(progress)
+
+
+def index_steps(
+    library: Library,
+    settings: Settings,
+    *,
+    tag: bool = True,
+    encoder: GmeEncoder | None = None,
+    encoder_factory: Callable[[], GmeEncoder] | None = None,
+    cancel: CancelToken | None = None,
+    thumbnails: ThumbnailCache | None = None,
+) -> Generator[Progress, None, IndexSummary]:
+    """`index_folder` as a generator of progress (one item per batch); returns the summary.
 
     All or nothing up to the model: the scan is kept only once the model it needs is
     loaded, so a run that cannot have the model changes nothing. Tagging then commits
@@ -342,6 +384,7 @@ def index_folder(
     """
     summary = IndexSummary()
     store = library.store
+    yield Progress("scan", 0, 0)
     with store.transaction():
         vocabulary.seed_vocabulary(store)
         summary.scan = run_to_end(scan(library, cancel))
@@ -350,7 +393,8 @@ def index_folder(
             return summary
         work = tag and needs_model(library, settings)
         if work and encoder is None:
-            encoder = load_encoder(settings)
+            yield Progress("model", 0, 0)
+            encoder = encoder_factory() if encoder_factory else load_encoder(settings)
     if not tag:
         summary.tagging = _read_only(library, cancel)
         return summary
@@ -358,15 +402,9 @@ def index_folder(
         settle_decisions(Tagger(store, settings), force=True)
         return summary
     assert encoder is not None
-    gen = tag_pending(library, settings, encoder, cancel)
-    while True:
-        try:
-            progress = next(gen)
-        except StopIteration as stop:
-            summary.tagging = stop.value
-            break
-        if on_progress is not None:
-            on_progress(progress)
+    summary.tagging = yield from tag_pending(
+        library, settings, encoder, cancel, thumbnails=thumbnails
+    )
     return summary
 
 
@@ -438,46 +476,3 @@ def _read_only(library: Library, cancel: CancelToken | None) -> TagReport:
         report.damaged += result.error is not None
         report.gone += result.gone
     return report
-
-
-# -- search -------------------------------------------------------------------------
-
-
-def search(
-    library: Library,
-    settings: Settings,
-    query: str,
-    *,
-    top: int = 20,
-    encoder: GmeEncoder | None = None,
-) -> list[tuple[str, float]]:
-    """Photos ranked by cosine similarity to a free-text query, best first."""
-    query = query.strip()
-    if not query:
-        raise UserError("The search text is empty.")
-    store = library.store
-    model_id = store.get_setting(MODEL_ID_KEY)
-    if model_id is None:
-        raise UserError(f"No photo is tagged yet. Run `albumtagger index {library.root}` first.")
-    cached = store.text_vectors(model_id, QUERY_INSTRUCTION, [query])
-    if query in cached:
-        qvec = cached[query]
-    else:
-        encoder = encoder or load_encoder(settings)
-        if encoder.model_id != model_id:
-            raise UserError(
-                "The library was tagged with another model than the one given; run "
-                f"`albumtagger index {library.root}` with this model first, or pass the "
-                "library's model with --model."
-            )
-        qvec = encoder.embed_texts([query], QUERY_INSTRUCTION)[0]
-        with store.transaction():
-            store.put_text_vectors(model_id, QUERY_INSTRUCTION, [(query, qvec)])
-    image_id = store.get_setting(IMAGE_MODEL_ID_KEY) or model_id
-    ids, matrix = store.photo_vectors(image_id, statuses=("ok",))
-    if len(ids) == 0:
-        return []
-    scores = matrix @ qvec
-    order = np.argsort(-scores, kind="stable")[:top]
-    paths = {r.id: r.path for r in store.photos()}
-    return [(paths[int(ids[i])], float(scores[i])) for i in order]

@@ -148,6 +148,8 @@ class VocabularyChange:
     removed: list[str] = field(default_factory=list)
     unscored: list[str] = field(default_factory=list)
     """Tags that have no text vector yet (no model at hand): scored when it next loads."""
+    reason: str = ""
+    """Why the model was not at hand, when it was not."""
     changes: SuggestionChanges = field(default_factory=SuggestionChanges)
 
 
@@ -791,6 +793,7 @@ class Tagger:
                     self.score_new_tags()
                 except ModelError as exc:
                     log.info("New tags wait for the model: %s", exc)
+                    result.reason = str(exc)
             result.unscored = [n for n in self.unscored_tags() if n in result.added]
         return result
 

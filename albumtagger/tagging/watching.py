@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from albumtagger.config import Settings
 from albumtagger.library.folder import Library
 from albumtagger.library.scanner import CancelToken, ScanReport, run_to_end, scan
+from albumtagger.library.thumbnails import ThumbnailCache
 from albumtagger.library.watcher import ApplySummary, ChangeSet, FolderWatcher, apply_changes
 from albumtagger.tagging.pipeline import (
     Progress,
@@ -88,18 +89,23 @@ def watch_folder(
     on_progress: Callable[[Progress], None] | None = None,
 ) -> WatchSummary:
     """Scan and tag `library`, then keep it tagged until `cancel` is set."""
-    return _Session(library, settings, cancel, on_message, encoder, on_progress).run()
+    return FolderKeeper(library, settings, cancel, on_message, encoder, on_progress).run()
 
 
-class _Session:
+class FolderKeeper:
+    """Keeps one library in line with its folder, one bounded `step` at a time: so a
+    caller (the CLI's loop, the app's worker) can answer other requests in between."""
+
     def __init__(
         self,
         library: Library,
         settings: Settings,
         cancel: CancelToken,
-        on_message: Callable[[str], None] | None,
-        encoder: GmeEncoder | None,
-        on_progress: Callable[[Progress], None] | None,
+        on_message: Callable[[str], None] | None = None,
+        encoder: GmeEncoder | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+        encoder_factory: Callable[[], GmeEncoder] | None = None,
+        thumbnails: ThumbnailCache | None = None,
     ) -> None:
         self.library = library
         self.settings = settings
@@ -121,6 +127,14 @@ class _Session:
         self.silent_periods = 0
         self._online_at: float | None = None
         self.last_activity = time.monotonic()
+        self._encoder_factory = encoder_factory or (lambda: load_encoder(self.settings))
+        self.thumbnails = thumbnails
+        self._job: Generator[Progress, None, TagReport] | None = None
+        self._job_cancel: _SessionCancel | None = None
+        self._job_checked = 0.0
+        self._started = False
+        self._backoff = 0.0
+        self._retry_at = 0.0
 
     def say(self, message: str) -> None:
         log.info("%s", message)
@@ -133,30 +147,54 @@ class _Session:
     # -- the loop -------------------------------------------------------------------
 
     def run(self) -> WatchSummary:
-        backoff = 0.0
-        started = False
+        """Step until cancelled; returns what the whole session did."""
         try:
             while not self.cancel.cancelled:
-                try:
-                    if not started:
-                        started = True
-                        self._begin()
-                    else:
-                        self._step()
-                    backoff = 0.0
-                except _Fatal as fatal:
-                    raise fatal.error from None
-                except Exception as exc:
-                    self.summary.errors += 1
-                    backoff = min(MAX_BACKOFF_S, max(1.0, backoff * 2))
-                    log.exception("Error while watching %s", self.library.root)
-                    self.watcher.request_rescan()  # what that step held may be lost
-                    self.say(f"Error while watching: {exc}. Trying again in {backoff:.0f} s.")
-                    self._sleep(backoff)
+                if not self.step():
+                    self._sleep(min(0.1, max(0.0, self._retry_at - time.monotonic())))
         finally:
-            self.watcher.stop()
-        self.summary.polling = self.watcher.polling
+            self.stop()
         return self.summary
+
+    def stop(self) -> None:
+        if self._job_cancel is not None:
+            self._job_cancel.cancel()
+        if self._job is not None:
+            self._job.close()
+            self._job = None
+        self.watcher.stop()
+        self.summary.polling = self.watcher.polling
+
+    def step(self) -> bool:
+        """One bounded piece of work: a batch of tagging, or a short wait for changes
+        and what they need. True if it did work. Errors are reported and retried with a
+        growing pause (the step returns at once meanwhile); a model that cannot be
+        loaded is raised."""
+        if self.cancel.cancelled or time.monotonic() < self._retry_at:
+            return False
+        try:
+            if self._job is not None:
+                self._advance()
+                did = True
+            elif not self._started:
+                self._started = True
+                self._begin()
+                did = True
+            else:
+                did = self._step()
+            self._backoff = 0.0
+            return did
+        except _Fatal as fatal:
+            raise fatal.error from None
+        except Exception as exc:
+            self.summary.errors += 1
+            self._job = None
+            self._backoff = min(MAX_BACKOFF_S, max(1.0, self._backoff * 2))
+            self._retry_at = time.monotonic() + self._backoff
+            log.exception("Error while watching %s", self.library.root)
+            self.watcher.request_rescan()  # what that step held may be lost
+            self.say(f"Error while watching: {exc}. Trying again in {self._backoff:.0f} s.")
+            return True
 
     def _begin(self) -> None:
         """Start watching before the first scan, so nothing slips between the two."""
@@ -177,33 +215,33 @@ class _Session:
         self._online_at = now if online else None
         return online
 
-    def _step(self) -> None:
+    def _step(self) -> bool:
         if not self._online():
             if not self.offline:
                 self._go_offline()
             self._sleep(OFFLINE_CHECK_S)
-            return
+            return False
         if self.offline:
             self._come_back()
-            return
+            return True
         if not self.watcher.is_alive():
             self.summary.restarts += 1
             self.say("The folder watcher stopped; restarting it and rescanning the folder.")
             self.watcher.restart(rescan=False)
             self._announce_mode()
             self._reconcile()
-            return
+            return True
         changes = self.watcher.poll_changes(POLL_STEP_S)
         if self.cancel.cancelled:
-            return
+            return False
         if changes.root_gone:
             if self.library.is_online():  # another folder now stands at the root's path
                 self.watcher.restart(rescan=False)
                 self._reconcile()
-            return
+            return True
         applied = self._apply(changes) if changes else ApplySummary()
         if applied.offline:
-            return
+            return True
         now = time.monotonic()
         if changes:
             self.last_activity = now
@@ -216,6 +254,11 @@ class _Session:
             self.last_activity = now
             if settle_decisions(Tagger(self.library.store, self.settings), force=True):
                 self.say("The folder is quiet: every photo's tags were re-decided.")
+                return True
+            return False
+        else:
+            return bool(changes)
+        return True
 
     # -- pieces ---------------------------------------------------------------------
 
@@ -288,7 +331,8 @@ class _Session:
         self._tag(initial=initial)
 
     def _tag(self, *, initial: bool = False) -> None:
-        """Read, embed and tag every pending photo, with the session's encoder."""
+        """Start tagging every pending photo with the session's encoder (loaded when
+        first needed); `step` then advances it one batch at a time."""
         store = self.library.store
         if initial:
             if not needs_model(self.library, self.settings):
@@ -299,26 +343,38 @@ class _Session:
         self.last_activity = time.monotonic()
         if self.encoder is None:
             try:
-                self.encoder = load_encoder(self.settings)
+                self.encoder = self._encoder_factory()
             except Exception as exc:
                 raise _Fatal(exc) from exc
-        token = _SessionCancel(self.cancel)
-        gen = tag_pending(self.library, self.settings, self.encoder, token, settle=initial)
-        report = TagReport()
-        checked = time.monotonic()
-        while True:
-            try:
-                progress = next(gen)
-            except StopIteration as stop:
-                report = stop.value
-                break
-            if self.on_progress is not None:
-                self.on_progress(progress)
-            now = time.monotonic()
-            if now - checked >= OFFLINE_CHECK_S:
-                checked = now
-                if not self.library.is_online():
-                    token.cancel()  # stop reading a folder that is not there
+        self._job_cancel = _SessionCancel(self.cancel)
+        self._job = tag_pending(
+            self.library,
+            self.settings,
+            self.encoder,
+            self._job_cancel,
+            settle=initial,
+            thumbnails=self.thumbnails,
+        )
+        self._job_checked = time.monotonic()
+
+    def _advance(self) -> None:
+        """One batch of the tagging job."""
+        assert self._job is not None and self._job_cancel is not None
+        try:
+            progress = next(self._job)
+        except StopIteration as stop:
+            self._job = None
+            self._finish(stop.value)
+            return
+        if self.on_progress is not None:
+            self.on_progress(progress)
+        now = time.monotonic()
+        if now - self._job_checked >= OFFLINE_CHECK_S:
+            self._job_checked = now
+            if not self.library.is_online():
+                self._job_cancel.cancel()  # stop reading a folder that is not there
+
+    def _finish(self, report: TagReport) -> None:
         s = self.summary
         s.tagged += report.tagged
         s.reused += report.reused

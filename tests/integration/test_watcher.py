@@ -418,6 +418,7 @@ def watch_fake_tagging(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         encoder: object,
         cancel: CancelToken | None = None,
         settle: bool = True,
+        thumbnails: object = None,
     ) -> Generator[Progress, None, TagReport]:
         report = TagReport()
         store = library.store

@@ -114,8 +114,10 @@ def test_daily_backup_only_when_due(tmp_path: Path) -> None:
     db = tmp_path / "lib.sqlite"
     Store(db).close()
     with Store(db) as store:
+        assert store.backups() == []  # opening never copies the library
+        store.backup_if_due()
         first = store.backups()
-        assert len(first) == 1  # the first open after creation of a non-empty schema
+        assert len(first) == 1
         assert store.backup_if_due() is None
         two_days_ago = first[0].stat().st_mtime - 2 * 24 * 3600
         os.utime(first[0], (two_days_ago, two_days_ago))

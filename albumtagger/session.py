@@ -1,0 +1,394 @@
+"""One library at work: its only writer, the tagger, the model and the vectors in memory.
+
+`LibrarySession` is what the app's worker thread (and the CLI) holds. Everything that
+changes a library goes through it: indexing and watching as short steps (a batch at a
+time, so other requests are answered in between), corrections and undo, vocabulary
+edits; search and "more like this" run over vectors held in memory. After every commit
+it reports what changed through a plain callback (`albumtagger.events`), so a caller
+can follow exactly the photos that changed. Use a session from one thread; `pause`,
+`resume` and `cancel` may be called from any thread. No Qt here.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from albumtagger import config
+from albumtagger.config import Settings
+from albumtagger.errors import ModelError, NotFoundError, UserError
+from albumtagger.events import (
+    Event,
+    JobProgress,
+    ModelStatus,
+    Notice,
+    from_store_changes,
+)
+from albumtagger.library.folder import open_library
+from albumtagger.library.scanner import CancelToken
+from albumtagger.library.thumbnails import ThumbnailCache
+from albumtagger.tagging.encoder import QUERY_INSTRUCTION
+from albumtagger.tagging.pipeline import (
+    IndexSummary,
+    Progress,
+    index_steps,
+    library_settings,
+    load_encoder,
+)
+from albumtagger.tagging.similarity import VectorIndex
+from albumtagger.tagging.tagger import (
+    IMAGE_MODEL_ID_KEY,
+    MODEL_ID_KEY,
+    Correction,
+    Tagger,
+    VocabularyChange,
+)
+from albumtagger.tagging.watching import FolderKeeper
+
+log = logging.getLogger(__name__)
+
+SEARCH_CACHE_SIZE = 256
+"""Search texts whose vectors are kept in memory (never stored in the sidecar)."""
+_MATRIX_KINDS = ("status", "removed", "damaged", "updated")
+"""Photo changes that change which photos have scores."""
+
+
+class _JobCancel(CancelToken):
+    """A job's token: cancelled by the job's own `cancel()` or the session's close."""
+
+    def __init__(self, outer: CancelToken) -> None:
+        super().__init__()
+        self._outer = outer
+
+    @property
+    def cancelled(self) -> bool:
+        return super().cancelled or self._outer.cancelled
+
+
+class LibrarySession:
+    """The only writer of one library. Opening is quick (no backup on the way: the daily
+    verified backup runs on a background thread)."""
+
+    def __init__(
+        self,
+        root: Path,
+        settings: Settings,
+        *,
+        data_dir: Path | None = None,
+        on_event: Callable[[Event], None] | None = None,
+        explicit_model: Collection[str] = (),
+        create: bool = True,
+        thumbnails: ThumbnailCache | None = None,
+        encoder: object | None = None,
+        backup: bool = True,
+    ) -> None:
+        self._on_event = on_event
+        self.library = open_library(root, data_dir or config.data_dir(), create=create)
+        self.store = self.library.store
+        self.root = self.library.root
+        self.db_path = self.store.db_path
+        self.settings = library_settings(self.store, settings, explicit_model)
+        self.thumbnails = thumbnails
+        self._encoder = encoder
+        self._closed = CancelToken()
+        self._job_cancel = _JobCancel(self._closed)
+        self._running = threading.Event()
+        self._running.set()
+        self._tagger: Tagger | None = None
+        self._own_write = False
+        self._keeper: FolderKeeper | None = None
+        self._vectors: VectorIndex | None = None
+        self._stale_vectors: set[int] = set()
+        self._texts: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.store.listen(self._store_changed)
+        self._backup_thread: threading.Thread | None = None
+        if backup:
+            self._backup_thread = threading.Thread(
+                target=self._backup, name="albumtagger-backup", daemon=True
+            )
+            self._backup_thread.start()
+
+    # -- plumbing -------------------------------------------------------------------
+
+    def _emit(self, event: Event) -> None:
+        if self._on_event is None:
+            return
+        try:
+            self._on_event(event)
+        except Exception:
+            log.exception("An event listener failed on %s", type(event).__name__)
+
+    def _store_changed(self, changes: dict[str, set[int]]) -> None:
+        for kind in _MATRIX_KINDS:
+            self._stale_vectors |= changes.get(kind, set())
+        if self._tagger is not None:
+            if any(changes.get(k) for k in _MATRIX_KINDS) or "vocabulary" in changes:
+                self._tagger = None  # photos or tags changed: reload when next needed
+            elif not self._own_write and (changes.get("tags") or changes.get("thresholds")):
+                self._tagger._forget_policy()  # another writer decided: decisions differ
+        for event in from_store_changes(changes):
+            self._emit(event)
+
+    def _backup(self) -> None:
+        try:
+            self.store.backup_if_due()
+        except Exception as exc:
+            log.warning("Daily backup of %s failed: %s", self.db_path, exc)
+            self._emit(Notice("warning", f"The daily backup of the library failed: {exc}"))
+        finally:
+            self.store.release_thread_connection()
+
+    def close(self) -> None:
+        """Stop any job and watching, and close the library (waits for the backup)."""
+        self._closed.cancel()
+        self._running.set()
+        if self._keeper is not None:
+            self._keeper.stop()
+            self._keeper = None
+        if self._backup_thread is not None:
+            self._backup_thread.join()
+        self.store.listen(None)
+        self.library.close()
+
+    def __enter__(self) -> LibrarySession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def tagger(self) -> Tagger:
+        if self._tagger is None:
+            self._tagger = Tagger(self.store, self.settings, encoder_factory=self.encoder)
+        return self._tagger
+
+    def encoder(self):  # -> GmeEncoder
+        """The model, loaded on first use (reports ModelStatus events)."""
+        if self._encoder is None:
+            self._emit(ModelStatus("loading", f"Loading the model {self.settings.model.model}"))
+            try:
+                self._encoder = load_encoder(self.settings)
+            except ModelError as exc:
+                self._emit(ModelStatus("unavailable", str(exc)))
+                raise
+            self._emit(ModelStatus("ready", f"Model ready ({self._encoder.device})"))
+        return self._encoder
+
+    @property
+    def model_loaded(self) -> bool:
+        return self._encoder is not None
+
+    # -- pause, resume, cancel (any thread) -------------------------------------------
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def cancel(self) -> None:
+        """Stop the running job at the next batch boundary."""
+        self._job_cancel.cancel()
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def _new_job(self) -> _JobCancel:
+        self._job_cancel = _JobCancel(self._closed)
+        return self._job_cancel
+
+    def _job_progress(
+        self, job: str, steps: Iterator[Progress], cancel: CancelToken
+    ) -> Iterator[JobProgress]:
+        """Progress of `steps` as events; holds between batches while paused."""
+        last: Progress | None = None
+        for p in steps:
+            last = p
+            event = JobProgress(job, p.phase, p.done, p.total, p.rate, p.eta_s)
+            self._emit(event)
+            yield event
+            while not self._running.is_set() and not cancel.cancelled:
+                paused = JobProgress(job, p.phase, p.done, p.total, None, None, paused=True)
+                self._emit(paused)
+                yield paused
+                self._running.wait(0.2)
+        done = JobProgress(
+            job,
+            last.phase if last else "",
+            last.done if last else 0,
+            last.total if last else 0,
+            finished=True,
+        )
+        self._emit(done)
+        yield done
+
+    # -- long jobs ------------------------------------------------------------------
+
+    def index(self, *, tag: bool = True) -> Iterator[JobProgress]:
+        """Scan the folder and tag what is pending, one batch per item; `index_summary`
+        holds the result once the iterator is exhausted. `tag=False` only scans and
+        reads (no model)."""
+        cancel = self._new_job()
+        self.index_summary: IndexSummary | None = None
+        steps = index_steps(
+            self.library,
+            self.settings,
+            tag=tag,
+            encoder=self._encoder,
+            encoder_factory=self.encoder,
+            cancel=cancel,
+            thumbnails=self.thumbnails,
+        )
+
+        def run() -> Iterator[Progress]:
+            self.index_summary = yield from steps
+
+        yield from self._job_progress("index", run(), cancel)
+
+    def watch_step(self, max_seconds: float = 0.5) -> bool:
+        """Keep the folder tagged for about `max_seconds` (or one batch of the model);
+        starts watching on the first call. True if there was work."""
+        if self._keeper is None:
+            self._keeper = FolderKeeper(
+                self.library,
+                self.settings,
+                self._closed,
+                on_message=lambda text: self._emit(Notice("info", text)),
+                encoder=self._encoder,
+                on_progress=lambda p: self._emit(
+                    JobProgress("watch", p.phase, p.done, p.total, p.rate, p.eta_s)
+                ),
+                encoder_factory=self.encoder,
+                thumbnails=self.thumbnails,
+            )
+        if not self._running.is_set():
+            return False
+        end = time.monotonic() + max_seconds
+        did = False
+        while time.monotonic() < end and self._running.is_set():
+            if not self._keeper.step():
+                break
+            did = True
+        return did
+
+    # -- corrections and vocabulary ---------------------------------------------------
+
+    def _own(self):
+        session = self
+
+        class _Own:
+            def __enter__(self) -> None:
+                session._own_write = True
+
+            def __exit__(self, *exc: object) -> None:
+                session._own_write = False
+
+        return _Own()
+
+    def correct(self, photo_ids: Sequence[int], tag: str, action: str) -> list[Correction]:
+        """Accept, reject, add or remove `tag` on these photos, all or none."""
+        paths = []
+        for pid in photo_ids:
+            row = self.store.photo(int(pid))
+            if row is None:
+                raise NotFoundError(f"Photo {pid} is not in the library any more.")
+            paths.append(row.path)
+        tagger = self.tagger()
+        with self._own(), self.store.transaction():
+            return [tagger.correct(path, tag, action) for path in paths]
+
+    def answer(self, photo_id: int, tag: str, yes: bool) -> Correction:
+        """A review answer: does `tag` apply to this photo?"""
+        row = self.store.photo(int(photo_id))
+        if row is None:
+            raise NotFoundError(f"Photo {photo_id} is not in the library any more.")
+        with self._own():
+            return self.tagger().answer(row.path, tag, yes)
+
+    def undo(self) -> Correction | None:
+        with self._own():
+            return self.tagger().undo()
+
+    def add_tags(self, specs: Sequence[str]) -> VocabularyChange:
+        return self.tagger().add_tags(specs)
+
+    def remove_tags(self, names: Sequence[str]) -> VocabularyChange:
+        return self.tagger().remove_tags(names)
+
+    def review_queue(self, limit: int = 20) -> list[dict]:
+        return self.tagger().review_queue(limit)
+
+    # -- search ---------------------------------------------------------------------
+
+    def _vector_index(self) -> VectorIndex:
+        image_id = self.store.get_setting(IMAGE_MODEL_ID_KEY) or self.store.get_setting(
+            MODEL_ID_KEY
+        )
+        if image_id is None:
+            raise UserError("No photo is tagged yet: index the folder first.")
+        if self._vectors is None:
+            ids, matrix = self.store.photo_vectors(image_id, statuses=("ok",))
+            self._vectors = VectorIndex(ids, matrix)
+            self._stale_vectors.clear()
+        elif self._stale_vectors:
+            stale = sorted(self._stale_vectors)
+            self._stale_vectors.clear()
+            self._vectors.remove(np.asarray(stale, dtype=np.int64))
+            ids, matrix = self.store.photo_vectors(image_id, statuses=("ok",), photo_ids=stale)
+            if len(ids):
+                self._vectors.update(ids, matrix)
+        return self._vectors
+
+    def text_vector(self, text: str) -> np.ndarray:
+        """A free text's query vector: kept in memory, a tag prompt's if it is one."""
+        text = text.strip()
+        if not text:
+            raise UserError("The search text is empty.")
+        if text in self._texts:
+            self._texts.move_to_end(text)
+            return self._texts[text]
+        model_id = self.store.get_setting(MODEL_ID_KEY)
+        if model_id is None:
+            raise UserError("No photo is tagged yet: index the folder first.")
+        cached = self.store.text_vectors(model_id, QUERY_INSTRUCTION, [text])
+        if text in cached:
+            vector = cached[text]
+        else:
+            encoder = self.encoder()
+            if encoder.model_id != model_id:
+                raise ModelError(
+                    f"The library was tagged with {model_id}, not with {encoder.model_id}; "
+                    "search with the library's model, or index the library with this one."
+                )
+            vector = encoder.embed_texts([text], QUERY_INSTRUCTION)[0]
+        self._texts[text] = vector
+        while len(self._texts) > SEARCH_CACHE_SIZE:
+            self._texts.popitem(last=False)
+        return vector
+
+    def search(
+        self, text: str, top: int = 1000, restrict_to: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Photo ids ranked by how well they match `text`, best first, with cosines."""
+        vector = self.text_vector(text)
+        return self._vector_index().search(vector, top, restrict_to)
+
+    def similar(
+        self, photo_id: int, top: int = 1000, restrict_to: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Photos most like this one (itself excluded), best first."""
+        index = self._vector_index()
+        if int(photo_id) not in index:
+            raise NotFoundError("That photo has no vector yet: it is not tagged.")
+        return index.similar(int(photo_id), top, restrict_to)
+
+    def near_duplicates(self, min_cosine: float = 0.95) -> list[np.ndarray]:
+        """Groups of photos whose vectors are nearly the same."""
+        return self._vector_index().near_duplicates(min_cosine, cancel=self._job_cancel)
