@@ -407,11 +407,17 @@ def _tag_ids(store, names: Sequence[str]) -> list[int]:
 def cmd_find(args: argparse.Namespace) -> int:
     if not args.tag and not args.not_tags:
         raise UsageError("find needs at least one --tag or --not.")
+    from albumtagger.library.queries import LibraryQueries, PhotoFilter
+
     with _open(args.folder) as library:
         store = library.store
-        rows = store.find(
-            _tag_ids(store, args.tag), _tag_ids(store, args.not_tags), any_of=args.any
+        wanted = PhotoFilter(
+            tags=_tag_ids(store, args.tag),
+            exclude=_tag_ids(store, args.not_tags),
+            match_any=args.any,
         )
+        with LibraryQueries(store.db_path) as queries:
+            rows = queries.summaries(queries.photo_ids(wanted))
     if args.json:
         _print_json([{"path": r.path, "status": r.status} for r in rows])
     else:
@@ -643,7 +649,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"albumtagger {command}: {exc}", file=sys.stderr)
         return 2
     except UserError as exc:
-        print(f"albumtagger: {exc}", file=sys.stderr)
+        option = f" (option --{exc.setting.replace('_', '-')})" if exc.setting else ""
+        print(f"albumtagger: {exc}{option}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("albumtagger: interrupted; run the same command again to go on.", file=sys.stderr)

@@ -135,7 +135,65 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
             for name in names:
                 if name in env:
                     setattr(section, f.name, _coerce(env[name], getattr(section, f.name), name))
+    return validate(settings)
+
+
+def validate(settings: Settings) -> Settings:
+    """Raise `UserError` for a setting that makes no sense; returns `settings`."""
+    m = settings.model
+    if m.device not in ("auto", "cuda", "mps", "cpu") and not m.device.startswith("cuda:"):
+        raise UserError(f"Setting model.device is {m.device!r}; use auto, cuda, mps or cpu.")
+    if m.dtype not in ("auto", "float32", "bfloat16", "float16"):
+        raise UserError(
+            f"Setting model.dtype is {m.dtype!r}; use auto, float32, bfloat16 or float16."
+        )
+    if not 4 <= m.min_image_tokens <= m.max_image_tokens:
+        raise UserError(
+            "Settings model.min_image_tokens and max_image_tokens need "
+            "4 <= min_image_tokens <= max_image_tokens."
+        )
+    if m.batch_size < 0:
+        raise UserError("Setting model.batch_size must not be negative (0 picks one).")
+    w = settings.watch
+    for name in ("quiet_seconds", "reconcile_seconds", "poll_seconds"):
+        if not getattr(w, name) > 0:
+            raise UserError(f"Setting watch.{name} must be more than 0.")
+    settings.thresholds.validate()
     return settings
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def save_settings(settings: Settings, path: Path | None = None) -> Path:
+    """Write the settings that differ from the defaults as TOML (atomically)."""
+    validate(settings)
+    path = path or config_path()
+    defaults = Settings()
+    lines: list[str] = []
+    for section_field in fields(settings):
+        section = getattr(settings, section_field.name)
+        default = getattr(defaults, section_field.name)
+        changed = [
+            (f.name, getattr(section, f.name))
+            for f in fields(section)
+            if getattr(section, f.name) != getattr(default, f.name)
+        ]
+        if changed:
+            lines.append(f"[{section_field.name}]")
+            lines.extend(f"{name} = {_toml_value(value)}" for name, value in changed)
+            lines.append("")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_text("\n".join(lines), encoding="utf-8")
+    os.replace(partial, path)
+    return path
 
 
 def replace_section(settings: Settings, section: str, **changes: Any) -> Settings:

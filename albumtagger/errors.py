@@ -9,7 +9,13 @@ from __future__ import annotations
 
 
 class UserError(Exception):
-    """A problem the user can fix; the message says how."""
+    """A problem the user can fix; the message says how, in words of the app (never
+    command-line flags). `setting` names the setting to change, if one is the fix (the
+    CLI adds its option)."""
+
+    def __init__(self, message: str = "", *, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class UsageError(UserError):

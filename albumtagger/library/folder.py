@@ -75,7 +75,7 @@ def open_library(root: Path, data_dir: Path, *, create: bool = True) -> Library:
             "Connect it, or check the path."
         )
     if not create:
-        raise UserError(f"{root} has no albumtagger library yet. Run `albumtagger index {root}`.")
+        raise UserError(f"{root} has no albumtagger library yet: index the folder first.")
     if (root / SIDECAR_DIR).is_dir() or _writable(root):
         try:
             return Library(root, Store(inside), True)

@@ -309,7 +309,7 @@ class LibraryQueries:
         if not self.db_path.is_file():
             raise SidecarError(
                 f"There is no library database at {self.db_path}. Open the folder in "
-                f"albumtagger (or run `albumtagger index FOLDER`) to create it."
+                "albumtagger (or index it) to create it."
             )
         uri = self.db_path.resolve().as_uri() + "?mode=ro"
         try:

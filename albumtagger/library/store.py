@@ -1076,33 +1076,6 @@ class Store:
     def mark_feedback_undone(self, feedback_id: int) -> None:
         self.conn.execute("UPDATE feedback SET undone = 1 WHERE id = ?", (feedback_id,))
 
-    # -- queries ------------------------------------------------------------------
-
-    def find(
-        self, with_tags: Sequence[int], without_tags: Sequence[int], *, any_of: bool = False
-    ) -> list[PhotoRow]:
-        """Photos that carry all (or any) of `with_tags` and none of `without_tags`.
-
-        A tag counts as carried when it is suggested or accepted (not rejected).
-        """
-        where, args = [], []
-        has = (
-            "EXISTS (SELECT 1 FROM photo_tags pt WHERE pt.photo_id = p.id AND pt.tag_id = ? "
-            "AND pt.state != 'rejected')"
-        )
-        if with_tags:
-            joiner = " OR " if any_of else " AND "
-            where.append("(" + joiner.join([has] * len(with_tags)) + ")")
-            args.extend(with_tags)
-        for tag_id in without_tags:
-            where.append("NOT " + has)
-            args.append(tag_id)
-        sql = f"SELECT {', '.join('p.' + c.strip() for c in self._PHOTO_COLUMNS.split(','))} "
-        sql += "FROM photos p"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        return [self._photo(r) for r in self.conn.execute(sql + " ORDER BY p.path", args)]
-
 
 def _statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]

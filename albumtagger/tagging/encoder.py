@@ -241,7 +241,8 @@ def select_device(requested: str = "auto") -> torch.device:
         if not torch.cuda.is_available():
             raise UserError(
                 "Device cuda was requested but no usable CUDA GPU was found (or this torch "
-                "build has no CUDA); use --device auto or cpu."
+                "build has no CUDA); choose the device auto or cpu.",
+                setting="device",
             )
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise UserError(
@@ -382,7 +383,8 @@ class GmeEncoder:
             if _is_oom(exc):
                 raise ModelError(
                     f"Not enough memory on {torch_device} to load the model in {torch_dtype}; "
-                    "try --device cpu or another --dtype."
+                    "try the device cpu or another precision.",
+                    setting="device",
                 ) from None
             raise
         self._setup(hf_model, tokenizer, model_id, min_image_tokens, max_image_tokens)
@@ -562,7 +564,8 @@ class GmeEncoder:
             if self.device.type == "cpu":
                 raise ModelError(
                     f"Out of memory embedding one item of {_padded_tokens(batch)} tokens on the "
-                    "CPU; lower --max-image-tokens or close other programs."
+                    "CPU; lower the image token budget or close other programs.",
+                    setting="max_image_tokens",
                 ) from exc
             self._fall_back_to_cpu(exc)
             return self._run_with_backoff(batch)
@@ -574,7 +577,7 @@ class GmeEncoder:
         dtype = select_dtype("auto", cpu)
         log.warning(
             "Out of memory on %s even for a single item (%s); moving the model to the CPU "
-            "(%s) and continuing there, much slower. Lower --max-image-tokens to stay on %s.",
+            "(%s) and continuing there, much slower. Lower the image token budget to stay on %s.",
             self.device,
             str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
             _dtype_name(dtype),
@@ -698,8 +701,9 @@ def _load(folder: Path, dtype: torch.dtype) -> tuple[Any, Any]:
                 f"Not enough memory to load the model from {folder} in {_dtype_name(dtype)}."
             ) from None
         raise ModelError(
-            f"Cannot load the GME model from {folder}: {exc}. Download it again or pass "
-            "another --model."
+            f"Cannot load the GME model from {folder}: {exc}. Download it again or choose "
+            "another model.",
+            setting="model",
         ) from None
     finally:
         if bar_was_on:

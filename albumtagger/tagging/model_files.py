@@ -99,11 +99,15 @@ def _check_checkpoint_folder(folder: Path) -> dict[str, Any]:
     """Refuse, with a clear message, a folder that is not a Qwen2-VL safetensors checkpoint."""
     if not folder.exists():
         raise ModelError(
-            f"Model folder {folder} does not exist. Pass --model with a folder holding a GME "
-            f"checkpoint, or a hub id such as {DEFAULT_MODEL}."
+            f"Model folder {folder} does not exist. Choose a folder holding a GME checkpoint "
+            f"as the model, or a hub id such as {DEFAULT_MODEL}.",
+            setting="model",
         )
     if not folder.is_dir():
-        raise ModelError(f"--model {folder} is a file; pass the folder that holds the checkpoint.")
+        raise ModelError(
+            f"The model {folder} is a file; choose the folder that holds the checkpoint.",
+            setting="model",
+        )
     config_path = folder / "config.json"
     if not config_path.is_file():
         raise ModelError(
@@ -174,7 +178,7 @@ def _download_hint(repo_id: str, revision: str) -> str:
     return (
         f"run albumtagger once online, or download it with `hf download {repo_id}{rev} "
         f"--local-dir FOLDER` (older huggingface_hub: `huggingface-cli download ...`) "
-        "and pass --model FOLDER"
+        "and choose that folder as the model"
     )
 
 
@@ -229,7 +233,8 @@ def _snapshot(
         if not hub_reachable():
             raise ModelError(
                 f"Model {repo_id}@{revision} is not downloaded and the hub cannot be reached; "
-                f"{_download_hint(repo_id, revision)}."
+                f"{_download_hint(repo_id, revision)}.",
+                setting="model",
             )
         log.info("Downloading %s@%s (about 9 GB for the 2B model, once)", repo_id, revision)
         if progress is not None:
@@ -239,17 +244,20 @@ def _snapshot(
         why = "the hub is offline" if local_files_only else "the hub cannot be reached"
         raise ModelError(
             f"Model {repo_id}@{revision} is not downloaded and {why}; "
-            f"{_download_hint(repo_id, revision)}. (No folder named {repo_id} exists either.)"
+            f"{_download_hint(repo_id, revision)}. (No folder named {repo_id} exists either.)",
+            setting="model",
         ) from None
     except RevisionNotFoundError:
         raise ModelError(
-            f"Model {repo_id} has no revision {revision!r} on the hub; check --model and the "
-            "revision setting."
+            f"Model {repo_id} has no revision {revision!r} on the hub; check the model and "
+            "revision settings.",
+            setting="revision",
         ) from None
     except GatedRepoError:
         raise ModelError(
             f"Model {repo_id} is gated on the hub; accept its terms and log in with `hf auth "
-            "login`, or download it yourself and pass --model FOLDER."
+            "login`, or download it yourself and choose that folder as the model.",
+            setting="model",
         ) from None
     except RepositoryNotFoundError:
         raise ModelError(

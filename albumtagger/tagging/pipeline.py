@@ -112,7 +112,8 @@ def load_encoder(settings: Settings) -> GmeEncoder:
     m = settings.model
     if m.min_image_tokens < 4 or m.max_image_tokens < m.min_image_tokens:
         raise UserError(
-            "The image token budget needs 4 <= --min-image-tokens <= --max-image-tokens."
+            "The image token budget needs 4 <= minimum image tokens <= maximum image tokens.",
+            setting="min_image_tokens",
         )
     locate_model(m.model or DEFAULT_MODEL, m.revision or None)  # fails fast, before torch
 

@@ -357,7 +357,7 @@ def test_oom_on_single_image_falls_back_to_cpu(encoder, golden, resized, monkeyp
 
 def test_oom_on_single_item_on_cpu_is_a_model_error(encoder, resized, monkeypatch):
     _fail_when(encoder, monkeypatch, lambda batch: True, lambda: MemoryError())
-    with pytest.raises(ModelError, match="max-image-tokens"):
+    with pytest.raises(ModelError, match="image token budget"):
         encoder.embed_prepared(resized[:1])
 
 
@@ -446,7 +446,8 @@ def test_unknown_hub_id_offline_is_a_model_error(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ModelError, match="not downloaded") as info:
         GmeEncoder("nobody-here/not-a-gme-model", device="cpu")
-    assert "--model FOLDER" in str(info.value)
+    assert "choose that folder as the model" in str(info.value)
+    assert info.value.setting == "model"  # the CLI names its option, the app its field
     assert "download" in str(info.value)
 
 

@@ -21,6 +21,13 @@ CORE = [
     "albumtagger.tagging.tagger",
     "albumtagger.tagging.pipeline",
     "albumtagger.tagging.watching",
+    "albumtagger.tagging.model_files",
+    "albumtagger.tagging.similarity",
+    "albumtagger.library.queries",
+    "albumtagger.library.thumbnails",
+    "albumtagger.library.keywords",
+    "albumtagger.events",
+    "albumtagger.session",
 ]
 
 
@@ -47,6 +54,7 @@ def test_listing_commands_do_not_load_torch() -> None:
     code = (
         "import sys\n"
         "import albumtagger.cli, albumtagger.tagging.tagger, albumtagger.tagging.pipeline\n"
+        "import albumtagger.session, albumtagger.tagging.model_files\n"
         "print('torch' in sys.modules, 'transformers' in sys.modules)\n"
     )
     proc = _run(code)

@@ -178,30 +178,6 @@ def test_undo_snapshot_puts_rows_back_exactly(tmp_path: Path) -> None:
         assert store.feedback() == [] and store.last_feedback() is None
 
 
-def test_find_filters_in_sql(tmp_path: Path) -> None:
-    with Store(tmp_path / "lib.sqlite") as store:
-        _, dog, cat = _library(store)
-        with store.transaction():
-            q = store.add_photo("q.jpg", 1, 1)
-            r = store.add_photo("r.jpg", 1, 1)
-        p = store.photo_by_path("p.jpg").id
-        store.replace_suggestions({p: [AutoTag(dog, 0.3, False, "high")]})
-        store.replace_suggestions(
-            {q: [AutoTag(dog, 0.3, False, "high"), AutoTag(cat, 0.3, False, "high")]}
-        )
-        store.set_user_decision(r, cat, "rejected", "auto", 0.2)
-
-        def paths(rows: list) -> list[str]:
-            return [x.path for x in rows]
-
-        assert paths(store.find([dog], [])) == ["p.jpg", "q.jpg"]
-        assert paths(store.find([dog], [cat])) == ["p.jpg"]
-        assert paths(store.find([cat], [])) == ["q.jpg"]  # a rejected tag does not count
-        assert paths(store.find([dog, cat], [], any_of=True)) == ["p.jpg", "q.jpg"]
-        assert paths(store.find([dog, cat], [])) == ["q.jpg"]
-        assert paths(store.find([], [dog])) == ["r.jpg"]
-
-
 def test_vectors_round_trip_and_one_connection_per_thread(tmp_path: Path) -> None:
     with Store(tmp_path / "lib.sqlite") as store:
         with store.transaction():
