@@ -132,8 +132,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _model_options(p)
 
-    p = sub.add_parser("export-xmp", help="write accepted and suggested tags to XMP sidecars")
+    p = sub.add_parser("export-xmp", help="write tags to XMP sidecars for other photo tools")
     _folder(p)
+    p.add_argument(
+        "--suggested",
+        action="store_true",
+        help="also write confident suggestions (marked as such), not only your tags",
+    )
+    p.add_argument(
+        "--style",
+        choices=("auto", "photo.jpg.xmp", "photo.xmp"),
+        default="auto",
+        help="sidecar names (auto: photo.jpg.xmp, or photo.xmp where one exists)",
+    )
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("cleanup", help="forget photos marked missing")
@@ -552,22 +563,45 @@ def _vocab_lines(change) -> list[str]:
 
 
 def cmd_export_xmp(args: argparse.Namespace) -> int:
-    from albumtagger.library.xmp import export_xmp
+    from albumtagger.library.xmp import XmpWriteError, export_xmp
 
+    suggested = args.suggested or _settings(args).xmp.include_suggested
     with _open(args.folder) as library:
-        written = export_xmp(library)
+        try:
+            report = export_xmp(library, include_suggested=suggested, style=args.style)
+            failure = None
+        except XmpWriteError as exc:
+            report, failure = exc.report, exc
     if args.json:
-        _print_json([{"path": p} for p in written])
+        _print_json(report.as_dict())
     else:
-        print(f"Wrote {_plural(len(written), 'XMP sidecar file')}.")
+        print(f"Wrote {_plural(len(report.written), 'XMP sidecar file')}.")
+        for path, tag in report.adopted:
+            print(_printable(f"{path}: {tag!r} added in another program, now accepted"))
+        for path, tag in report.rejected_elsewhere:
+            print(_printable(f"{path}: {tag!r} removed in another program, now rejected"))
+        for path, why in report.skipped:
+            print(_printable(f"Left {path} alone: {why}"))
+    if failure is not None:
+        raise failure
     return 0
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
+    from albumtagger.library.xmp import remove_sidecars
+
     with _open(args.folder) as library:
+        missing = [r.path for r in library.store.photos(statuses=("missing",))]
+        sidecars = remove_sidecars(library, missing)
         removed = library.store.remove_missing()
     if args.json:
-        _print_json({"removed": removed})
+        _print_json(
+            {
+                "removed": removed,
+                "sidecars_deleted": sidecars.deleted,
+                "sidecars_stripped": sidecars.stripped,
+            }
+        )
     else:
         print(f"Forgot {_plural(removed, 'missing photo')}.")
     return 0

@@ -55,10 +55,22 @@ class WatchSettings:
 
 
 @dataclass
+class XmpSettings:
+    """XMP sidecars for other photo tools (digiKam, darktable, Lightroom)."""
+
+    write_on_change: bool = False
+    """Keep each photo's XMP sidecar in line with its tags as they change."""
+    include_suggested: bool = False
+    """Also write the machine's confident suggestions (marked as such), not only the
+    tags the user accepted or added."""
+
+
+@dataclass
 class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     thresholds: ThresholdSettings = field(default_factory=ThresholdSettings)
     watch: WatchSettings = field(default_factory=WatchSettings)
+    xmp: XmpSettings = field(default_factory=XmpSettings)
 
 
 def config_path() -> Path:

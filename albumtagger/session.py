@@ -106,6 +106,7 @@ class LibrarySession:
         self._vectors: VectorIndex | None = None
         self._stale_vectors: set[int] = set()
         self._texts: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._xmp_due: set[int] = set()
         self.store.listen(self._store_changed)
         self._backup_thread: threading.Thread | None = None
         if backup:
@@ -127,6 +128,8 @@ class LibrarySession:
     def _store_changed(self, changes: dict[str, set[int]]) -> None:
         for kind in _MATRIX_KINDS:
             self._stale_vectors |= changes.get(kind, set())
+        if self.settings.xmp.write_on_change:
+            self._xmp_due |= changes.get("tags", set())
         if self._tagger is not None:
             if any(changes.get(k) for k in _MATRIX_KINDS) or "vocabulary" in changes:
                 self._tagger = None  # photos or tags changed: reload when next needed
@@ -182,6 +185,23 @@ class LibrarySession:
     @property
     def model_loaded(self) -> bool:
         return self._encoder is not None
+
+    def write_xmp(self) -> None:
+        """Bring the XMP sidecars of photos whose tags changed in line (with the setting
+        "write on change"); a folder that cannot be written gets a notice, once."""
+        if not self._xmp_due:
+            return
+        from albumtagger.library.xmp import XmpWriteError, export_xmp
+
+        due, self._xmp_due = sorted(self._xmp_due), set()
+        try:
+            export_xmp(
+                self.library,
+                include_suggested=self.settings.xmp.include_suggested,
+                photo_ids=due,
+            )
+        except XmpWriteError as exc:
+            self._emit(Notice("warning", str(exc)))
 
     # -- pause, resume, cancel (any thread) -------------------------------------------
 
@@ -251,6 +271,7 @@ class LibrarySession:
             self.index_summary = yield from steps
 
         yield from self._job_progress("index", run(), cancel)
+        self.write_xmp()
 
     def watch_step(self, max_seconds: float = 0.5) -> bool:
         """Keep the folder tagged for about `max_seconds` (or one batch of the model);
@@ -276,6 +297,7 @@ class LibrarySession:
             if not self._keeper.step():
                 break
             did = True
+        self.write_xmp()
         return did
 
     # -- corrections and vocabulary ---------------------------------------------------
@@ -302,7 +324,9 @@ class LibrarySession:
             paths.append(row.path)
         tagger = self.tagger()
         with self._own(), self.store.transaction():
-            return [tagger.correct(path, tag, action) for path in paths]
+            results = [tagger.correct(path, tag, action) for path in paths]
+        self.write_xmp()
+        return results
 
     def answer(self, photo_id: int, tag: str, yes: bool) -> Correction:
         """A review answer: does `tag` apply to this photo?"""
@@ -314,7 +338,9 @@ class LibrarySession:
 
     def undo(self) -> Correction | None:
         with self._own():
-            return self.tagger().undo()
+            result = self.tagger().undo()
+        self.write_xmp()
+        return result
 
     def add_tags(self, specs: Sequence[str]) -> VocabularyChange:
         return self.tagger().add_tags(specs)

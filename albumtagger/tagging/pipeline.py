@@ -23,6 +23,7 @@ import numpy as np
 
 from albumtagger.config import Settings, replace_section
 from albumtagger.errors import UserError
+from albumtagger.library import keywords
 from albumtagger.library.folder import Library
 from albumtagger.library.scanner import (
     CancelToken,
@@ -80,9 +81,15 @@ class IndexSummary:
     offline: bool = False
     scan: ScanReport = field(default_factory=ScanReport)
     tagging: TagReport = field(default_factory=TagReport)
+    keywords: keywords.ImportReport = field(default_factory=keywords.ImportReport)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"offline": self.offline, "scan": asdict(self.scan), "tagging": asdict(self.tagging)}
+        return {
+            "offline": self.offline,
+            "scan": asdict(self.scan),
+            "tagging": asdict(self.tagging),
+            "keywords": asdict(self.keywords),
+        }
 
     def describe(self) -> str:
         if self.offline:
@@ -97,6 +104,11 @@ class IndexSummary:
                 f"Tagged {t.tagged + t.reused} photo{'' if t.tagged + t.reused == 1 else 's'} "
                 f"in {t.seconds:.1f} s"
                 f"{f', {t.damaged} damaged (skipped)' if t.damaged else ''}."
+            )
+        if self.keywords.accepted:
+            lines.append(
+                f"Took {self.keywords.accepted} keyword(s) from other programs' metadata as "
+                "your tags."
             )
         if t.cancelled:
             lines.append("Stopped early; run again to finish.")
@@ -392,6 +404,8 @@ def index_steps(
         if summary.scan.offline:
             summary.offline = True
             return summary
+        # Keywords given in other programs since the last run become the user's tags.
+        summary.keywords = keywords.import_changed_sidecars(library)
         work = tag and needs_model(library, settings)
         if work and encoder is None:
             yield Progress("model", 0, 0)

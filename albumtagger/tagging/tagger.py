@@ -513,9 +513,15 @@ class Tagger:
             decisions = th.redecide_tags(
                 scores, thresholds, user, previous, tag_indices, self.policy, stats=self._stats
             )
-            rows, _ = th.diff_decisions(previous, decisions)
+            # Only rows that could change were re-decided: compare those alone.
+            maybe = th.rows_to_redecide(
+                scores, thresholds, user, previous, tag_indices, self.policy
+            )
+            differ = (previous.state[maybe] != decisions.state[maybe]) | (
+                previous.confidence[maybe] != decisions.confidence[maybe]
+            )
             self._decisions = decisions
-            decided = (ids, np.unique(rows), decisions)
+            decided = (ids, maybe[differ.any(axis=1)], decisions)
         else:
             decided = self._decide_all()
         return self._apply(decided, snapshot)
@@ -639,9 +645,8 @@ class Tagger:
             elif self._has_matrix():
                 changes = self._redecide_tags([j], snapshot)
                 after = float(self.thresholds()[j])
-            snapshot["tags"] = [
-                row for row in policy_before if row not in self.store.tag_policy_rows()
-            ]
+            policy_after = {tuple(row) for row in self.store.tag_policy_rows()}
+            snapshot["tags"] = [row for row in policy_before if tuple(row) not in policy_after]
             self.store.set_feedback_undo(feedback_id, snapshot)
             return self._correction(
                 path, tag.name, tag.id, action, before, after, changes, photo.id, note

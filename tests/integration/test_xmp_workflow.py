@@ -1,0 +1,72 @@
+"""XMP from the command line and the session: export flags, write on change, cleanup."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from albumtagger.config import load_settings, replace_section
+from albumtagger.session import LibrarySession
+from tests.conftest import cli_json, make_photo, run_cli
+
+EXIFTOOL = shutil.which("exiftool")
+
+
+@pytest.fixture
+def album(tmp_path: Path, isolated_env: dict) -> Path:
+    root = tmp_path / "album"
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        make_photo(root / name, hash(name) % 1000)
+    run_cli("index", str(root), "--scan-only", env=isolated_env)
+    return root
+
+
+def test_export_flags_and_cleanup(album: Path, isolated_env: dict) -> None:
+    run_cli("correct", str(album), "a.jpg", "--add", "beach", env=isolated_env)
+    run_cli("correct", str(album), "b.jpg", "--add", "dog", env=isolated_env)
+    report = cli_json("export-xmp", str(album), "--style", "photo.xmp", env=isolated_env)
+    assert sorted(report["written"]) == ["a.xmp", "b.xmp"]  # untagged c.jpg gets none
+    assert "beach" in (album / "a.xmp").read_text()
+    (album / "b.jpg").unlink()
+    run_cli("index", str(album), "--scan-only", env=isolated_env)
+    cleaned = cli_json("cleanup", str(album), env=isolated_env)
+    assert cleaned["removed"] == 1 and cleaned["sidecars_deleted"] == ["b.xmp"]
+    assert not (album / "b.xmp").exists() and (album / "a.xmp").exists()
+
+
+def test_write_on_change_follows_corrections_and_undo(album: Path, isolated_env: dict) -> None:
+    settings = replace_section(load_settings(), "xmp", write_on_change=True)
+    sidecar = album / "c.jpg.xmp"
+    with LibrarySession(album, settings, backup=False) as session:
+        photo = session.store.photo_by_path("c.jpg").id
+        session.correct([photo], "sunset", "add")
+        assert "sunset" in sidecar.read_text()
+        session.correct([photo], "grandma", "add")
+        session.undo()
+        text = sidecar.read_text()
+        assert "sunset" in text and "grandma" not in text
+
+
+@pytest.mark.skipif(EXIFTOOL is None, reason="exiftool is not installed")
+def test_keywords_edited_elsewhere_are_taken_at_the_next_index(
+    album: Path, isolated_env: dict
+) -> None:
+    import subprocess
+
+    subprocess.run(
+        [
+            EXIFTOOL,
+            "-q",
+            "-o",
+            str(album / "a.jpg.xmp"),
+            "-XMP-dc:Subject=lighthouse",
+            str(album / "a.jpg"),
+        ],
+        check=True,
+    )
+    summary = cli_json("index", str(album), "--scan-only", env=isolated_env)
+    assert summary["keywords"]["accepted"] == 1
+    tags = cli_json("tags", str(album), "a.jpg", env=isolated_env)[0]["tags"]
+    assert {"name": "lighthouse", "state": "accepted", "source": "user"}.items() <= tags[0].items()
