@@ -148,6 +148,7 @@ class PhotoGrid(QListView):
         model.modelReset.connect(self._visible_timer.start)
         model.rowsInserted.connect(self._visible_timer.start)
         loader.changed.connect(self.viewport().update)
+        model.summaries_arrived.connect(self.viewport().update)
         self.doubleClicked.connect(self._open_index)
         self.activated.connect(self._open_index)
 
@@ -183,12 +184,16 @@ class PhotoGrid(QListView):
     def visible_rows(self) -> tuple[int, int]:
         """First and last row on screen (last may be beyond the model)."""
         grid = self.gridSize()
-        cols = max(1, self.viewport().width() // max(1, grid.width()))
+        gw, gh = max(1, grid.width()), max(1, grid.height())
+        cols = max(1, self.viewport().width() // gw)
         top = self.verticalScrollBar().value()
-        first_line = top // max(1, grid.height())
-        lines = self.viewport().height() // max(1, grid.height()) + 2
-        first = first_line * cols
-        return first, first + lines * cols - 1
+        first_line = top // gh
+        last_line = (top + max(1, self.viewport().height()) - 1) // gh
+        return first_line * cols, (last_line + 1) * cols - 1
+
+    def visible_ids(self) -> list[int]:
+        first, last = self.visible_rows()
+        return [int(i) for i in self.photo_model().ids[max(0, first) : last + 1]]
 
     def update_visible(self) -> None:
         """Fetch summaries of what is on screen (and a page around) and drop thumbnail
@@ -196,8 +201,7 @@ class PhotoGrid(QListView):
         model = self.photo_model()
         first, last = self.visible_rows()
         span = last - first + 1
-        if model.ensure_rows(first - span, last + span):
-            self.viewport().update()
+        model.ensure_rows(first - span, last + span)
         ids = model.ids[max(0, first - span) : last + span + 1]
         self._loader.retain({int(i) for i in ids})
 

@@ -78,7 +78,10 @@ def _qt_message(mode: QtMsgType, context, message: str) -> None:
 
 def run_app(folder: Path | None, settings: Settings) -> int:
     """Open the window (on `folder`, if given) and run until it is closed."""
+    from albumtagger.app.qtcompat import tune_interpreter
     from albumtagger.app.window import MainWindow
+
+    tune_interpreter()
 
     QCoreApplication.setOrganizationName(ORGANIZATION)
     QCoreApplication.setApplicationName(APPLICATION)

@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 
-from albumtagger.library.queries import LibraryQueries, PhotoSummary
+from albumtagger.app.reads import ReadPool
+from albumtagger.library.queries import PhotoSummary
 
 PHOTO_ID_ROLE = Qt.ItemDataRole.UserRole + 1
 SUMMARY_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -33,22 +34,30 @@ def file_name(path: str) -> str:
 
 
 class PhotoListModel(QAbstractListModel):
-    """Rows are photos; `ids` is the array the current filter (or search) gave."""
+    """Rows are photos; `ids` is the array the current filter (or search) gave.
 
-    def __init__(self, queries: LibraryQueries | None = None, parent=None) -> None:
+    Summaries are read a page at a time on the read pool; `summaries_arrived` tells the
+    view to repaint. A changed photo keeps its old summary on screen until the new one
+    arrives."""
+
+    summaries_arrived = Signal()
+
+    def __init__(self, reads: ReadPool | None = None, parent=None) -> None:
         super().__init__(parent)
-        self._queries = queries
+        self._reads = reads
         self._ids = np.zeros(0, dtype=np.int64)
         self._scores: np.ndarray | None = None
         self._sorter: np.ndarray | None = None
         self._summaries: dict[int, PhotoSummary] = {}
         self._fetched_pages: set[int] = set()
+        self._stale: dict[int, int] = {}
+        self._generation = 0
 
     # -- content ----------------------------------------------------------------------
 
-    def set_queries(self, queries: LibraryQueries | None) -> None:
+    def set_reads(self, reads: ReadPool | None) -> None:
         self.beginResetModel()
-        self._queries = queries
+        self._reads = reads
         self._ids = np.zeros(0, dtype=np.int64)
         self._scores = None
         self._sorter = None
@@ -116,42 +125,50 @@ class PhotoListModel(QAbstractListModel):
 
     # -- summaries, a page at a time ----------------------------------------------------
 
-    def ensure_rows(self, first: int, last: int) -> bool:
-        """Fetch the summaries of rows first..last (whole pages) that are not cached.
-        Returns True when something was fetched (the caller repaints)."""
-        if self._queries is None or len(self._ids) == 0:
-            return False
+    def ensure_rows(self, first: int, last: int) -> None:
+        """Ask for the summaries of rows first..last (whole pages) not cached or changed."""
+        if self._reads is None or len(self._ids) == 0:
+            return
         first = max(0, first)
         last = min(len(self._ids) - 1, last)
         if last < first:
-            return False
+            return
         wanted: list[int] = []
-        pages = []
         for page in range(first // PAGE, last // PAGE + 1):
             if page in self._fetched_pages:
                 continue
+            self._fetched_pages.add(page)
             chunk = self._ids[page * PAGE : (page + 1) * PAGE]
-            missing = [int(i) for i in chunk if int(i) not in self._summaries]
-            wanted.extend(missing)
-            pages.append(page)
-        if not pages:
-            return False
-        self._fetched_pages.update(pages)
+            wanted.extend(
+                int(i) for i in chunk if int(i) not in self._summaries or int(i) in self._stale
+            )
         if not wanted:
-            return False
+            return
         if len(self._summaries) + len(wanted) > MAX_CACHED:
-            self._summaries.clear()
-            self._fetched_pages = set(pages)
-            wanted = [int(i) for p in pages for i in self._ids[p * PAGE : (p + 1) * PAGE]]
-        for s in self._queries.summaries(wanted):
+            keep = set(self._ids[max(0, first - PAGE) : last + PAGE].tolist())
+            self._summaries = {k: v for k, v in self._summaries.items() if k in keep}
+            self._fetched_pages = set(range(first // PAGE, last // PAGE + 1))
+        generation = self._generation
+        self._reads.read(
+            "",
+            lambda q, ids=wanted: q.summaries(ids),
+            lambda result, g=generation: self._arrived(result, g),
+        )
+
+    def _arrived(self, summaries: list[PhotoSummary], generation: int) -> None:
+        for s in summaries:
             self._summaries[s.id] = s
-        return True
+            if self._stale.get(s.id, generation + 1) <= generation:
+                del self._stale[s.id]
+        self.summaries_arrived.emit()
 
     def forget(self, photo_ids: Iterable[int]) -> list[int]:
-        """Drop cached summaries of changed photos; returns the rows they are shown in."""
+        """Changed photos: read their summaries again; returns the rows they are shown in."""
+        self._generation += 1
         ids = [int(i) for i in photo_ids]
         for i in ids:
-            self._summaries.pop(i, None)
+            if i in self._summaries:
+                self._stale[i] = self._generation
         rows = self.rows_of(ids)
         for r in rows:
             self._fetched_pages.discard(r // PAGE)
@@ -159,15 +176,11 @@ class PhotoListModel(QAbstractListModel):
 
     def forget_all(self) -> None:
         self._summaries.clear()
+        self._stale.clear()
         self._fetched_pages.clear()
 
-    def refresh_rows(self, rows: list[int]) -> None:
-        """Re-read the given rows and tell the view (after `forget`)."""
-        if not rows:
-            return
-        lo, hi = min(rows), max(rows)
-        self.ensure_rows(lo, hi)
-        self.dataChanged.emit(self.index(lo), self.index(hi))
+    def pending(self) -> bool:
+        return self._reads is not None and self._reads.pending("")
 
     # -- QAbstractListModel -------------------------------------------------------------
 

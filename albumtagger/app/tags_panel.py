@@ -31,7 +31,6 @@ from albumtagger.library.queries import PhotoFilter, QuickCounts, TagInfo
 
 INCLUDE, EXCLUDE = "include", "exclude"
 NAME_ROLE = Qt.ItemDataRole.UserRole + 10
-SORT_ROLE = Qt.ItemDataRole.UserRole + 11
 TAG_ID_ROLE = Qt.ItemDataRole.UserRole + 12
 
 QUICK = (
@@ -61,10 +60,33 @@ class TagTableModel(QAbstractTableModel):
 
     def set_tags(self, tags: list[TagInfo]) -> None:
         self.beginResetModel()
-        self._tags = list(tags)
+        self._tags = sorted(tags, key=self._key)
         known = {t.id for t in tags}
         self._states = {k: v for k, v in self._states.items() if k in known}
         self.endResetModel()
+
+    def _key(self, tag: TagInfo) -> tuple:
+        """Filtered tags first, then by count, then by name (sorted here, in one go: a
+        proxy's per-comparison Python calls would cost far more)."""
+        return (
+            0 if tag.id in self._states else 1,
+            -self._counts.get(tag.id, 0),
+            tag.name.casefold(),
+        )
+
+    def resort(self) -> None:
+        order = sorted(self._tags, key=self._key)
+        if [t.id for t in order] == [t.id for t in self._tags]:
+            return
+        self.layoutAboutToBeChanged.emit()
+        old = self.persistentIndexList()
+        old_ids = [self._tags[i.row()].id for i in old]
+        self._tags = order
+        row_of = {t.id: r for r, t in enumerate(order)}
+        self.changePersistentIndexList(
+            old, [self.index(row_of[t], i.column()) for t, i in zip(old_ids, old, strict=True)]
+        )
+        self.layoutChanged.emit()
 
     def tags(self) -> list[TagInfo]:
         return self._tags
@@ -124,9 +146,6 @@ class TagTableModel(QAbstractTableModel):
             if col == 0:
                 return f"{_MARK[state]} {tag.name}" if state else f"   {tag.name}"
             return _count_text(n)
-        if role == SORT_ROLE:
-            # Filtered tags first, then by count, then by name.
-            return (0 if state else 1, -n, tag.name.casefold()) if col == 1 else tag.name.casefold()
         if role == Qt.ItemDataRole.TextAlignmentRole and col == 1:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.FontRole and state:
@@ -151,12 +170,6 @@ class TagTableModel(QAbstractTableModel):
         return None
 
 
-class _TagSortProxy(QSortFilterProxyModel):
-    def lessThan(self, left, right) -> bool:
-        a, b = left.data(SORT_ROLE), right.data(SORT_ROLE)
-        return a < b
-
-
 class TagsPanel(QWidget):
     """Emits `changed` whenever the filter it describes changes."""
 
@@ -165,7 +178,7 @@ class TagsPanel(QWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.model = TagTableModel(self)
-        self.proxy = _TagSortProxy(self)
+        self.proxy = QSortFilterProxyModel(self)
         self.proxy.setSourceModel(self.model)
         self.proxy.setFilterRole(NAME_ROLE)
         self.proxy.setFilterKeyColumn(0)
@@ -245,7 +258,7 @@ class TagsPanel(QWidget):
         self._resort()
 
     def _resort(self) -> None:
-        self.proxy.sort(1, Qt.SortOrder.AscendingOrder)
+        self.model.resort()
 
     def tag_by_name(self, name: str) -> TagInfo | None:
         folded = name.casefold()

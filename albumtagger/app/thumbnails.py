@@ -191,6 +191,13 @@ class ThumbnailLoader(QObject):
         if not self._batch.isActive():
             self._batch.start()
 
+    def settled(self, photo_ids) -> bool:
+        """Every one of these has its pixmap or is known to have none (nothing pending)."""
+        return all(
+            (int(p) in self._pixmaps or int(p) in self._failed) and int(p) not in self._pending
+            for p in photo_ids
+        )
+
     def busy(self) -> bool:
         return bool(self._pending)
 

@@ -40,6 +40,7 @@ from albumtagger.app.pages import (
     WelcomePage,
 )
 from albumtagger.app.photo_model import PhotoListModel, file_name
+from albumtagger.app.reads import ReadPool
 from albumtagger.app.tags_panel import TagsPanel
 from albumtagger.app.thumbnails import ThumbnailLoader
 from albumtagger.app.worker import (
@@ -120,6 +121,7 @@ class MainWindow(QMainWindow):
         self._watch = watch
         self.root: Path | None = None
         self.queries: LibraryQueries | None = None
+        self.reads: ReadPool | None = None
         self.handle: WorkerHandle | None = None
         self._old_handles: list[WorkerHandle] = []
         self._search_token = 0
@@ -443,7 +445,8 @@ class MainWindow(QMainWindow):
         except UserError as exc:
             self._open_failed("user", str(exc))
             return
-        self.model.set_queries(self.queries)
+        self.reads = ReadPool(Path(str(db_path)), self)
+        self.model.set_reads(self.reads)
         self.loader.set_root(self.root)
         self.stack.setCurrentIndex(PAGE_LIBRARY)
         self._reload_tags()
@@ -478,8 +481,12 @@ class MainWindow(QMainWindow):
             handle, self.handle = self.handle, None
             handle.stop()
             handle.deleteLater()
+        if self.reads is not None:
+            self.model.set_reads(None)
+            self.reads.shutdown()
+            self.reads.deleteLater()
+            self.reads = None
         if self.queries is not None:
-            self.model.set_queries(None)
             self.queries.close()
             self.queries = None
         self.loader.set_root(None)
@@ -502,24 +509,31 @@ class MainWindow(QMainWindow):
         return self.tags_panel.photo_filter(order, desc)
 
     def apply_filter(self, *_: object) -> None:
-        """Show what the tags panel and sort ask for (and run the search again, if any)."""
-        if self.queries is None:
+        """Show what the tags panel and sort ask for (and run the search again, if any).
+        The ids are read off this thread; `filter_applied` once the grid has them."""
+        if self.reads is None:
             return
         if self._query is not None:
             self._submit_query()
         else:
-            ids = self.queries.photo_ids(self.current_filter())
-            self._show_ids(ids)
+            f = self.current_filter()
+            self.reads.read("ids", lambda q: q.photo_ids(f), self._ids_ready)
         self._counts_timer.start()
         self._update_chips()
+
+    def _ids_ready(self, ids: object) -> None:
+        if self._query is not None:
+            return  # a search was started meanwhile; its reply shows the photos
+        self._show_ids(ids)  # type: ignore[arg-type]
         self.filter_applied.emit()
 
     def _show_ids(self, ids: np.ndarray, scores: np.ndarray | None = None) -> None:
         selected = self.grid.selected_ids()
         current = self.grid.current_id()
         self.model.set_ids(ids, scores)
-        first, last = self.grid.visible_rows()
-        self.model.ensure_rows(first, last)
+        if scores is None and not self.tags_panel.is_filtering():
+            self._total = len(ids)  # every photo is shown
+        self.grid.update_visible()
         self._restore_selection(selected, current)
         self._update_empty()
         self.filter_bar.set_count(len(ids), self._total)
@@ -537,13 +551,28 @@ class MainWindow(QMainWindow):
                     sel.select(self.model.index(row), sel.SelectionFlag.Select)
 
     def _update_counts(self) -> None:
-        if self.queries is None:
+        if self.reads is None:
             return
         f = self.current_filter()
-        self.tags_panel.set_counts(self.queries.tag_counts(f), self.queries.quick_counts(f))
-        total = self.queries.count(PhotoFilter())
-        if total != self._total:
-            self._total = total
+
+        def count(q: LibraryQueries) -> tuple:
+            quick = q.quick_counts(f)
+            total = (
+                quick.total
+                if f == PhotoFilter(order=f.order, descending=f.descending)
+                else (q.count(PhotoFilter()))
+            )
+            return q.tag_counts(f), quick, total
+
+        self.reads.read("counts", count, self._counts_ready)
+
+    def counts_pending(self) -> bool:
+        return self.reads is not None and self.reads.pending("counts")
+
+    def _counts_ready(self, result: object) -> None:
+        tags, quick, total = result  # type: ignore[misc]
+        self.tags_panel.set_counts(tags, quick)
+        self._total = total
         self.filter_bar.set_count(self.model.rowCount(), self._total)
         self._update_empty()
 
@@ -595,17 +624,16 @@ class MainWindow(QMainWindow):
 
     def _requery(self) -> None:
         """After changes from the worker: the filter's photos and the counts again."""
-        if self.queries is None:
+        if self.reads is None:
             return
         changed, self._changed_ids = self._changed_ids, set()
         if self._query is None:
-            self._show_ids(self.queries.photo_ids(self.current_filter()))
+            f = self.current_filter()
+            self.reads.read("ids", lambda q: q.photo_ids(f), self._ids_ready)
         self._update_counts()
-        rows = self.model.forget(changed)
-        if rows:
-            first, last = self.grid.visible_rows()
-            visible = [r for r in rows if first <= r <= last]
-            self.model.refresh_rows(visible)
+        if changed:
+            self.model.forget(changed)
+            self.grid.update_visible()
         self._refresh_detail(changed)
 
     # -- search -------------------------------------------------------------------------
@@ -644,19 +672,29 @@ class MainWindow(QMainWindow):
         self.apply_filter()
 
     def _submit_query(self) -> None:
-        if self.handle is None or self.queries is None or self._query is None:
+        if self.handle is None or self.reads is None or self._query is None:
             return
-        f = self.current_filter()
-        restrict = None
-        if self.tags_panel.is_filtering():
-            restrict = self.queries.photo_ids(f)
         self._search_token += 1
         self._search_pending = True
         self.statusBar().showMessage("Searching\u2026")
-        if self._query[0] == "text":
-            req = Search(self._search_token, self._query[1], restrict, SEARCH_TOP)
+        token, query = self._search_token, self._query
+        if not self.tags_panel.is_filtering():
+            self._send_query(token, query, None)
+            return
+        f = self.current_filter()
+        self.reads.read(
+            "search-restrict",
+            lambda q: q.photo_ids(f),
+            lambda ids: self._send_query(token, query, ids),
+        )
+
+    def _send_query(self, token: int, query: tuple, restrict: object) -> None:
+        if self.handle is None or token != self._search_token:
+            return
+        if query[0] == "text":
+            req: Search | Similar = Search(token, query[1], restrict, SEARCH_TOP)  # type: ignore[arg-type]
         else:
-            req = Similar(self._search_token, self._query[1], restrict, SEARCH_TOP)
+            req = Similar(token, query[1], restrict, SEARCH_TOP)  # type: ignore[arg-type]
         self.handle.submit(req)
 
     def _search_reply(self, reply: Reply) -> None:
@@ -676,6 +714,7 @@ class MainWindow(QMainWindow):
                 f"{len(ids):,} photos, best match first ({reply.seconds * 1000:.0f} ms)", 8000
             )
             self.grid.scrollToTop()
+            self.filter_applied.emit()
         self.search_done.emit(reply)
 
     # -- selection and detail -----------------------------------------------------------
@@ -855,11 +894,12 @@ class MainWindow(QMainWindow):
         self.notice_shown.emit(text)
 
     def _reload_tags(self) -> None:
-        if self.queries is None:
-            return
-        tags = self.queries.tags()
-        self.tags_panel.set_tags(tags)
-        self.detail.set_vocabulary([t.name for t in tags])
+        if self.reads is not None:
+            self.reads.read("tags", lambda q: q.tags(), self._tags_ready)
+
+    def _tags_ready(self, tags: object) -> None:
+        self.tags_panel.set_tags(tags)  # type: ignore[arg-type]
+        self.detail.set_vocabulary([t.name for t in tags])  # type: ignore[attr-defined]
 
     def _thumbs_changed(self) -> None:
         pass

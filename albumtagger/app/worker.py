@@ -129,6 +129,7 @@ def default_session_factory(
     settings: Settings,
     on_event: Callable[[Event], None],
     explicit_model: set[str] | frozenset[str] = frozenset(),
+    backup: bool = True,
 ):
     from albumtagger.library.thumbnails import ThumbnailCache
     from albumtagger.session import LibrarySession
@@ -139,6 +140,7 @@ def default_session_factory(
         on_event=on_event,
         explicit_model=explicit_model_fields() | set(explicit_model),
         thumbnails=ThumbnailCache(),
+        backup=backup,
     )
 
 

@@ -21,13 +21,24 @@ def open_indexed(qtbot, make_window, folder: Path, **kwargs):
     window = make_window(**kwargs)
     with qtbot.waitSignal(window.library_opened, timeout=30_000):
         window.open_folder(folder)
-    qtbot.waitUntil(lambda: window.model.rowCount() == PHOTOS, timeout=30_000)
+    qtbot.waitUntil(
+        lambda: window.model.rowCount() == PHOTOS
+        and window.tags_panel.model.rowCount() > 0
+        and not window.counts_pending(),
+        timeout=30_000,
+    )
     return window
 
 
 def popular_tags(window, k: int = 3) -> list[int]:
     counts = window.queries.tag_counts(PhotoFilter())
     return [t for t, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:k]]
+
+
+def apply(qtbot, window, action, *args) -> None:
+    """Change the filter and wait until the grid shows its photos."""
+    with qtbot.waitSignal(window.filter_applied, timeout=30_000):
+        action(*args)
 
 
 def first_photo(window) -> int:
@@ -112,22 +123,22 @@ def test_filter_include_exclude_any(qtbot, make_window, indexed_folder: Path) ->
     a, b, c = popular_tags(window)
     panel = window.tags_panel
 
-    panel.set_tag_state(a, "include")
+    apply(qtbot, window, panel.set_tag_state, a, "include")
     expected = q.photo_ids(PhotoFilter(tags=(a,), order="name"))
     assert np.array_equal(window.model.ids, expected)
     assert 0 < len(expected) < PHOTOS
     assert window.filter_bar.count.text() == f"{len(expected)} of {PHOTOS} photos"
     assert any(panel.tag_name(a) in t for t in window.filter_bar.chip_texts())
 
-    panel.cycle(a)  # include -> exclude
+    apply(qtbot, window, panel.cycle, a)  # include -> exclude
     expected = q.photo_ids(PhotoFilter(exclude=(a,), order="name"))
     assert np.array_equal(window.model.ids, expected)
 
-    panel.set_tag_state(a, "include")
-    panel.set_tag_state(b, "include")
+    apply(qtbot, window, panel.set_tag_state, a, "include")
+    apply(qtbot, window, panel.set_tag_state, b, "include")
     both = set(q.photo_ids(PhotoFilter(tags=(a, b))).tolist())
     assert set(window.model.ids.tolist()) == both
-    panel.set_match_any(True)
+    apply(qtbot, window, panel.set_match_any, True)
     either = set(q.photo_ids(PhotoFilter(tags=(a,))).tolist()) | set(
         q.photo_ids(PhotoFilter(tags=(b,))).tolist()
     )
@@ -142,13 +153,13 @@ def test_filter_include_exclude_any(qtbot, make_window, indexed_folder: Path) ->
     )
 
     # a filter that matches nothing says so, and clearing brings everything back
-    panel.set_match_any(False)
-    panel.set_tag_state(c, "exclude")
-    panel.set_quick("damaged", True)
+    apply(qtbot, window, panel.set_match_any, False)
+    apply(qtbot, window, panel.set_tag_state, c, "exclude")
+    apply(qtbot, window, panel.set_quick, "damaged", True)
     assert window.model.rowCount() == 0
     assert window.grid_stack.currentWidget() is window.empty
     assert "No photo matches" in window.empty.text.text()
-    qtbot.mouseClick(window.empty.button, Qt.MouseButton.LeftButton)
+    apply(qtbot, window, qtbot.mouseClick, window.empty.button, Qt.MouseButton.LeftButton)
     assert window.model.rowCount() == PHOTOS
     assert window.grid_stack.currentWidget() is window.grid
 
@@ -166,7 +177,15 @@ def test_tag_list_click_cycles_and_filter_box(qtbot, make_window, indexed_folder
         if panel.proxy.index(r, 0).data(Qt.ItemDataRole.UserRole + 10) == name
     )
     rect = panel.view.visualRect(index)
-    qtbot.mouseClick(panel.view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    apply(
+        qtbot,
+        window,
+        qtbot.mouseClick,
+        panel.view.viewport(),
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+        rect.center(),
+    )
     assert panel.model.state(a) == "include"
     assert window.model.rowCount() == window.queries.count(PhotoFilter(tags=(a,)))
 
@@ -196,7 +215,7 @@ def test_search_ranks_within_the_filter_and_escape_returns(
     assert set(window.model.ids.tolist()) == allowed
 
     # Esc clears the search: back to the filter's order
-    qtbot.keyClick(window.search, Qt.Key.Key_Escape)
+    apply(qtbot, window, qtbot.keyClick, window.search, Qt.Key.Key_Escape)
     assert window.search.text() == ""
     assert window.model.scores is None
     assert np.array_equal(window.model.ids, window.queries.photo_ids(window.current_filter()))
@@ -336,7 +355,7 @@ def test_zoom_and_sort(qtbot, make_window, indexed_folder: Path, qsettings) -> N
     window = open_indexed(qtbot, make_window, indexed_folder)
     window.zoom.setValue(200)
     assert window.grid.gridSize().width() == 200 + 12
-    window.sort.setCurrentIndex(1)  # folder
+    apply(qtbot, window, window.sort.setCurrentIndex, 1)  # folder
     assert np.array_equal(window.model.ids, window.queries.photo_ids(PhotoFilter(order="path")))
     window.close()
     assert int(qsettings.value("view/thumb_size")) == 200

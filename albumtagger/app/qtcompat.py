@@ -1,0 +1,53 @@
+"""Work-arounds for the Qt binding in use."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import sys
+
+log = logging.getLogger(__name__)
+
+_GUARD = 1 << 40
+_guarded = False
+
+
+def needs_guard() -> bool:
+    """True where the binding returns singletons without a reference and Python counts
+    references to them (before 3.12, PEP 683)."""
+    if sys.version_info >= (3, 12):
+        return False
+    try:
+        import shiboken6
+    except ImportError:
+        return False
+    return tuple(shiboken6.__version_info__[:2]) >= (6, 12)
+
+
+def guard_singletons() -> None:
+    """Give None, True, False, Ellipsis and NotImplemented so many references that the
+    binding's missing ones can never bring them to zero (they are never freed anyway)."""
+    global _guarded
+    if _guarded or not needs_guard():
+        return
+    for obj in (None, True, False, Ellipsis, NotImplemented):
+        refcnt = ctypes.c_ssize_t.from_address(id(obj))
+        refcnt.value += _GUARD
+    _guarded = True
+    log.debug("Guarded Python singletons against PySide6 %s on Python %s", _version(), sys.version)
+
+
+def _version() -> str:
+    import shiboken6
+
+    return str(shiboken6.__version__)
+
+
+SWITCH_INTERVAL_S = 0.001
+
+
+def tune_interpreter() -> None:
+    """A shorter GIL switch interval (default 5 ms): while the worker thread runs Python,
+    the GUI thread waits for the GIL at every call from Qt into Python (a paint, a slot);
+    1 ms keeps those waits short, at a small cost in the worker's throughput."""
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
