@@ -219,7 +219,8 @@ def test_export_xmp_writes_keywords_and_respects_other_programs(
     foreign = folder / "beach" / "c.jpg.xmp"
     foreign.write_text("<x:xmpmeta>written by another program</x:xmpmeta>")
     written = cli_json("export-xmp", str(folder), env=isolated_env)
-    assert sorted(w["path"] for w in written) == ["a.jpg.xmp", "beach/b.png.xmp"]
+    assert sorted(written["written"]) == ["a.jpg.xmp", "beach/b.png.xmp"]
+    assert written["skipped"] and written["skipped"][0]["path"] == "beach/c.jpg.xmp"
     text = (folder / "a.jpg.xmp").read_text("utf-8")
     assert "<rdf:li>beach</rdf:li>" in text and "<rdf:li>dog</rdf:li>" in text
     text = (folder / "beach" / "b.png.xmp").read_text("utf-8")
