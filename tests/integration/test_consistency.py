@@ -327,7 +327,7 @@ def test_a_model_that_cannot_be_had_fails_fast_once(tmp_path: Path, isolated_env
             cwd=REPO,
             timeout=60,
         )
-        assert time.monotonic() - started < 5 + 3, proc.stderr  # + Python and torch start-up
+        assert time.monotonic() - started < 5, proc.stderr
         assert proc.returncode == 1
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and "no-model" in lines[0], proc.stderr
