@@ -83,7 +83,7 @@ def spin_until(pred: Callable[[], bool], timeout: float = 120.0) -> None:
 
     end = time.perf_counter() + timeout
     waker = QTimer()
-    waker.start(2)  # WaitForMoreEvents returns at least this often
+    waker.start(10)  # WaitForMoreEvents returns at least this often
     try:
         while not pred():
             if time.perf_counter() > end:
@@ -123,8 +123,8 @@ def make_thumbnails(db: Path, cache_root: Path, tag_id: int, tags: int) -> int:
 
     cache = ThumbnailCache(cache_root / "thumbnails")
     with LibraryQueries(db) as q:
-        wanted = list(q.photo_ids(PhotoFilter(order="name"))[: 3 * PAGE_PHOTOS])
-        wanted += list(q.photo_ids(PhotoFilter(tags=(tag_id,), order="name"))[:PAGE_PHOTOS])
+        wanted = list(q.photo_ids(PhotoFilter())[: 3 * PAGE_PHOTOS])
+        wanted += list(q.photo_ids(PhotoFilter(tags=(tag_id,)))[:PAGE_PHOTOS])
         summaries = q.summaries(wanted)
     rng = np.random.default_rng(1)
     made = 0

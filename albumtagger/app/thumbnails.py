@@ -9,8 +9,18 @@ import logging
 from collections import OrderedDict
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtCore import (
+    QBuffer,
+    QByteArray,
+    QIODevice,
+    QObject,
+    QRunnable,
+    Qt,
+    QThreadPool,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QImage, QImageReader, QPixmap
 
 from albumtagger.errors import ImageError
 from albumtagger.library.queries import PhotoSummary
@@ -36,8 +46,10 @@ class _ThumbJob(QRunnable):
         generation: int,
         signals: _JobSignals,
         current: list[int],
+        size: int,
     ) -> None:
         super().__init__()
+        self._size = size
         self.setAutoDelete(False)  # the loader keeps it until done (tryTake needs it)
         self._cache = cache
         self._root = root
@@ -58,9 +70,9 @@ class _ThumbJob(QRunnable):
                 s.id, s.path, s.size, 0, s.content_hash, s.width, s.height, s.status, s.error
             )
             thumb = self._cache.make(self._root, row)
-            image = QImage.fromData(thumb.data)
-            if image.isNull():
-                image, problem = None, "unreadable thumbnail"
+            image = _decode(thumb.data, self._size)
+            if image is None:
+                problem = "unreadable thumbnail"
         except ImageError as exc:
             problem = exc.reason
         except OSError as exc:
@@ -69,6 +81,19 @@ class _ThumbJob(QRunnable):
             log.exception("thumbnail of %s failed", s.path)
             problem = str(exc)
         self._signals.done.emit(s.id, self._generation, image, problem)
+
+
+def _decode(data: bytes, size: int) -> QImage | None:
+    """Decode straight to the cell size (JPEG decoders scale while decoding)."""
+    buffer = QBuffer()
+    buffer.setData(QByteArray(data))
+    buffer.open(QIODevice.OpenModeFlag.ReadOnly)
+    reader = QImageReader(buffer)
+    full = reader.size()
+    if full.isValid() and (full.width() > size or full.height() > size):
+        reader.setScaledSize(full.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio))
+    image = reader.read()
+    return None if image.isNull() else image
 
 
 class ThumbnailLoader(QObject):
@@ -99,7 +124,7 @@ class ThumbnailLoader(QObject):
         self._failed: dict[int, str] = {}
         self._batch = QTimer(self)
         self._batch.setSingleShot(True)
-        self._batch.setInterval(20)
+        self._batch.setInterval(10)
         self._batch.timeout.connect(self.changed)
         self.loaded = 0
         """Thumbnails received since start (for tests and benchmarks)."""
@@ -145,7 +170,13 @@ class ThumbnailLoader(QObject):
             self._failed[pid] = "missing"
             return None
         job = _ThumbJob(
-            self._cache, self.root, summary, self._generation[0], self._signals, self._generation
+            self._cache,
+            self.root,
+            summary,
+            self._generation[0],
+            self._signals,
+            self._generation,
+            self._size,
         )
         self._pending[pid] = job
         self._pool.start(job)
@@ -176,14 +207,7 @@ class ThumbnailLoader(QObject):
             return
         if isinstance(image, QImage):
             self.loaded += 1
-            size = self._size
-            scaled = image.scaled(
-                size,
-                size,
-                Qt.AspectRatioMode.KeepAspectRatio,
-                Qt.TransformationMode.SmoothTransformation,
-            )
-            self._pixmaps[photo_id] = QPixmap.fromImage(scaled)
+            self._pixmaps[photo_id] = QPixmap.fromImage(image)
             while len(self._pixmaps) > MAX_PIXMAPS:
                 self._pixmaps.popitem(last=False)
         else:

@@ -75,8 +75,8 @@ REQUERY_MS = 250
 SEARCH_TOP = 2000
 
 SORTS = (
-    ("Name", "name", False),
     ("Folder", "path", False),
+    ("Name", "name", False),
     ("Date taken (newest)", "taken", True),
     ("Date taken (oldest)", "taken", False),
     ("Date added (newest)", "added", True),
@@ -127,6 +127,7 @@ class MainWindow(QMainWindow):
         self._search_token = 0
         self._query: tuple | None = None  # ("text", text) | ("similar", id, name)
         self._search_pending = False
+        self._worker_idle = False
         self._changed_ids: set[int] = set()
         self._total = 0
         self._closing = False
@@ -423,6 +424,7 @@ class MainWindow(QMainWindow):
         self.message_page.show_message("Opening\u2026", str(root))
         self._message_kind = ""
         self.banner.hide()
+        self._worker_idle = False
         self.model_state = "not_loaded"
         handle = WorkerHandle(
             root, self.settings, self._factory, auto_index=self._auto_index, watch=self._watch
@@ -517,7 +519,11 @@ class MainWindow(QMainWindow):
             self._submit_query()
         else:
             f = self.current_filter()
-            self.reads.read("ids", lambda q: q.photo_ids(f), self._ids_ready)
+            if self._worker_idle and self.queries is not None and not self.reads.pending("ids"):
+                # Nothing competes for the GIL: reading here is quicker than a round trip.
+                self._ids_ready(self.queries.photo_ids(f))
+            else:
+                self.reads.read("ids", lambda q: q.photo_ids(f), self._ids_ready)
         self._counts_timer.start()
         self._update_chips()
 
@@ -879,6 +885,9 @@ class MainWindow(QMainWindow):
         self.show_notice(message if kind != "bug" else f"Something went wrong: {message}", "error")
 
     def _idle(self, idle: bool) -> None:
+        if self.handle is None or self.sender() is not self.handle.worker:
+            return
+        self._worker_idle = idle
         if idle and not self.job.paused:
             self.job.set_idle("Watching the folder" if self._watch else "Ready")
 

@@ -124,14 +124,14 @@ def test_filter_include_exclude_any(qtbot, make_window, indexed_folder: Path) ->
     panel = window.tags_panel
 
     apply(qtbot, window, panel.set_tag_state, a, "include")
-    expected = q.photo_ids(PhotoFilter(tags=(a,), order="name"))
+    expected = q.photo_ids(PhotoFilter(tags=(a,), order="path"))
     assert np.array_equal(window.model.ids, expected)
     assert 0 < len(expected) < PHOTOS
     assert window.filter_bar.count.text() == f"{len(expected)} of {PHOTOS} photos"
     assert any(panel.tag_name(a) in t for t in window.filter_bar.chip_texts())
 
     apply(qtbot, window, panel.cycle, a)  # include -> exclude
-    expected = q.photo_ids(PhotoFilter(exclude=(a,), order="name"))
+    expected = q.photo_ids(PhotoFilter(exclude=(a,), order="path"))
     assert np.array_equal(window.model.ids, expected)
 
     apply(qtbot, window, panel.set_tag_state, a, "include")
@@ -355,8 +355,8 @@ def test_zoom_and_sort(qtbot, make_window, indexed_folder: Path, qsettings) -> N
     window = open_indexed(qtbot, make_window, indexed_folder)
     window.zoom.setValue(200)
     assert window.grid.gridSize().width() == 200 + 12
-    apply(qtbot, window, window.sort.setCurrentIndex, 1)  # folder
-    assert np.array_equal(window.model.ids, window.queries.photo_ids(PhotoFilter(order="path")))
+    apply(qtbot, window, window.sort.setCurrentIndex, 1)  # name
+    assert np.array_equal(window.model.ids, window.queries.photo_ids(PhotoFilter(order="name")))
     window.close()
     assert int(qsettings.value("view/thumb_size")) == 200
     assert qsettings.value("window/geometry") is not None
