@@ -695,35 +695,55 @@ class Store:
         statuses: Sequence[str] = ("ok",),
         photo_ids: Sequence[int] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(photo ids, float32 matrix) of photos with a vector for this model, by id."""
+        """(photo ids, float32 matrix) of photos with a vector for this model, by id.
+
+        Rows are converted straight into one preallocated matrix, so loading 100k
+        vectors needs little more memory than the matrix itself.
+        """
         sql = (
             f"SELECT p.id, e.dtype, e.dim, e.vector FROM photos p "
             f"JOIN embeddings e ON e.content_hash = p.content_hash AND e.model_id = ? "
             f"WHERE p.status IN ({_marks(statuses)})"
         )
-        rows = []
+        cur = self.conn.cursor()
+        cur.row_factory = None
         if photo_ids is None:
-            rows = self.conn.execute(sql + " ORDER BY p.id", [model_id, *statuses]).fetchall()
+            (upper,) = cur.execute(
+                f"SELECT COUNT(*) FROM photos WHERE status IN ({_marks(statuses)})", statuses
+            ).fetchone()
+            batches: Iterable[sqlite3.Cursor] = [
+                cur.execute(sql + " ORDER BY p.id", [model_id, *statuses])
+            ]
         else:
-            for chunk in _chunks(sorted(set(photo_ids)), 500):
-                rows += self.conn.execute(
+            wanted = sorted(set(photo_ids))
+            upper = len(wanted)
+            batches = (
+                cur.execute(
                     sql + f" AND p.id IN ({_marks(chunk)}) ORDER BY p.id",
                     [model_id, *statuses, *chunk],
-                ).fetchall()
-        if not rows:
+                )
+                for chunk in _chunks(wanted, 500)
+            )
+        ids = np.empty(upper, dtype=np.int64)
+        matrix: np.ndarray | None = None
+        n = 0
+        for rows in batches:
+            while block := rows.fetchmany(4096):
+                if matrix is None:
+                    matrix = np.empty((upper, int(block[0][2])), dtype=np.float32)
+                k = len(block)
+                ids[n : n + k] = [r[0] for r in block]
+                dtypes = {r[1] for r in block}
+                if len(dtypes) == 1:  # the usual case: one conversion per block
+                    joined = b"".join(r[3] for r in block)
+                    matrix[n : n + k] = np.frombuffer(joined, dtype=dtypes.pop()).reshape(k, -1)
+                else:
+                    for i, r in enumerate(block):
+                        matrix[n + i] = _unblob(r[3], r[1])
+                n += k
+        if matrix is None:
             return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        dim = int(rows[0][2])
-        dtypes = {r[1] for r in rows}
-        if len(dtypes) == 1:  # the usual case: one buffer, one conversion
-            (dtype,) = dtypes
-            joined = b"".join(r[3] for r in rows)
-            matrix = np.frombuffer(joined, dtype=dtype).reshape(len(rows), dim)
-            return ids, matrix.astype(np.float32)
-        matrix = np.empty((len(rows), dim), dtype=np.float32)
-        for i, (_, dtype, _, blob) in enumerate(rows):
-            matrix[i] = _unblob(blob, dtype)
-        return ids, matrix
+        return ids[:n].copy(), matrix[:n].copy() if n < upper else matrix
 
     # -- tags and their text vectors ---------------------------------------------
 
