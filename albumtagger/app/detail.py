@@ -33,6 +33,7 @@ from albumtagger.library.queries import PhotoDetail, PhotoTagInfo
 log = logging.getLogger(__name__)
 
 PREVIEW_SIZE = 640
+PREVIEW_MAX_HEIGHT = 360
 
 
 def plain_label(text: str = "", *, accessible: str = "") -> QLabel:
@@ -457,6 +458,7 @@ class DetailPanel(QScrollArea):
         had_focus = any(c.hasFocus() for c in self._chip_widgets)
         for chip in self._chip_widgets:
             self.chips.removeWidget(chip)
+            chip.hide()  # at once: deleteLater waits for the event loop
             chip.deleteLater()
         self._chip_widgets = []
         self._current_chip = None
@@ -477,6 +479,7 @@ class DetailPanel(QScrollArea):
             )
         if had_focus and self._current_chip is not None:
             self._current_chip.setFocus()
+        self.chips.invalidate()
         self.chips_box.updateGeometry()
 
     def chip_widgets(self) -> list[TagChip]:
@@ -533,8 +536,14 @@ class DetailPanel(QScrollArea):
         if isinstance(image, QImage):
             pix = QPixmap.fromImage(image)
             width = max(160, self.viewport().width() - 16)
-            if pix.width() > width:
-                pix = pix.scaledToWidth(width, Qt.TransformationMode.SmoothTransformation)
+            height = max(160, min(PREVIEW_MAX_HEIGHT, self.viewport().height() // 2))
+            if pix.width() > width or pix.height() > height:
+                pix = pix.scaled(
+                    width,
+                    height,
+                    Qt.AspectRatioMode.KeepAspectRatio,
+                    Qt.TransformationMode.SmoothTransformation,
+                )
             self.preview.setPixmap(pix)
         else:
             self.preview.setPixmap(QPixmap())
