@@ -7,13 +7,14 @@ one-line message on stderr that says what to do.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,19 @@ def _folder(p: argparse.ArgumentParser) -> None:
     p.add_argument("folder", type=Path, help="the photo folder")
 
 
+def _wait_option(p: argparse.ArgumentParser, *, waits: bool) -> None:
+    """`--wait`: how long to wait for another albumtagger working on the library."""
+    if waits:
+        text = "wait at most this long for another albumtagger working on the library "
+        text += "(default: as long as it takes; 0: refuse at once)"
+    else:
+        text = "wait this long for another albumtagger working on the library "
+        text += "(default 0: refuse at once)"
+    p.add_argument(
+        "--wait", type=float, metavar="SECONDS", default=None if waits else 0.0, help=text
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="albumtagger",
@@ -67,11 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(p)
     p.add_argument("--scan-only", action="store_true", help="only scan and read, no tagging")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
+    _wait_option(p, waits=True)
 
     p = sub.add_parser("watch", help="keep the folder tagged until interrupted")
     _folder(p)
     _model_options(p)
     p.add_argument("--poll", action="store_true", help="poll instead of filesystem events")
+    _wait_option(p, waits=True)
 
     p = sub.add_parser("tags", help="list photos with their tags")
     _folder(p)
@@ -106,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{action}", action="append", default=[], metavar="T", help=text)
     p.add_argument("--undo", action="store_true", help="undo the last correction")
     p.add_argument("--json", action="store_true")
+    _wait_option(p, waits=False)
     _model_options(p)
 
     p = sub.add_parser("review", help="suggestions worth a yes/no, nearest to their thresholds")
@@ -120,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer a review question: does TAG apply to PHOTO?",
     )
     p.add_argument("--json", action="store_true")
+    _wait_option(p, waits=False)
 
     p = sub.add_parser("vocab", help="list or edit the tag vocabulary")
     _folder(p)
@@ -130,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--remove", action="append", metavar="T", help="remove a tag")
     p.add_argument("--json", action="store_true")
+    _wait_option(p, waits=False)
     _model_options(p)
 
     p = sub.add_parser("export-xmp", help="write tags to XMP sidecars for other photo tools")
@@ -146,10 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="sidecar names (auto: photo.jpg.xmp, or photo.xmp where one exists)",
     )
     p.add_argument("--json", action="store_true")
+    _wait_option(p, waits=False)
 
     p = sub.add_parser("cleanup", help="forget photos marked missing")
     _folder(p)
     p.add_argument("--json", action="store_true")
+    _wait_option(p, waits=False)
 
     p = sub.add_parser("embed", help="print GME vectors of images and texts (texts as queries)")
     _model_options(p)
@@ -206,10 +227,37 @@ def _printable(text: str) -> str:
     return text.translate(_CONTROL)
 
 
-def _open(folder: Path, *, create: bool = False):  # -> Library
-    from albumtagger.library.folder import open_library
+def _open(folder: Path, *, create: bool = False, write: argparse.Namespace | None = None):
+    """The library of `folder` (a `Library`): to read, or with `write` (the command's
+    arguments, for `--wait`) holding the one-writer lock."""
+    from albumtagger.library.folder import WriteAccess, open_library
 
-    return open_library(folder, data_dir(), create=create)
+    access = None
+    if write is not None:
+        access = WriteAccess(getattr(write, "wait", 0.0), _tell_waiting)
+    with _busy_hint():
+        return open_library(folder, data_dir(), create=create, write=access)
+
+
+def _tell_waiting(holder: Any) -> None:
+    print(
+        f"Waiting for another albumtagger working on this library ({holder.describe()}) "
+        "to finish (Ctrl-C to stop)...",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+@contextlib.contextmanager
+def _busy_hint() -> Iterator[None]:
+    """A refusal because another albumtagger holds the library says how to wait."""
+    from albumtagger.library.lock import LibraryBusyError
+
+    try:
+        yield
+    except LibraryBusyError as exc:
+        hint = f"{exc} Or give --wait SECONDS to wait for it."
+        raise LibraryBusyError(hint, exc.holder) from None
 
 
 def _print_json(data: Any) -> None:
@@ -277,25 +325,31 @@ def _session(
     create: bool = False,
     on_event=None,
     backup: bool = True,
+    write: bool = True,
     **changes,
 ):
-    """The library's session for a command that writes (its own model unless told)."""
+    """The library's session (its own model unless told); one that writes holds the
+    library's one-writer lock, waiting for it as `--wait` says."""
     from albumtagger.library.thumbnails import ThumbnailCache
     from albumtagger.session import LibrarySession
 
     settings = _settings(args)
     for section, values in changes.items():
         settings = replace_section(settings, section, **values)
-    return LibrarySession(
-        args.folder,
-        settings,
-        data_dir=data_dir(),
-        on_event=on_event,
-        explicit_model=_explicit_model_fields(args),
-        create=create,
-        thumbnails=ThumbnailCache(),
-        backup=backup,
-    )
+    with _busy_hint():
+        return LibrarySession(
+            args.folder,
+            settings,
+            data_dir=data_dir(),
+            on_event=on_event,
+            explicit_model=_explicit_model_fields(args),
+            create=create,
+            thumbnails=ThumbnailCache(),
+            backup=backup,
+            write=write,
+            wait=getattr(args, "wait", 0.0),
+            on_wait=_tell_waiting,
+        )
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -440,7 +494,7 @@ def cmd_find(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise UsageError("--top must be at least 1.")
-    with _session(args, backup=False) as session:
+    with _session(args, backup=False, write=False) as session:
         ids, scores = session.search(args.query, top=args.top)
         paths = {r.id: r.path for r in session.store.photos()}
         hits = [(paths[int(i)], float(sc)) for i, sc in zip(ids, scores, strict=True)]
@@ -511,7 +565,7 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 
 def cmd_vocab(args: argparse.Namespace) -> int:
-    with _session(args, create=True, backup=False) as session:
+    with _session(args, create=True, backup=False, write=not args.list) as session:
         change = None
         if args.add:
             change = session.add_tags(args.add)
@@ -566,7 +620,7 @@ def cmd_export_xmp(args: argparse.Namespace) -> int:
     from albumtagger.library.xmp import XmpWriteError, export_xmp
 
     suggested = args.suggested or _settings(args).xmp.include_suggested
-    with _open(args.folder) as library:
+    with _open(args.folder, write=args) as library:
         try:
             report = export_xmp(library, include_suggested=suggested, style=args.style)
             failure = None
@@ -590,7 +644,7 @@ def cmd_export_xmp(args: argparse.Namespace) -> int:
 def cmd_cleanup(args: argparse.Namespace) -> int:
     from albumtagger.library.xmp import remove_sidecars
 
-    with _open(args.folder) as library:
+    with _open(args.folder, write=args) as library:
         missing = [r.path for r in library.store.photos(statuses=("missing",))]
         sidecars = remove_sidecars(library, missing)
         removed = library.store.remove_missing()

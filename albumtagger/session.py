@@ -30,7 +30,8 @@ from albumtagger.events import (
     Notice,
     from_store_changes,
 )
-from albumtagger.library.folder import open_library
+from albumtagger.library.folder import WriteAccess, open_library
+from albumtagger.library.lock import Holder
 from albumtagger.library.scanner import CancelToken
 from albumtagger.library.thumbnails import ThumbnailCache
 from albumtagger.tagging.encoder import QUERY_INSTRUCTION
@@ -87,13 +88,27 @@ class LibrarySession:
         thumbnails: ThumbnailCache | None = None,
         encoder: object | None = None,
         backup: bool = True,
+        write: bool = True,
+        wait: float | None = 0.0,
+        on_wait: Callable[[Holder], None] | None = None,
     ) -> None:
+        """`write`: take the library's one-writer lock (held until `close`); a session
+        opened only to read (search, listings) leaves it alone. `wait`: how long to wait
+        for another process that holds it (0: raise `LibraryBusyError` at once; None:
+        as long as it takes), with `on_wait(holder)` told when the waiting starts."""
         self._on_event = on_event
-        self.library = open_library(root, data_dir or config.data_dir(), create=create)
+        access = WriteAccess(wait, on_wait) if write else None
+        self.library = open_library(
+            root, data_dir or config.data_dir(), create=create, write=access
+        )
         self.store = self.library.store
         self.root = self.library.root
         self.db_path = self.store.db_path
-        self.settings = library_settings(self.store, settings, explicit_model)
+        try:
+            self.settings = library_settings(self.store, settings, explicit_model)
+        except BaseException:
+            self.library.close()
+            raise
         self.thumbnails = thumbnails
         self._encoder = encoder
         self._closed = CancelToken()

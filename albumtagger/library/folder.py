@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from albumtagger.errors import LibraryOfflineError, UsageError, UserError
+from albumtagger.errors import LibraryOfflineError, SidecarError, UsageError, UserError
+from albumtagger.library.lock import Holder, WriterLock
 from albumtagger.library.store import SIDECAR_DIR, Store, fallback_sidecar_path, sidecar_path
 
 log = logging.getLogger(__name__)
@@ -21,6 +23,9 @@ class Library:
     root: Path
     store: Store
     sidecar_in_folder: bool
+    writer: WriterLock | None = None
+    """The one-writer lock, held while the library is open for writing (None: opened
+    for reading only)."""
 
     def is_online(self) -> bool:
         """The root is there and readable, and (for an in-folder sidecar) still holds it.
@@ -39,7 +44,11 @@ class Library:
         return True
 
     def close(self) -> None:
-        self.store.close()
+        try:
+            self.store.close()
+        finally:
+            if self.writer is not None:
+                self.writer.release()
 
     def __enter__(self) -> Library:
         return self
@@ -52,13 +61,53 @@ def _writable(folder: Path) -> bool:
     return os.access(folder, os.W_OK | os.X_OK)
 
 
-def open_library(root: Path, data_dir: Path, *, create: bool = True) -> Library:
+@dataclass(frozen=True)
+class WriteAccess:
+    """How to take a library's writer lock: `wait` seconds (0: refuse at once; None: as
+    long as it takes), `on_wait(holder)` told when waiting starts, `command` recorded."""
+
+    wait: float | None = 0.0
+    on_wait: Callable[[Holder], None] | None = None
+    command: str | None = None
+
+
+def _open_store(
+    db_path: Path, write: WriteAccess | None, fallback: bool = False
+) -> tuple[Store, WriterLock | None]:
+    """The store at `db_path`, with its writer lock taken first when writing."""
+    lock = None
+    if write is not None:
+        lock = WriterLock(db_path.parent, write.command)
+        try:
+            lock.acquire(write.wait, write.on_wait)
+        except PermissionError as exc:
+            if not fallback:
+                raise SidecarError(
+                    f"Cannot create the lock file {lock.path} ({exc.strerror or exc}); "
+                    "check that the folder can be written."
+                ) from None
+            raise
+    try:
+        return Store(db_path), lock
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+
+
+def open_library(
+    root: Path, data_dir: Path, *, create: bool = True, write: WriteAccess | None = None
+) -> Library:
     """Open the library of `root`, creating its sidecar if `create`.
 
     The sidecar goes in `root/.albumtagger/`; if the folder is read-only it goes in
     the user data dir instead (see `Library.sidecar_in_folder`, which the UI reports).
     Raises `LibraryOfflineError` when the folder is missing and has no sidecar we can
     reach, and `UserError` when there is no library and `create` is false.
+
+    With `write`, the library's writer lock is taken before the sidecar is opened (and
+    migrated), and held until `Library.close`: a second writer waits or gets
+    `LibraryBusyError` naming the first. Without it, open only to read.
     """
     root = Path(root).expanduser().absolute()
     if root.exists() and not root.is_dir():
@@ -66,9 +115,9 @@ def open_library(root: Path, data_dir: Path, *, create: bool = True) -> Library:
     inside = sidecar_path(root)
     outside = fallback_sidecar_path(root, data_dir)
     if inside.is_file():
-        return Library(root, Store(inside), True)
+        return Library(root, *_with_lock(inside, write, True))
     if outside.is_file():
-        return Library(root, Store(outside), False)
+        return Library(root, *_with_lock(outside, write, False))
     if not root.is_dir():
         raise LibraryOfflineError(
             f"The folder {root} is not there (a drive unplugged or a folder renamed?). "
@@ -78,8 +127,15 @@ def open_library(root: Path, data_dir: Path, *, create: bool = True) -> Library:
         raise UserError(f"{root} has no albumtagger library yet: index the folder first.")
     if (root / SIDECAR_DIR).is_dir() or _writable(root):
         try:
-            return Library(root, Store(inside), True)
+            return Library(root, *_with_lock(inside, write, True, fallback=True))
         except PermissionError:
             pass
     log.warning("%s is read-only; keeping its library in %s", root, outside.parent)
-    return Library(root, Store(outside), False)
+    return Library(root, *_with_lock(outside, write, False))
+
+
+def _with_lock(
+    db_path: Path, write: WriteAccess | None, in_folder: bool, *, fallback: bool = False
+) -> tuple[Store, bool, WriterLock | None]:
+    store, lock = _open_store(db_path, write, fallback)
+    return store, in_folder, lock

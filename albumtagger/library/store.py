@@ -39,6 +39,12 @@ SIDECAR_NAME = "library.sqlite"
 BACKUP_DIR = "backups"
 BACKUPS_KEPT = 5
 BACKUP_INTERVAL_S = 24 * 3600
+QUICK_CHECK_MAX_BYTES = 16 * 2**20
+"""Sidecars up to this size (about 10k photos) get `PRAGMA quick_check` when opened
+(about 0.05 s at the limit, measured); larger ones get the header check only, and damage
+met later is reported as it is met, before anything is written over it."""
+STALE_PARTIAL_S = 3600
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 SCHEMA_MAJOR = 1
 SCHEMA_VERSION = 102  # 1.2
@@ -226,6 +232,114 @@ class FeedbackEvent:
     at: float
 
 
+class SidecarWriteError(SidecarError, sqlite3.OperationalError):
+    """A write could not be saved: the disk is full, an I/O error, a read-only file. The
+    transaction was rolled back: what was saved before is intact, and a retry works once
+    the cause is gone. (Also an `sqlite3.OperationalError`, for code that catches those.)"""
+
+
+class SidecarDamagedError(SidecarError, sqlite3.DatabaseError):
+    """The sidecar file is damaged; nothing is written to it. `backup` is the newest
+    backup that passes SQLite's check (None when there is none)."""
+
+    def __init__(self, message: str, backup: Path | None = None) -> None:
+        super().__init__(message)
+        self.backup = backup
+
+
+_FULL = ("SQLITE_FULL",)
+_IOERR = ("SQLITE_IOERR",)
+_READONLY = ("SQLITE_READONLY",)
+_CORRUPT = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+
+
+def _error_kind(exc: sqlite3.Error) -> str | None:
+    """'full', 'io', 'readonly', 'damaged' or None (an error of another kind)."""
+    name = str(getattr(exc, "sqlite_errorname", "") or "")
+    text = str(exc).lower()
+    if name.startswith(_FULL) or "database or disk is full" in text:
+        return "full"
+    if name.startswith(_CORRUPT) or "malformed" in text or "file is not a database" in text:
+        return "damaged"
+    if name.startswith(_IOERR) or "disk i/o error" in text:
+        return "io"
+    if name.startswith(_READONLY) or "readonly database" in text:
+        return "readonly"
+    return None
+
+
+def latest_good_backup(backup_dir: Path) -> Path | None:
+    """The newest backup in `backup_dir` that passes `PRAGMA quick_check`."""
+    if not backup_dir.is_dir():
+        return None
+    for candidate in sorted(backup_dir.glob("library-*.sqlite"), reverse=True):
+        if _file_check(candidate, quick=True) is None:
+            return candidate
+    return None
+
+
+def _file_check(path: Path, *, quick: bool) -> str | None:
+    """What is wrong with the SQLite file at `path` (None: nothing found). Reads only.
+
+    Always: the 100-byte header (magic, page size). With `quick`: `PRAGMA quick_check`
+    (every page of every table and index; not the cross-checks of integrity_check).
+    """
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(100)
+    except OSError as exc:
+        return f"cannot read it: {exc.strerror or exc}"
+    if size == 0:
+        return None  # made but never written: SQLite starts it afresh
+    if len(head) < 100 or not head.startswith(_SQLITE_MAGIC):
+        return "it is not an SQLite database (the header is wrong)"
+    page = int.from_bytes(head[16:18], "big")
+    page = 65536 if page == 1 else page
+    if page < 512 or page & (page - 1):
+        return f"the header gives an impossible page size ({page})"
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
+    except sqlite3.Error as exc:
+        return str(exc)
+    try:
+        conn.execute("PRAGMA query_only = 1")
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        if quick:
+            rows = [str(r[0]) for r in conn.execute("PRAGMA quick_check(5)")]
+            if rows != ["ok"]:
+                return "; ".join(rows)[:300]
+    except sqlite3.Error as exc:
+        return str(exc)
+    finally:
+        conn.close()
+    return None
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose write failures (disk full, I/O error, damage) come out as
+    `SidecarWriteError` / `SidecarDamagedError` with a message for the user."""
+
+    store: Store | None = None
+
+    def execute(self, sql: str, parameters=(), /):  # type: ignore[override]
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.Error as exc:
+            raise self._mapped(exc) from exc
+
+    def executemany(self, sql: str, parameters, /):  # type: ignore[override]
+        try:
+            return super().executemany(sql, parameters)
+        except sqlite3.Error as exc:
+            raise self._mapped(exc) from exc
+
+    def _mapped(self, exc: sqlite3.Error) -> BaseException:
+        if self.store is None or isinstance(exc, SidecarError):
+            return exc
+        return self.store._user_error(exc) or exc
+
+
 def sidecar_path(root: Path) -> Path:
     return root / SIDECAR_DIR / SIDECAR_NAME
 
@@ -264,6 +378,7 @@ class Store:
         self._listener: Callable[[dict[str, set[int]]], None] | None = None
         self._changes: dict[str, set[int]] = {}
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self._check_file()
         self._migrate()
 
     # -- change log ---------------------------------------------------------------
@@ -293,16 +408,77 @@ class Store:
 
     # -- connections ----------------------------------------------------------
 
+    def _check_file(self) -> None:
+        """Refuse a damaged sidecar before anything is written to it: the header always,
+        `PRAGMA quick_check` when the file is small enough to check quickly."""
+        if not self.db_path.exists():
+            return
+        try:
+            quick = self.db_path.stat().st_size <= QUICK_CHECK_MAX_BYTES
+        except OSError:
+            quick = False
+        problem = _file_check(self.db_path, quick=quick)
+        if problem is not None:
+            raise self._damaged(problem)
+
+    def _damaged(self, problem: str) -> SidecarDamagedError:
+        backup = latest_good_backup(self.backup_dir)
+        if backup is not None:
+            advice = (
+                f"Restore the last verified backup, {backup}: quit albumtagger and copy it "
+                f"over {self.db_path} (remove {self.db_path.name}-wal and -shm beside it)"
+            )
+        else:
+            advice = (
+                f"There is no backup in {self.backup_dir}: Restore a copy from elsewhere if "
+                f"you have one, or move {self.db_path} away to start afresh"
+            )
+        return SidecarDamagedError(
+            f"The library database {self.db_path} is damaged ({problem}); albumtagger does "
+            f"not write to it. {advice}.",
+            backup,
+        )
+
+    def _user_error(self, exc: sqlite3.Error) -> SidecarError | None:
+        """The user's version of a failed statement, or None to let it through."""
+        kind = _error_kind(exc)
+        if kind is None:
+            return None
+        unsaved = "the last change was not saved (everything saved before is intact)"
+        if kind == "full":
+            return SidecarWriteError(
+                f"The disk holding the library {self.db_path} is full: {unsaved}. "
+                "Free some space and try again."
+            )
+        if kind == "io":
+            return SidecarWriteError(
+                f"Could not write the library {self.db_path} ({exc}; the drive may have "
+                f"been unplugged or be failing): {unsaved}. Check the drive and try again."
+            )
+        if kind == "readonly":
+            return SidecarWriteError(
+                f"The library {self.db_path} cannot be written (read-only): {unsaved}. "
+                "Make the folder writable and try again."
+            )
+        return self._damaged(str(exc))
+
     def _connect(self) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(
-                self.db_path, isolation_level=None, timeout=30.0, check_same_thread=False
+                self.db_path,
+                isolation_level=None,
+                timeout=30.0,
+                check_same_thread=False,
+                factory=_Connection,
             )
+            conn.store = self
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA busy_timeout = 30000")
+        except SidecarError:
+            raise
         except sqlite3.DatabaseError as exc:
             raise SidecarError(
                 f"The library database {self.db_path} cannot be opened ({exc}). "
@@ -352,7 +528,8 @@ class Store:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT, rolled back on any error. Nests as a no-op."""
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any error (a failed COMMIT too: a
+        full disk or an I/O error raises `SidecarWriteError`). Nests as a no-op."""
         conn = self.conn
         if conn.in_transaction:
             yield conn
@@ -360,12 +537,27 @@ class Store:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
             self._changes = {}
+            self._abandon(conn)
             raise
-        conn.execute("COMMIT")
         self._flush()
+
+    def _abandon(self, conn: sqlite3.Connection) -> None:
+        """Roll back after a failure; a connection that cannot even roll back (the drive
+        went away) is closed, which rolls back too, and the next use opens a new one."""
+        if not conn.in_transaction:
+            return  # SQLite rolled back by itself (it does on a full disk or I/O error)
+        try:
+            sqlite3.Connection.execute(conn, "ROLLBACK")
+        except sqlite3.Error:
+            log.warning("Rollback of %s failed; reopening the connection", self.db_path)
+            if getattr(self._local, "conn", None) is conn:
+                self.release_thread_connection()
+            else:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
 
     # -- schema -----------------------------------------------------------------
 
@@ -375,6 +567,8 @@ class Store:
     def _migrate(self) -> None:
         try:
             version = self.schema_version()
+        except SidecarError:
+            raise
         except sqlite3.DatabaseError as exc:
             raise SidecarError(
                 f"{self.db_path} is not a usable albumtagger library ({exc}). "
@@ -432,19 +626,35 @@ class Store:
     def backup(self, reason: str = "manual") -> Path:
         """Copy the database with SQLite's backup API and verify the copy.
 
-        A copy that fails `PRAGMA integrity_check` is deleted and the error raised;
-        only the newest `BACKUPS_KEPT` good copies are kept.
+        The copy is written as `.partial` and gets its final name only once it passed
+        `PRAGMA integrity_check`, so every `library-*.sqlite` was verified. A copy that
+        fails is deleted and the error raised, and nothing is rotated out: old backups
+        go only after a new verified one exists, which is then the newest kept (the
+        newest `BACKUPS_KEPT` are kept). Leftover `.partial` files of a backup that was
+        interrupted (a crash) are removed once they are old.
         """
         self.backup_dir.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_partials()
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
         target = self.backup_dir / f"library-{stamp}-{reason}.sqlite"
         partial = target.with_suffix(".partial")
-        dest = sqlite3.connect(partial)
         try:
-            self.conn.backup(dest)
-            result = dest.execute("PRAGMA integrity_check").fetchone()[0]
-        finally:
-            dest.close()
+            dest = sqlite3.connect(partial)
+            try:
+                self.conn.backup(dest)
+                result = dest.execute("PRAGMA integrity_check").fetchone()[0]
+            finally:
+                dest.close()
+        except sqlite3.Error as exc:
+            partial.unlink(missing_ok=True)
+            mapped = self._user_error(exc)
+            if isinstance(mapped, SidecarWriteError):
+                raise SidecarWriteError(
+                    f"The backup of {self.db_path} could not be written to {self.backup_dir} "
+                    f"({exc}); the library itself is unchanged. Free some space or check the "
+                    "drive; the next backup is tried later."
+                ) from exc
+            raise mapped or exc from exc
         if result != "ok":
             partial.unlink(missing_ok=True)
             raise SidecarError(
@@ -453,9 +663,16 @@ class Store:
             )
         os.replace(partial, target)
         for old in self.backups()[:-BACKUPS_KEPT]:
-            old.unlink(missing_ok=True)
+            if old != target:  # never the new verified one, whatever the clock says
+                old.unlink(missing_ok=True)
         log.info("Backed up sidecar to %s", target)
         return target
+
+    def _remove_stale_partials(self) -> None:
+        for partial in self.backup_dir.glob("library-*.partial"):
+            with contextlib.suppress(OSError):
+                if _now() - partial.stat().st_mtime > STALE_PARTIAL_S:
+                    partial.unlink()
 
     def integrity_ok(self) -> bool:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
