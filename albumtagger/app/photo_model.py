@@ -165,14 +165,17 @@ class PhotoListModel(QAbstractListModel):
     def forget(self, photo_ids: Iterable[int]) -> list[int]:
         """Changed photos: read their summaries again; returns the rows they are shown in."""
         self._generation += 1
-        ids = [int(i) for i in photo_ids]
-        for i in ids:
-            if i in self._summaries:
-                self._stale[i] = self._generation
-        rows = self.rows_of(ids)
-        for r in rows:
-            self._fetched_pages.discard(r // PAGE)
-        return rows
+        changed = np.asarray(tuple(photo_ids), dtype=np.int64)
+        if len(changed) == 0:
+            return []
+        cached = np.fromiter(self._summaries.keys(), dtype=np.int64, count=len(self._summaries))
+        for i in cached[np.isin(cached, changed)].tolist():
+            self._stale[i] = self._generation
+        if len(self._ids) == 0:
+            return []
+        rows = np.flatnonzero(np.isin(self._ids, changed))
+        self._fetched_pages.difference_update(np.unique(rows // PAGE).tolist())
+        return rows.tolist()
 
     def forget_all(self) -> None:
         self._summaries.clear()

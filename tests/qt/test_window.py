@@ -22,9 +22,11 @@ def open_indexed(qtbot, make_window, folder: Path, **kwargs):
     with qtbot.waitSignal(window.library_opened, timeout=30_000):
         window.open_folder(folder)
     qtbot.waitUntil(
-        lambda: window.model.rowCount() == PHOTOS
-        and window.tags_panel.model.rowCount() > 0
-        and not window.counts_pending(),
+        lambda: (
+            window.model.rowCount() == PHOTOS
+            and window.tags_panel.model.rowCount() > 0
+            and not window.counts_pending()
+        ),
         timeout=30_000,
     )
     return window
@@ -110,8 +112,13 @@ def test_a_photo_copied_in_while_running_appears_tagged(
     pid = int(window.queries.photo_ids(PhotoFilter(name="arrived"))[0])
     row = window.model.row_of(pid)
     assert row >= 0
-    window.model.ensure_rows(row, row)
-    assert window.model.summary_of(pid).status == "ok"
+
+    def fresh() -> bool:
+        window.model.ensure_rows(row, row)
+        summary = window.model.summary_of(pid)
+        return summary is not None and summary.status == "ok"
+
+    qtbot.waitUntil(fresh, timeout=10_000)
 
 
 # -- filters --------------------------------------------------------------------------------
@@ -414,3 +421,66 @@ def test_offline_folder(qtbot, make_window, tmp_path: Path) -> None:
     window.open_folder(tmp_path / "unplugged-drive")
     qtbot.waitUntil(lambda: "offline" in window.message_page.title.text(), timeout=10_000)
     assert window.message_page.button.text() == "Try again"
+
+
+def test_pause_resume_and_cancel(qtbot, make_window, tmp_path: Path) -> None:
+    folder = tmp_path / "slow"
+    for i in range(48):
+        make_photo(folder / f"p{i:03d}.jpg", seed=3000 + i, size=(160, 120))
+    window = make_window()
+    window.open_folder(folder)
+    qtbot.waitUntil(
+        lambda: window.last_progress is not None and window.last_progress.phase == "tag",
+        timeout=60_000,
+    )
+    window.pause()
+    assert window.job.pause_button.text() == "Resume"
+    # the batch in flight finishes; then nothing is tagged while paused
+    qtbot.wait(1500)
+    done = window.queries.quick_counts().by_status["ok"]
+    qtbot.wait(1000)
+    assert window.queries.quick_counts().by_status["ok"] == done
+    # browsing and corrections are answered while paused
+    pid = first_photo(window)
+    window.detail.add_field.setText("paused tag")
+    with qtbot.waitSignal(window.correction_done, timeout=30_000) as blocker:
+        qtbot.keyClick(window.detail.add_field, Qt.Key.Key_Return)
+    assert not blocker.args[0].error
+    assert "paused tag" in {t.name for t in window.queries.photo_tags(pid)}
+    window.resume()
+    assert window.job.pause_button.text() == "Pause"
+    wait_indexed(qtbot, window, 48)
+
+
+def test_drop_a_folder_and_switch_libraries(
+    qtbot, make_window, indexed_folder: Path, photo_folder: Path
+) -> None:
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    window = make_window()
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(indexed_folder))])
+    event = QDropEvent(
+        QPointF(50, 50),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    with qtbot.waitSignal(window.library_opened, timeout=30_000):
+        window.dropEvent(event)
+    assert window.root == indexed_folder
+    first_handle = window.handle
+    # a second library: its worker replaces the first one's, which is stopped
+    with qtbot.waitSignal(window.library_opened, timeout=60_000):
+        window.open_folder(photo_folder)
+    assert not first_handle.is_running()
+    assert window.library_box.itemData(window.library_box.currentIndex()) == str(photo_folder)
+    assert window.recent_folders() == [str(photo_folder), str(indexed_folder)]
+    # and back through the library selector
+    index = window.library_box.findData(str(indexed_folder))
+    with qtbot.waitSignal(window.library_opened, timeout=30_000):
+        window.library_box.activated.emit(index)
+    qtbot.waitUntil(lambda: window.model.rowCount() == PHOTOS, timeout=30_000)
+    assert window.root == indexed_folder
