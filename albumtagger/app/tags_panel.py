@@ -43,6 +43,23 @@ QUICK = (
 _STATUS_QUICK = ("damaged", "missing", "pending")
 
 _MARK = {INCLUDE: "+", EXCLUDE: "\u2212"}
+_ALIGN = int(Qt.ItemDataRole.TextAlignmentRole)
+_FONT = int(Qt.ItemDataRole.FontRole)
+_FOREGROUND = int(Qt.ItemDataRole.ForegroundRole)
+_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+_ROLES = frozenset(
+    int(r)
+    for r in (
+        TAG_ID_ROLE,
+        NAME_ROLE,
+        Qt.ItemDataRole.DisplayRole,
+        Qt.ItemDataRole.TextAlignmentRole,
+        Qt.ItemDataRole.FontRole,
+        Qt.ItemDataRole.ForegroundRole,
+        Qt.ItemDataRole.ToolTipRole,
+        Qt.ItemDataRole.AccessibleTextRole,
+    )
+)
 
 
 def _count_text(n: int) -> str:
@@ -57,6 +74,11 @@ class TagTableModel(QAbstractTableModel):
         self._tags: list[TagInfo] = []
         self._counts: dict[int, int] = {}
         self._states: dict[int, str] = {}
+        self._bold = QFont()
+        self._bold.setBold(True)
+        self._struck = QFont(self._bold)
+        self._struck.setStrikeOut(True)
+        self._dim = QPalette().brush(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
 
     def set_tags(self, tags: list[TagInfo]) -> None:
         self.beginResetModel()
@@ -132,7 +154,9 @@ class TagTableModel(QAbstractTableModel):
         return None
 
     def data(self, index, role: int = Qt.ItemDataRole.DisplayRole):
-        if not index.isValid():
+        # Called thousands of times per repaint: plain ints, nothing built per call.
+        role = int(role)
+        if role not in _ROLES or not index.isValid():
             return None
         tag = self._tags[index.row()]
         state = self._states.get(tag.id)
@@ -146,15 +170,12 @@ class TagTableModel(QAbstractTableModel):
             if col == 0:
                 return f"{_MARK[state]} {tag.name}" if state else f"   {tag.name}"
             return _count_text(n)
-        if role == Qt.ItemDataRole.TextAlignmentRole and col == 1:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.FontRole and state:
-            font = QFont()
-            font.setBold(True)
-            font.setStrikeOut(state == EXCLUDE)
-            return font
-        if role == Qt.ItemDataRole.ForegroundRole and not state and n == 0:
-            return QPalette().brush(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
+        if role == _ALIGN:
+            return _RIGHT if col == 1 else None
+        if role == _FONT:
+            return None if not state else (self._struck if state == EXCLUDE else self._bold)
+        if role == _FOREGROUND:
+            return self._dim if not state and n == 0 else None
         if role == Qt.ItemDataRole.ToolTipRole:
             what = {
                 INCLUDE: "Showing only photos with this tag",
