@@ -889,7 +889,10 @@ class MainWindow(QMainWindow):
             return
         self._worker_idle = idle
         if idle and not self.job.paused:
-            self.job.set_idle("Watching the folder" if self._watch else "Ready")
+            if self.handle.worker.flags.cancelled.is_set():
+                self.job.set_idle("Stopped: Tag again (F5) goes on")
+            else:
+                self.job.set_idle("Watching the folder" if self._watch else "Ready")
 
     def _show_error(self, reply: Reply) -> None:
         if reply.error_kind == "model":
@@ -940,7 +943,7 @@ class MainWindow(QMainWindow):
             self.handle.cancel_job()
         if self.job.paused:
             self.resume()
-        self.show_notice("Stopping\u2026 photos already tagged are kept; F5 tags the rest.")
+        self.show_notice("Stopped. Photos already tagged are kept; Tag again (F5) goes on.")
 
     def reindex(self) -> None:
         if self.handle is not None:

@@ -105,6 +105,8 @@ class Reply:
 class _Flags:
     stop: threading.Event = field(default_factory=threading.Event)
     paused: threading.Event = field(default_factory=threading.Event)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    """Set by Cancel: no tagging (nor watching) until the window asks again."""
 
 
 SessionFactory = Callable[..., Any]
@@ -214,6 +216,7 @@ class Worker(QObject):
     def submit(self, request: Request) -> None:
         if isinstance(request, Reindex):
             self._watch_retry_at = 0.0
+            self.flags.cancelled.clear()
             if self._session is not None and self._job is None:
                 self._job = iter(self._session.index())
         else:
@@ -237,7 +240,9 @@ class Worker(QObject):
         thread.quit()
 
     def cancel_now(self) -> None:
-        """From any thread: stop the running job at its next check."""
+        """From any thread: stop the running job at its next check, and keep from
+        tagging (watching included) until a `Reindex` request."""
+        self.flags.cancelled.set()
         with self._session_lock:
             session = self._session
         if session is not None:
@@ -291,7 +296,8 @@ class Worker(QObject):
                 self._job_step()
                 self._kick()
                 return
-            if self._watch and not paused and self._job is None:
+            cancelled = self.flags.cancelled.is_set()
+            if self._watch and not paused and not cancelled and self._job is None:
                 if time.monotonic() < self._watch_retry_at:
                     self._set_idle(True)
                     self._kick(IDLE_WATCH_MS)

@@ -484,3 +484,23 @@ def test_drop_a_folder_and_switch_libraries(
         window.library_box.activated.emit(index)
     qtbot.waitUntil(lambda: window.model.rowCount() == PHOTOS, timeout=30_000)
     assert window.root == indexed_folder
+
+
+def test_cancel_stops_tagging_until_tag_again(qtbot, make_window, tmp_path: Path) -> None:
+    folder = tmp_path / "cancelled"
+    for i in range(80):
+        make_photo(folder / f"p{i:03d}.jpg", seed=4000 + i, size=(200, 150))
+    window = make_window()
+    window.open_folder(folder)
+    qtbot.waitUntil(
+        lambda: window.last_progress is not None and window.last_progress.phase == "tag",
+        timeout=60_000,
+    )
+    window.cancel_job()
+    qtbot.waitUntil(lambda: window.job.label.text().startswith("Stopped"), timeout=30_000)
+    left = window.queries.quick_counts().pending
+    qtbot.wait(1500)
+    assert window.queries.quick_counts().pending == left  # watching does not tag them either
+    assert "Tag again" in window.last_notice
+    window.act_reindex.trigger()
+    wait_indexed(qtbot, window, 80)
