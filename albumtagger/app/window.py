@@ -467,13 +467,20 @@ class MainWindow(QMainWindow):
                 f"{message}\nConnect the drive (or check the path), then try again.",
                 "Try again",
             )
+        elif kind == "busy":
+            self.message_page.show_message(
+                "This library is in use",
+                f"{message}\nClose the other program (or wait for it to finish), then try "
+                "again.",
+                "Try again",
+            )
         else:
             self.message_page.show_message(
                 "This folder cannot be opened", message, "Choose another folder\u2026"
             )
 
     def _message_action(self) -> None:
-        if getattr(self, "_message_kind", "") == "offline" and self.root is not None:
+        if getattr(self, "_message_kind", "") in ("offline", "busy") and self.root is not None:
             self.open_folder(self.root)
         else:
             self.choose_folder()

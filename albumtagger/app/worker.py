@@ -196,7 +196,8 @@ class Worker(QObject):
             self.open_failed.emit("offline", str(exc))
             return
         except UserError as exc:
-            self.open_failed.emit("user", str(exc))
+            busy = type(exc).__name__ == "LibraryBusyError"  # another process writes it
+            self.open_failed.emit("busy" if busy else "user", str(exc))
             return
         except Exception as exc:
             log.exception("opening %s failed", self.root)

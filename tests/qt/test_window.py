@@ -504,3 +504,26 @@ def test_cancel_stops_tagging_until_tag_again(qtbot, make_window, tmp_path: Path
     assert "Tag again" in window.last_notice
     window.act_reindex.trigger()
     wait_indexed(qtbot, window, 80)
+
+
+def test_a_library_in_use_elsewhere_says_so(
+    qtbot, make_window, indexed_folder: Path, app_env
+) -> None:
+    from albumtagger.session import LibrarySession
+
+    other = LibrarySession(indexed_folder, load_settings_for_test(), backup=False)
+    try:
+        window = make_window()
+        window.open_folder(indexed_folder)
+        qtbot.waitUntil(lambda: "in use" in window.message_page.title.text(), timeout=10_000)
+        assert window.message_page.button.text() == "Try again"
+    finally:
+        other.close()
+    with qtbot.waitSignal(window.library_opened, timeout=30_000):
+        qtbot.mouseClick(window.message_page.button, Qt.MouseButton.LeftButton)
+
+
+def load_settings_for_test():
+    from albumtagger.config import load_settings
+
+    return load_settings()
