@@ -35,9 +35,22 @@ class ModelSettings:
     device: str = "auto"
     """auto, cuda, mps or cpu."""
     dtype: str = "auto"
-    """auto, float32, bfloat16 or float16."""
-    min_image_tokens: int = 256
-    max_image_tokens: int = 1280
+    """auto, float32, bfloat16, float16, or int8 (CPU only: dynamic int8 weights)."""
+    min_image_tokens: int = 0
+    max_image_tokens: int = 0
+    """The image token budget: speed against detail. One token is a 28 x 28 pixel patch
+    of the resized photo; a photo is resized to at most `max_image_tokens` (and scaled up
+    to at least `min_image_tokens`). More tokens see smaller things (text, faces in a
+    crowd) and cost about proportionally more time. 0 is automatic: 256..1280 on a GPU
+    (the published recipe; a 12 MP photo gets about 1,230 tokens), 64..256 on a CPU
+    (5x less work). A library keeps the budget it was first tagged with."""
+    coarse_first: str = "auto"
+    """auto, on or off. On: new photos are first tagged at `first_pass_tokens`, so the
+    whole library has tags soon; while the app is open or a folder is watched and
+    nothing else waits, they are refined at the full budget, newest first. auto is on
+    where the model runs on a CPU."""
+    first_pass_tokens: int = 64
+    """Image token budget of the coarse first pass (at most this many tokens)."""
     batch_size: int = 0
     """Photos per forward pass; 0 picks one for the device."""
 
@@ -155,15 +168,22 @@ def validate(settings: Settings) -> Settings:
     m = settings.model
     if m.device not in ("auto", "cuda", "mps", "cpu") and not m.device.startswith("cuda:"):
         raise UserError(f"Setting model.device is {m.device!r}; use auto, cuda, mps or cpu.")
-    if m.dtype not in ("auto", "float32", "bfloat16", "float16"):
+    if m.dtype not in ("auto", "float32", "bfloat16", "float16", "int8"):
         raise UserError(
-            f"Setting model.dtype is {m.dtype!r}; use auto, float32, bfloat16 or float16."
+            f"Setting model.dtype is {m.dtype!r}; use auto, float32, bfloat16, float16 or int8."
         )
-    if not 4 <= m.min_image_tokens <= m.max_image_tokens:
+    low, high = m.min_image_tokens, m.max_image_tokens
+    if not (
+        (low == 0 or low >= 4) and (high == 0 or high >= 4) and (not (low and high) or low <= high)
+    ):
         raise UserError(
             "Settings model.min_image_tokens and max_image_tokens need "
-            "4 <= min_image_tokens <= max_image_tokens."
+            "4 <= min_image_tokens <= max_image_tokens (0 for either: automatic)."
         )
+    if m.coarse_first not in ("auto", "on", "off"):
+        raise UserError(f"Setting model.coarse_first is {m.coarse_first!r}; use auto, on or off.")
+    if m.first_pass_tokens < 4:
+        raise UserError("Setting model.first_pass_tokens must be at least 4.")
     if m.batch_size < 0:
         raise UserError("Setting model.batch_size must not be negative (0 picks one).")
     w = settings.watch

@@ -53,6 +53,18 @@ DOCUMENT_INSTRUCTION = "You are a helpful assistant."
 
 DEFAULT_MIN_IMAGE_TOKENS = 256
 DEFAULT_MAX_IMAGE_TOKENS = 1280
+"""The published recipe's budget (what GME's own code passes): the budget on a GPU."""
+
+CPU_MIN_IMAGE_TOKENS = 64
+CPU_MAX_IMAGE_TOKENS = 256
+"""The automatic budget on a CPU. Cost grows a little faster than linearly with tokens
+(about 2.2 TFLOP per photo at 256 tokens, 13 at the 1,230 a 12 MP photo gets from the
+published budget): on a 2-core CPU with fast bfloat16 that is about 5 s against a minute
+per photo. Fewer tokens see less detail (small text, small faces, far-away things);
+the layout, the main subjects and the scene survive. See README "Speed"."""
+
+FIRST_PASS_TOKENS = 64
+"""Default budget of the coarse first pass (`coarse_first`): about 4x cheaper than 256."""
 
 # Qwen2-VL image geometry. GME uses the stock values; a checkpoint with others is refused.
 PATCH_SIZE = 14
@@ -138,6 +150,36 @@ def _smart_resize_processor(
     return h_bar, w_bar
 
 
+def auto_image_budget(device_type: str) -> tuple[int, int]:
+    """The image token budget albumtagger picks for a device: speed against detail.
+
+    A GPU (cuda, Apple's mps) gets the published 256..1280 (a 12 MP photo becomes about
+    1,230 tokens); a CPU gets 64..256 (a 12 MP photo becomes 256 tokens, about 6x less
+    work).
+    """
+    if device_type in ("cuda", "mps"):
+        return DEFAULT_MIN_IMAGE_TOKENS, DEFAULT_MAX_IMAGE_TOKENS
+    return CPU_MIN_IMAGE_TOKENS, CPU_MAX_IMAGE_TOKENS
+
+
+def resolve_image_budget(min_tokens: int, max_tokens: int, device_type: str) -> tuple[int, int]:
+    """A budget with 0 (automatic) for either end filled in for `device_type`.
+
+    Given ends are kept; an automatic end gives way to a given one (max 128 with an
+    automatic min on a CPU is 64..128; min 512 with an automatic max is 512..512 there).
+    """
+    auto_min, auto_max = auto_image_budget(device_type)
+    low = int(min_tokens or 0)
+    high = int(max_tokens or 0)
+    if low <= 0 and high <= 0:
+        return auto_min, auto_max
+    if low <= 0:
+        return min(auto_min, high), high
+    if high <= 0:
+        return low, max(auto_max, low)
+    return low, high
+
+
 def _check_budget(min_tokens: int, max_tokens: int) -> None:
     if not (1 <= min_tokens <= max_tokens):
         raise UserError(
@@ -200,14 +242,19 @@ def prepare_image(
     *,
     min_tokens: int = DEFAULT_MIN_IMAGE_TOKENS,
     max_tokens: int = DEFAULT_MAX_IMAGE_TOKENS,
+    full_size: tuple[int, int] | None = None,
 ) -> PreparedImage:
     """Resize (bicubic, once, to `target_size`), normalise and patchify a decoded photo.
 
     `image` should be RGB with its EXIF orientation already applied; other modes are
-    converted as the recipe does (`convert("RGB")`). Thread-safe; needs no torch.
+    converted as the recipe does (`convert("RGB")`). `full_size` is the photo's own
+    (width, height) where `image` was decoded smaller (JPEG draft): the final size is
+    the recipe's for the full photo, as if it had been decoded whole. Thread-safe; needs
+    no torch.
     """
     image = _to_rgb(image)
-    size = target_size(image.width, image.height, min_tokens=min_tokens, max_tokens=max_tokens)
+    width, height = full_size if full_size and min(full_size) > 0 else image.size
+    size = target_size(width, height, min_tokens=min_tokens, max_tokens=max_tokens)
     if size != image.size:
         image = image.resize(size, Image.Resampling.BICUBIC)
     return _patchify(np.asarray(image))
@@ -286,6 +333,9 @@ _DTYPE_NAMES = {
     "fp16": "float16",
     "half": "float16",
 }
+INT8 = "int8"
+"""Precision choice: float32 activations with dynamic int8 weights in every linear layer
+(CPU only, `torch.ao.quantization.quantize_dynamic`)."""
 
 
 def select_dtype(requested: str | Any, device: torch.device | str) -> torch.dtype:
@@ -311,6 +361,52 @@ def select_dtype(requested: str | Any, device: torch.device | str) -> torch.dtyp
     if dtype == torch.float16:
         log.warning("float16 is known to be numerically unstable for Qwen2-VL; prefer bfloat16.")
     return dtype
+
+
+def wants_int8(requested: str | Any, device: torch.device | str) -> bool:
+    """Whether `requested` asks for dynamic int8 weights; only the CPU has them.
+
+    `auto` never picks int8 (see README "Speed": measured faster than bfloat16 on a CPU
+    with VNNI, but its vectors drift further from float32 than the 0.99 cosine bar).
+    """
+    name = str(requested or "auto").strip().lower()
+    if name not in (INT8, "qint8"):
+        return False
+    kind = device.type if not isinstance(device, str) else device.split(":")[0]
+    if kind != "cpu":
+        raise UserError(
+            f"Precision int8 runs on the CPU only, not on {kind}; choose the dtype auto, "
+            "bfloat16 or float32 there.",
+            setting="dtype",
+        )
+    return True
+
+
+def quantize_int8(model: Any) -> Any:
+    """Dynamic int8 weights for every `nn.Linear` of a float32 model, in place.
+
+    Activations stay float32 and are quantised per batch on the fly (PyTorch's own
+    `quantize_dynamic`, the x86/fbgemm kernels; no extra package). Embeddings, norms,
+    the patch convolution and attention itself stay float32.
+    """
+    import warnings
+
+    import torch
+    from torch.ao.quantization import quantize_dynamic
+
+    model.float()
+    with warnings.catch_warnings():  # torch.ao eager quantisation announces its move
+        warnings.simplefilter("ignore")
+        quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+    return model
+
+
+def _is_quantized(model: Any) -> bool:
+    try:
+        from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+    except ImportError:  # pragma: no cover
+        return False
+    return any(isinstance(m, DynamicLinear) for m in model.modules())
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -363,10 +459,14 @@ class GmeEncoder:
         local_files_only: bool | None = None,
         progress: ProgressCallback | None = None,
     ) -> None:
-        _check_budget(min_image_tokens, max_image_tokens)
         model = str(model).strip()
         torch_device = select_device(device)
-        torch_dtype = select_dtype(dtype, torch_device)
+        min_image_tokens, max_image_tokens = resolve_image_budget(
+            min_image_tokens, max_image_tokens, torch_device.type
+        )
+        _check_budget(min_image_tokens, max_image_tokens)
+        int8 = wants_int8(dtype, torch_device)
+        torch_dtype = select_dtype("float32" if int8 else dtype, torch_device)
         folder, model_id = locate_model(
             model, revision, local_files_only=local_files_only, progress=progress
         )
@@ -387,9 +487,11 @@ class GmeEncoder:
                     setting="device",
                 ) from None
             raise
+        if int8:
+            quantize_int8(hf_model)
         self._setup(hf_model, tokenizer, model_id, min_image_tokens, max_image_tokens)
         if progress is not None:
-            progress(f"Model ready on {self.device} ({_dtype_name(self.dtype)})", None, None)
+            progress(f"Model ready on {self.device} ({self.precision})", None, None)
 
     @classmethod
     def from_model(
@@ -444,13 +546,18 @@ class GmeEncoder:
         self.dtype = param.dtype
         self.min_image_tokens = min_tokens
         self.max_image_tokens = max_tokens
+        self.precision = INT8 if _is_quantized(model) else _dtype_name(self.dtype)
+
+    def image_model_id_for(self, min_tokens: int, max_tokens: int) -> str:
+        """Identity of image vectors made at another budget (a coarse first pass)."""
+        return f"{self.model_id}|image-tokens={min_tokens}-{max_tokens}"
 
     # -- prompts
 
     @property
     def image_model_id(self) -> str:
         """Identity of image vectors: the weights plus the image token budget."""
-        return f"{self.model_id}|image-tokens={self.min_image_tokens}-{self.max_image_tokens}"
+        return self.image_model_id_for(self.min_image_tokens, self.max_image_tokens)
 
     def _tokenize(self, text: str) -> list[int]:
         return list(self._tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -720,9 +827,12 @@ __all__ = [
     "QUERY_INSTRUCTION",
     "GmeEncoder",
     "PreparedImage",
+    "auto_image_budget",
     "folder_model_id",
     "prepare_image",
     "prepare_resized",
+    "quantize_int8",
+    "resolve_image_budget",
     "select_device",
     "select_dtype",
     "target_size",

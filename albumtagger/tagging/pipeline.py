@@ -25,6 +25,7 @@ from albumtagger.config import Settings, replace_section
 from albumtagger.errors import UserError
 from albumtagger.library import keywords
 from albumtagger.library.folder import Library
+from albumtagger.library.images import read_photo
 from albumtagger.library.scanner import (
     CancelToken,
     ReadResult,
@@ -47,6 +48,14 @@ log = logging.getLogger(__name__)
 MODEL_SOURCE_KEY = "model_source"
 """Library setting: the model the library was tagged with (JSON: model, revision, budget)."""
 MODEL_SOURCE_FIELDS = ("model", "revision", "min_image_tokens", "max_image_tokens")
+FIRST_PASS_SUFFIX = "|first-pass"
+"""Embeddings under `IMAGE_ID + FIRST_PASS_SUFFIX` are the coarse first-pass vectors of
+photos tagged that way (kept, the photo's own vector is under IMAGE_ID)."""
+REFINED_SUFFIX = "|refined"
+"""A row under `IMAGE_ID + REFINED_SUFFIX` (an empty vector) says the vector under
+IMAGE_ID has been refined at the full budget."""
+REFINE_CHUNK = 8
+"""Photos refined per refinement job: a watched folder looks at its changes in between."""
 REDECIDE_SHARE = 0.05
 """A watched folder's new photos are decided with the stored thresholds until they reach
 this share of the library; then the whole library is re-fitted and re-decided."""
@@ -122,9 +131,11 @@ def load_encoder(settings: Settings) -> GmeEncoder:
     from albumtagger.tagging.model_files import locate_model
 
     m = settings.model
-    if m.min_image_tokens < 4 or m.max_image_tokens < m.min_image_tokens:
+    low, high = m.min_image_tokens, m.max_image_tokens
+    if 0 < low < 4 or 0 < high < 4 or (low and high and high < low):
         raise UserError(
-            "The image token budget needs 4 <= minimum image tokens <= maximum image tokens.",
+            "The image token budget needs 4 <= minimum image tokens <= maximum image tokens "
+            "(0 for either: automatic).",
             setting="min_image_tokens",
         )
     locate_model(m.model or DEFAULT_MODEL, m.revision or None)  # fails fast, before torch
@@ -142,9 +153,46 @@ def load_encoder(settings: Settings) -> GmeEncoder:
 
 
 def default_batch_size(encoder: GmeEncoder, requested: int) -> int:
+    """Photos per forward: the setting, else 16 on a CUDA GPU (the out-of-memory back-off
+    halves it where that does not fit), 4 on mps, 2 on a CPU (compute-bound: bigger
+    batches gain nothing there and hold more pixels in memory)."""
     if requested > 0:
         return requested
-    return 8 if encoder.device.type == "cuda" else 2
+    return {"cuda": 16, "mps": 4}.get(encoder.device.type, 2)
+
+
+DRAFT_SLACK = 0.9
+"""JPEG draft decoding may stop at 90% of the budget's pixels: a photo's final size is
+rarely the full budget (a 12 MP 4:3 photo at 256 tokens is 504 x 364, 91%), and libjpeg's
+1/8 scale of it (504 x 378) then suffices: about 15% less decode and resize time. Where
+the decode is a little smaller than the final size, the one bicubic resize scales up by
+at most 5% per side."""
+
+
+def decode_target_pixels(max_tokens: int, thumbnail_size: int | None = None) -> int:
+    """Pixels a photo must keep when JPEG draft decoding shrinks it: the model's budget
+    (one token = 28 x 28 pixels, less `DRAFT_SLACK`) and, when one is made, a thumbnail
+    of that side."""
+    target = int(max_tokens * 28 * 28 * DRAFT_SLACK)
+    if thumbnail_size:
+        target = max(target, thumbnail_size * thumbnail_size)
+    return target
+
+
+def first_pass_budget(settings: Settings, encoder: GmeEncoder) -> tuple[int, int] | None:
+    """The coarse first pass's budget, or None when photos go straight to the full one.
+
+    `coarse_first` auto is on where the model runs on a CPU; the first pass needs a
+    budget below the full one (`first_pass_tokens` < max image tokens).
+    """
+    m = settings.model
+    mode = (m.coarse_first or "auto").strip().lower()
+    if mode == "off" or (mode == "auto" and encoder.device.type != "cpu"):
+        return None
+    high = int(m.first_pass_tokens)
+    if high >= encoder.max_image_tokens:
+        return None
+    return min(encoder.min_image_tokens, high), high
 
 
 # -- the long job -------------------------------------------------------------------
@@ -161,14 +209,15 @@ class _Item:
 
 def _read_and_prepare(
     library: Library,
-    encoder: GmeEncoder,
+    budget: tuple[int, int],
     row: PhotoRow,
     reusable: Callable[[str], bool],
     thumbnails: ThumbnailCache | None,
 ) -> _Item:
     from albumtagger.tagging.encoder import prepare_image
 
-    target = encoder.max_image_tokens * 28 * 28
+    min_tokens, max_tokens = budget
+    target = decode_target_pixels(max_tokens, thumbnails.size if thumbnails else None)
 
     def needs_pixels(content_hash: str) -> bool:
         return not reusable(content_hash) or (
@@ -188,7 +237,10 @@ def _read_and_prepare(
     if read.image is not None:
         try:
             item.prepared = prepare_image(
-                read.image, min_tokens=encoder.min_image_tokens, max_tokens=encoder.max_image_tokens
+                read.image,
+                min_tokens=min_tokens,
+                max_tokens=max_tokens,
+                full_size=(read.width, read.height),
             )
         except Exception as exc:  # a decoder quirk must not stop the run
             log.warning("Cannot prepare %s: %s", row.path, exc)
@@ -224,10 +276,14 @@ def tag_pending(
     report = TagReport()
     start = time.monotonic()
     model_id, image_id = encoder.model_id, encoder.image_model_id
+    coarse = first_pass_budget(settings, encoder)
+    budget = coarse or (encoder.min_image_tokens, encoder.max_image_tokens)
+    phase = "first pass" if coarse else "tag"
+    also = [image_id + FIRST_PASS_SUFFIX] if coarse else []
     with store.transaction():
         store.set_setting(MODEL_ID_KEY, model_id)
         store.set_setting(IMAGE_MODEL_ID_KEY, image_id)
-        store.set_setting(MODEL_SOURCE_KEY, json.dumps(model_source(settings)))
+        store.set_setting(MODEL_SOURCE_KEY, json.dumps(model_source(settings, encoder)))
         store.requeue_without_vector(image_id)
     vocabulary.seed_vocabulary(store)
     tagger = Tagger(store, settings, model_id=model_id, image_model_id=image_id)
@@ -253,7 +309,7 @@ def tag_pending(
         return content_hash in known_hashes
 
     done = 0
-    yield Progress("tag", 0, total)
+    yield Progress(phase, 0, total)
     with ThreadPoolExecutor(READ_WORKERS, thread_name_prefix="albumtagger-read") as pool:
         queue: deque[Future[_Item]] = deque()
         rows = iter(pending)
@@ -264,7 +320,7 @@ def tag_pending(
                 if row is None:
                     return
                 queue.append(
-                    pool.submit(_read_and_prepare, library, encoder, row, reusable, thumbnails)
+                    pool.submit(_read_and_prepare, library, budget, row, reusable, thumbnails)
                 )
 
         refill()
@@ -292,21 +348,133 @@ def tag_pending(
                     report.cancelled = True
                     break
                 vectors = encoder.embed_prepared([it.prepared for it in batch])
-                _write(store, tagger, batch, vectors, report, image_id)
+                _write(store, tagger, batch, vectors, report, image_id, also)
                 known_hashes.update(it.read.content_hash for it in batch if it.read.content_hash)
                 done += len(batch)
                 elapsed = time.monotonic() - start
                 rate = done / elapsed if elapsed > 0 else None
                 eta = (total - done) / rate if rate else None
-                yield Progress("tag", done, total, rate, eta, batch[-1].row.path)
+                yield Progress(phase, done, total, rate, eta, batch[-1].row.path)
             if report.cancelled:
                 for f in queue:
                     f.cancel()
                 break
-            yield Progress("tag", done, total, current=chunk[-1].row.path)
+            yield Progress(phase, done, total, current=chunk[-1].row.path)
     report.seconds = time.monotonic() - start
     if not report.cancelled and not settle_decisions(tagger, force=settle) and newly_scored:
         tagger.redecide()  # tags that were waiting for the model
+    return report
+
+
+# -- coarse first, fine later ---------------------------------------------------------
+
+
+@dataclass
+class RefineReport:
+    refined: int = 0
+    skipped: int = 0
+    """Photos whose file changed or went away since (the scanner deals with them)."""
+    cancelled: bool = False
+    seconds: float = 0.0
+
+
+def refinement_backlog(store, image_id: str) -> tuple[list[PhotoRow], int]:
+    """(photos whose vector is still the first pass's, newest first, one per content
+    hash; how many first-pass vectors the library's photos have in all)."""
+    rows = store.photos(statuses=("ok",))
+    hashes = sorted({r.content_hash for r in rows if r.content_hash})
+    coarse = store.embedding_hashes(image_id + FIRST_PASS_SUFFIX, hashes)
+    if not coarse:
+        return [], 0
+    refined = store.embedding_hashes(image_id + REFINED_SUFFIX, sorted(coarse))
+    todo: dict[str, PhotoRow] = {}
+    for row in sorted(rows, key=lambda r: (r.mtime_ns, r.id), reverse=True):
+        if row.content_hash in coarse and row.content_hash not in refined:
+            todo.setdefault(row.content_hash, row)
+    return list(todo.values()), len(coarse)
+
+
+def _read_for_refine(root, row: PhotoRow, budget: tuple[int, int]) -> PreparedImage | None:
+    """The photo at the full budget, or None if it is not the photo that was tagged."""
+    from albumtagger.errors import ImageError
+    from albumtagger.tagging.encoder import prepare_image
+
+    try:
+        photo = read_photo(root / row.path, target_pixels=decode_target_pixels(budget[1]))
+    except (OSError, ImageError):
+        return None
+    if photo.content_hash != row.content_hash:
+        return None
+    return prepare_image(
+        photo.image,
+        min_tokens=budget[0],
+        max_tokens=budget[1],
+        full_size=(photo.width, photo.height),
+    )
+
+
+def refine_steps(
+    library: Library,
+    settings: Settings,
+    encoder: GmeEncoder,
+    cancel: CancelToken | None = None,
+    *,
+    max_photos: int | None = None,
+) -> Generator[Progress, None, RefineReport]:
+    """The second pass: photos tagged at the first pass's budget, embedded again at the
+    full one (newest first, at most `max_photos`), their vectors replaced and their
+    suggestions re-decided (user decisions stay). Yields Progress("refine", refined so
+    far, first-pass photos in all) per batch; returns a report. Needs the library's own
+    model (a photo's first-pass vector is from the image model id it holds)."""
+    store = library.store
+    report = RefineReport()
+    start = time.monotonic()
+    image_id = store.get_setting(IMAGE_MODEL_ID_KEY)
+    if image_id != encoder.image_model_id:
+        return report  # the library is being re-embedded with another model or budget
+    rows, total = refinement_backlog(store, image_id)
+    done = total - len(rows)
+    if max_photos is not None:
+        rows = rows[: max(0, int(max_photos))]
+    if not rows:
+        return report
+    budget = (encoder.min_image_tokens, encoder.max_image_tokens)
+    batch_size = default_batch_size(encoder, settings.model.batch_size)
+    tagger = Tagger(store, settings, model_id=encoder.model_id, image_model_id=image_id)
+    marker = np.zeros(0, dtype=np.float32)
+    yield Progress("refine", done, total)
+    with ThreadPoolExecutor(READ_WORKERS, thread_name_prefix="albumtagger-refine") as pool:
+        futures = deque(pool.submit(_read_for_refine, library.root, r, budget) for r in rows)
+        pending_rows = deque(rows)
+        while futures:
+            if cancel is not None and cancel.cancelled:
+                report.cancelled = True
+                break
+            batch: list[tuple[PhotoRow, PreparedImage]] = []
+            while futures and len(batch) < batch_size:
+                row, prepared = pending_rows.popleft(), futures.popleft().result()
+                if prepared is None:
+                    report.skipped += 1
+                else:
+                    batch.append((row, prepared))
+            if not batch:
+                continue
+            vectors = encoder.embed_prepared([p for _, p in batch])
+            hashes = [row.content_hash or "" for row, _ in batch]
+            with store.transaction():
+                store.put_embeddings(image_id, list(zip(hashes, vectors, strict=True)))
+                store.put_embeddings(image_id + REFINED_SUFFIX, [(h, marker) for h in hashes])
+                ids = [r.id for h in hashes for r in store.photos_with_hash(h) if r.status == "ok"]
+                tagger.tag_photos(ids)
+            report.refined += len(batch)
+            done += len(batch)
+            elapsed = time.monotonic() - start
+            rate = report.refined / elapsed if elapsed > 0 else None
+            eta = (total - done) / rate if rate else None
+            yield Progress("refine", done, total, rate, eta, batch[-1][0].path)
+        for f in futures:
+            f.cancel()
+    report.seconds = time.monotonic() - start
     return report
 
 
@@ -332,14 +500,15 @@ def _write(
     vectors: np.ndarray | None,
     report: TagReport,
     image_id: str | None = None,
+    also: Collection[str] = (),
 ) -> None:
-    """One transaction: what reading found, the new vectors, and the tag decisions."""
+    """One transaction: what reading found, the new vectors (also under the ids in
+    `also`: the first-pass record), and the tag decisions."""
     with store.transaction():
         if vectors is not None:
-            store.put_embeddings(
-                image_id or tagger.image_model_id or "",
-                [(it.read.content_hash, v) for it, v in zip(items, vectors, strict=True)],
-            )
+            rows = [(it.read.content_hash, v) for it, v in zip(items, vectors, strict=True)]
+            for key in (image_id or tagger.image_model_id or "", *also):
+                store.put_embeddings(key, rows)
         finished: list[int] = []
         for it in items:
             photo_id = apply_read(store, it.read)
@@ -423,17 +592,36 @@ def index_steps(
     return summary
 
 
-def model_source(settings: Settings) -> dict[str, Any]:
-    """What of the model settings the stored vectors depend on."""
+def model_source(settings: Settings, encoder: GmeEncoder | None = None) -> dict[str, Any]:
+    """What of the model settings the stored vectors depend on; with the encoder, the
+    budget it actually runs (an automatic budget resolved for its device)."""
     m = settings.model
-    return {name: getattr(m, name) for name in MODEL_SOURCE_FIELDS}
+    source = {name: getattr(m, name) for name in MODEL_SOURCE_FIELDS}
+    if encoder is not None:
+        source["min_image_tokens"] = encoder.min_image_tokens
+        source["max_image_tokens"] = encoder.max_image_tokens
+    return source
+
+
+_AUTO_FIELDS = ("min_image_tokens", "max_image_tokens")
+
+
+def _same_source(recorded: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """Whether vectors made with `recorded` are what `wanted` asks for; an automatic
+    budget end (0) accepts whatever the library has, and so does a field it never
+    recorded."""
+    return all(
+        recorded[name] == value
+        for name, value in wanted.items()
+        if name in recorded and not (name in _AUTO_FIELDS and not value)
+    )
 
 
 def recorded_model_source(store) -> dict[str, Any] | None:
     """The model the library was tagged with, as `model_source` gave it (None: never)."""
     raw = store.get_setting(MODEL_SOURCE_KEY)
     if raw is None:
-        return None
+        return _budget_from_image_id(store.get_setting(IMAGE_MODEL_ID_KEY))
     try:
         data = json.loads(raw)
         if isinstance(data, dict):
@@ -455,6 +643,18 @@ def recorded_model_source(store) -> dict[str, Any] | None:
         return None
 
 
+def _budget_from_image_id(image_id: str | None) -> dict[str, Any] | None:
+    """A library tagged before the model source was recorded: its budget at least, from
+    the image model id (`...|image-tokens=MIN-MAX`), so it keeps its vectors."""
+    if not image_id or "|image-tokens=" not in image_id:
+        return None
+    low, _, high = image_id.rpartition("|image-tokens=")[2].partition("-")
+    try:
+        return {"min_image_tokens": int(low), "max_image_tokens": int(high.split("|")[0])}
+    except ValueError:
+        return None
+
+
 def library_settings(store, settings: Settings, explicit: Collection[str] = ()) -> Settings:
     """`settings` with the library's own model (id or folder, revision, token budget),
     except for the model fields named in `explicit` (given on purpose by the caller)."""
@@ -472,7 +672,7 @@ def needs_model(library: Library, settings: Settings) -> bool:
     if store.pending_photos(limit=1):
         return True
     recorded = recorded_model_source(store)
-    if recorded is not None and recorded != model_source(settings):
+    if recorded is not None and not _same_source(recorded, model_source(settings)):
         return True
     return bool(store.count_photos()["ok"]) and bool(Tagger(store, settings).unscored_tags())
 

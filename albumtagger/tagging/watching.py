@@ -25,14 +25,18 @@ from albumtagger.library.scanner import CancelToken, ScanReport, run_to_end, sca
 from albumtagger.library.thumbnails import ThumbnailCache
 from albumtagger.library.watcher import ApplySummary, ChangeSet, FolderWatcher, apply_changes
 from albumtagger.tagging.pipeline import (
+    REFINE_CHUNK,
     Progress,
+    RefineReport,
     TagReport,
     load_encoder,
     needs_model,
+    refine_steps,
+    refinement_backlog,
     settle_decisions,
     tag_pending,
 )
-from albumtagger.tagging.tagger import Tagger
+from albumtagger.tagging.tagger import IMAGE_MODEL_ID_KEY, Tagger
 
 if TYPE_CHECKING:
     from albumtagger.tagging.encoder import GmeEncoder
@@ -46,6 +50,9 @@ MAX_BACKOFF_S = 60.0
 SETTLE_AFTER_S = 30.0
 """A folder quiet this long after photos were decided with stored thresholds gets a full
 re-decision (the thresholds follow the library)."""
+REFINE_RECHECK_S = 30.0
+"""How long a folder with nothing to refine waits before looking again (a first pass
+that finishes looks at once)."""
 SILENT_PERIODS = 2
 """Periodic scans in a row that find changes no event reported before polling instead."""
 
@@ -66,6 +73,8 @@ class WatchSummary:
     offline_periods: int = 0
     errors: int = 0
     polling: bool = False
+    refined: int = 0
+    """Photos embedded again at the full budget after a coarse first pass."""
 
 
 class _SessionCancel(CancelToken):
@@ -129,7 +138,8 @@ class FolderKeeper:
         self.last_activity = time.monotonic()
         self._encoder_factory = encoder_factory or (lambda: load_encoder(self.settings))
         self.thumbnails = thumbnails
-        self._job: Generator[Progress, None, TagReport] | None = None
+        self._job: Generator[Progress, None, TagReport | RefineReport] | None = None
+        self._refine_after = 0.0
         self._job_cancel: _SessionCancel | None = None
         self._job_checked = 0.0
         self._started = False
@@ -255,9 +265,9 @@ class FolderKeeper:
             if settle_decisions(Tagger(self.library.store, self.settings), force=True):
                 self.say("The folder is quiet: every photo's tags were re-decided.")
                 return True
-            return False
-        else:
-            return bool(changes)
+            return self._refine()
+        elif not changes:
+            return self._refine()
         return True
 
     # -- pieces ---------------------------------------------------------------------
@@ -357,6 +367,33 @@ class FolderKeeper:
         )
         self._job_checked = time.monotonic()
 
+    def _refine(self) -> bool:
+        """Nothing else to do: refine a few first-pass photos at the full budget (newest
+        first); `step` advances it a batch at a time. True if a refinement started."""
+        now = time.monotonic()
+        if now < self._refine_after:
+            return False
+        store = self.library.store
+        image_id = store.get_setting(IMAGE_MODEL_ID_KEY)
+        if not image_id or not refinement_backlog(store, image_id)[0]:
+            self._refine_after = now + REFINE_RECHECK_S
+            return False
+        if self.encoder is None:
+            try:
+                self.encoder = self._encoder_factory()
+            except Exception as exc:
+                raise _Fatal(exc) from exc
+        self._job_cancel = _SessionCancel(self.cancel)
+        self._job = refine_steps(
+            self.library,
+            self.settings,
+            self.encoder,
+            self._job_cancel,
+            max_photos=REFINE_CHUNK,
+        )
+        self._job_checked = time.monotonic()
+        return True
+
     def _advance(self) -> None:
         """One batch of the tagging job."""
         assert self._job is not None and self._job_cancel is not None
@@ -374,8 +411,14 @@ class FolderKeeper:
             if not self.library.is_online():
                 self._job_cancel.cancel()  # stop reading a folder that is not there
 
-    def _finish(self, report: TagReport) -> None:
+    def _finish(self, report: TagReport | RefineReport) -> None:
         s = self.summary
+        if isinstance(report, RefineReport):
+            s.refined += report.refined
+            if not report.refined:  # nothing could be refined now: do not spin
+                self._refine_after = time.monotonic() + REFINE_RECHECK_S
+            return
+        self._refine_after = 0.0  # a first pass may have left photos to refine
         s.tagged += report.tagged
         s.reused += report.reused
         s.damaged += report.damaged

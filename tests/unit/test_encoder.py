@@ -520,3 +520,76 @@ def test_hub_id_loads_from_the_cache_offline(monkeypatch, tmp_path, golden):
     assert pinned.model_id == encoder.model_id
     with pytest.raises(ModelError, match="not downloaded"):
         GmeEncoder("test-org/gme-tiny", revision="f" * 40, device="cpu", local_files_only=True)
+
+
+# --------------------------------------------------------------------------- speed choices
+
+
+def test_automatic_budget_by_device():
+    assert enc_mod.auto_image_budget("cpu") == (64, 256)
+    assert enc_mod.auto_image_budget("cuda") == (256, 1280)
+    assert enc_mod.auto_image_budget("mps") == (256, 1280)
+    resolve = enc_mod.resolve_image_budget
+    assert resolve(0, 0, "cpu") == (64, 256)
+    assert resolve(0, 0, "cuda") == (256, 1280)
+    assert resolve(0, 128, "cpu") == (64, 128)
+    assert resolve(0, 32, "cpu") == (32, 32)
+    assert resolve(512, 0, "cpu") == (512, 512)
+    assert resolve(100, 0, "cuda") == (100, 1280)
+    assert resolve(16, 48, "cuda") == (16, 48)  # given ends always win
+
+
+def test_cuda_selection_without_a_gpu(monkeypatch):
+    """Device, dtype, budget, batch size and first pass as a CUDA machine gets them."""
+    from types import SimpleNamespace
+
+    from albumtagger.config import Settings, replace_section
+    from albumtagger.tagging.pipeline import default_batch_size, first_pass_budget
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    device = select_device("auto")
+    assert device.type == "cuda"
+    assert select_device("cuda:0") == torch.device("cuda:0")
+    assert select_dtype("auto", device) == torch.bfloat16
+    low, high = enc_mod.resolve_image_budget(0, 0, device.type)
+    assert (low, high) == (256, 1280)
+    gpu = SimpleNamespace(device=device, min_image_tokens=low, max_image_tokens=high)
+    assert default_batch_size(gpu, 0) == 16
+    assert default_batch_size(gpu, 3) == 3
+    assert first_pass_budget(Settings(), gpu) is None  # coarse first: CPU only by default
+    forced = replace_section(Settings(), "model", coarse_first="on")
+    assert first_pass_budget(forced, gpu) == (64, 64)
+    with pytest.raises(UserError, match="CPU only"):
+        enc_mod.wants_int8("int8", device)
+
+    cpu = SimpleNamespace(device=torch.device("cpu"), min_image_tokens=64, max_image_tokens=256)
+    assert default_batch_size(cpu, 0) == 2
+    assert first_pass_budget(Settings(), cpu) == (64, 64)
+    off = replace_section(Settings(), "model", coarse_first="off")
+    assert first_pass_budget(off, cpu) is None
+    small = SimpleNamespace(device=torch.device("cpu"), min_image_tokens=4, max_image_tokens=16)
+    assert first_pass_budget(Settings(), small) is None  # nothing smaller to start with
+
+
+def test_int8_weights_stay_close_to_float32(encoder, golden):
+    """Dynamic int8 linear weights: cosine >= 0.99 to float32 on the golden images."""
+    int8 = GmeEncoder(str(MODEL_DIR), device="cpu", dtype="int8")
+    assert int8.precision == "int8" and encoder.precision == "float32"
+    images = [_original(name) for name in golden["images"]]
+    cos = (int8.embed_images(images) * encoder.embed_images(images)).sum(1)
+    assert cos.min() >= 0.99
+    texts = ["a dog", "a beach at sunset"]
+    assert (int8.embed_texts(texts) * encoder.embed_texts(texts)).sum(1).min() >= 0.99
+
+
+def test_prepare_from_a_draft_decode_keeps_the_full_photos_grid():
+    """A photo decoded smaller (JPEG draft) gets the grid of the whole photo."""
+    rng = np.random.default_rng(3)
+    full = Image.fromarray(rng.integers(0, 255, (3024, 4032, 3), dtype=np.uint8), "RGB")
+    small = full.resize((504, 378), Image.Resampling.BOX)
+    for low, high in ((64, 64), (256, 256), (64, 256), (256, 1280)):
+        expected = prepare_image(full, min_tokens=low, max_tokens=high).grid_thw
+        got = prepare_image(small, min_tokens=low, max_tokens=high, full_size=full.size)
+        assert got.grid_thw == expected

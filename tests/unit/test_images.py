@@ -634,3 +634,26 @@ def test_thumbnail_of_large_jpeg_uses_draft(
     thumb = load_thumbnail(path, 256)
     assert thumb.size == (256, 192)
     assert requests == [(400, 300)]  # scale 1/4 keeps the longest side >= 256
+
+
+def test_draft_decode_to_patches_matches_the_full_decode() -> None:
+    """The pipeline's fast path (draft decode at the budget, one resize) gives the patches
+    of the naive path (full decode, then resize) within JPEG's own error."""
+    from albumtagger.tagging.encoder import prepare_image
+    from albumtagger.tagging.pipeline import decode_target_pixels
+
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[0:1512, 0:2016].astype(np.float32)
+    pixels = np.stack([xx / 8, yy / 6, (xx + yy) / 14], -1) + rng.normal(0, 4, (1512, 2016, 3))
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(buffer, "JPEG", quality=90)
+    data = buffer.getvalue()
+    for tokens in (64, 256):
+        fast, width, height = decode_image(data, target_pixels=decode_target_pixels(tokens))
+        assert fast.width < width  # drafted
+        naive, _, _ = decode_image(data)
+        a = prepare_image(fast, min_tokens=tokens, max_tokens=tokens, full_size=(width, height))
+        b = prepare_image(naive, min_tokens=tokens, max_tokens=tokens)
+        assert a.grid_thw == b.grid_thw
+        x, y = a.pixel_values.ravel(), b.pixel_values.ravel()
+        assert float(x @ y / (np.linalg.norm(x) * np.linalg.norm(y))) > 0.999
