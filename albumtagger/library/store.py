@@ -273,16 +273,17 @@ def latest_good_backup(backup_dir: Path) -> Path | None:
     if not backup_dir.is_dir():
         return None
     for candidate in sorted(backup_dir.glob("library-*.sqlite"), reverse=True):
-        if _file_check(candidate, quick=True) is None:
+        if _file_check(candidate, quick=True, immutable=True) is None:
             return candidate
     return None
 
 
-def _file_check(path: Path, *, quick: bool) -> str | None:
+def _file_check(path: Path, *, quick: bool, immutable: bool = False) -> str | None:
     """What is wrong with the SQLite file at `path` (None: nothing found). Reads only.
 
     Always: the 100-byte header (magic, page size). With `quick`: `PRAGMA quick_check`
     (every page of every table and index; not the cross-checks of integrity_check).
+    `immutable`: a file nobody writes (a backup): read without WAL or lock files.
     """
     try:
         size = path.stat().st_size
@@ -299,7 +300,8 @@ def _file_check(path: Path, *, quick: bool) -> str | None:
     if page < 512 or page & (page - 1):
         return f"the header gives an impossible page size ({page})"
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
+        mode = "ro&immutable=1" if immutable else "ro"
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode={mode}", uri=True, timeout=30.0)
     except sqlite3.Error as exc:
         return str(exc)
     try:
