@@ -132,6 +132,7 @@ def naive_embed(model, tokenizer, data: bytes, budget: tuple[int, int], processo
             attention_mask=ids["attention_mask"],
             pixel_values=torch.from_numpy(np.asarray(pixels)).to(dtype),
             image_grid_thw=torch.tensor([grid]),
+            mm_token_type_ids=(ids["input_ids"] == model.config.image_token_id).long(),
         )
         vector = torch.nn.functional.normalize(out.last_hidden_state[0, -1].float(), dim=-1)
     return vector.numpy()
