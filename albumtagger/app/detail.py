@@ -348,8 +348,8 @@ class DetailPanel(QScrollArea):
         self.similar_button.clicked.connect(self._similar)
         layout.addWidget(self.similar_button)
 
-        tags_title = QLabel("<b>Tags</b>")
-        layout.addWidget(tags_title)
+        self.tags_title = QLabel("<b>Tags</b>")
+        layout.addWidget(self.tags_title)
         self.chips_box = QWidget()
         self.chips_box.setAccessibleName("Tags of this photo")
         self.chips = FlowLayout(self.chips_box)
@@ -398,7 +398,7 @@ class DetailPanel(QScrollArea):
         self.facts.setText("")
         self._set_chips([])
         self.no_tags.hide()
-        for w in (self.add_field, self.remove_field, self.similar_button):
+        for w in (self.add_field, self.remove_field, self.similar_button, self.tags_title):
             w.hide()
 
     def show_many(self, ids: tuple[int, ...]) -> None:
@@ -411,6 +411,7 @@ class DetailPanel(QScrollArea):
         self._set_chips([])
         self.no_tags.hide()
         self.similar_button.hide()
+        self.tags_title.hide()
         self.add_field.setPlaceholderText(f"Add a tag to all {len(ids):,}\u2026 (Enter)")
         self.add_field.show()
         self.remove_field.show()
@@ -443,6 +444,7 @@ class DetailPanel(QScrollArea):
         self.add_field.setPlaceholderText("Add a tag\u2026 (Enter)")
         self.add_field.show()
         self.remove_field.hide()
+        self.tags_title.show()
         current = self._current_chip.info.name if (same and self._current_chip) else None
         self._set_chips(tags, keep=current)
         self.no_tags.setVisible(not tags)

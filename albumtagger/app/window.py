@@ -548,6 +548,8 @@ class MainWindow(QMainWindow):
             self._total = len(ids)  # every photo is shown
         self.grid.update_visible()
         self._restore_selection(selected, current)
+        if self.detail.photo_ids and self.model.row_of(self.detail.photo_ids[0]) < 0:
+            self._selection_changed()  # the photo shown left the grid
         self._update_empty()
         self.filter_bar.set_count(len(ids), self._total)
 

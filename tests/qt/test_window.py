@@ -84,7 +84,7 @@ def test_open_a_folder_tags_it_with_progress_and_remembers_it(
     assert sum(counts.values()) >= 3 * PHOTOS
     assert window.filter_bar.count.text() == f"{PHOTOS} photos"
     # the grid painted its cells, and thumbnails arrived from the loader
-    qtbot.waitUntil(lambda: window.loader.loaded >= PHOTOS, timeout=20_000)
+    qtbot.waitUntil(lambda: window.loader.loaded >= PHOTOS, timeout=30_000)
     assert window.grid.delegate.painted > 0
     assert window.recent_folders()[0] == str(photo_folder)
     assert qsettings.value("recent/folders") == [str(photo_folder)]
@@ -118,7 +118,7 @@ def test_a_photo_copied_in_while_running_appears_tagged(
         summary = window.model.summary_of(pid)
         return summary is not None and summary.status == "ok"
 
-    qtbot.waitUntil(fresh, timeout=10_000)
+    qtbot.waitUntil(fresh, timeout=30_000)
 
 
 # -- filters --------------------------------------------------------------------------------
@@ -419,7 +419,7 @@ def test_model_unavailable_says_what_to_do(
 def test_offline_folder(qtbot, make_window, tmp_path: Path) -> None:
     window = make_window()
     window.open_folder(tmp_path / "unplugged-drive")
-    qtbot.waitUntil(lambda: "offline" in window.message_page.title.text(), timeout=10_000)
+    qtbot.waitUntil(lambda: "offline" in window.message_page.title.text(), timeout=30_000)
     assert window.message_page.button.text() == "Try again"
 
 
@@ -515,7 +515,7 @@ def test_a_library_in_use_elsewhere_says_so(
     try:
         window = make_window()
         window.open_folder(indexed_folder)
-        qtbot.waitUntil(lambda: "in use" in window.message_page.title.text(), timeout=10_000)
+        qtbot.waitUntil(lambda: "in use" in window.message_page.title.text(), timeout=30_000)
         assert window.message_page.button.text() == "Try again"
     finally:
         other.close()
