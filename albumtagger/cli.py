@@ -25,7 +25,7 @@ from albumtagger.errors import NotFoundError, UnknownTagError, UsageError, UserE
 log = logging.getLogger("albumtagger")
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
-DTYPES = ("auto", "float32", "bfloat16", "float16")
+DTYPES = ("auto", "float32", "bfloat16", "float16", "int8")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,8 +40,12 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--revision", help="hub commit hash of the model")
     g.add_argument("--device", choices=DEVICES, help="where to run the model (default: auto)")
     g.add_argument("--dtype", choices=DTYPES, help="model precision (default: auto)")
-    g.add_argument("--min-image-tokens", type=int, metavar="N", help="default 256")
-    g.add_argument("--max-image-tokens", type=int, metavar="N", help="default 1280")
+    g.add_argument(
+        "--min-image-tokens", type=int, metavar="N", help="default: 256 on a GPU, 64 on a CPU"
+    )
+    g.add_argument(
+        "--max-image-tokens", type=int, metavar="N", help="default: 1280 on a GPU, 256 on a CPU"
+    )
     g.add_argument("--batch-size", type=int, metavar="N", help="photos per batch (0: auto)")
 
 
@@ -663,12 +667,23 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
 def cmd_embed(args: argparse.Namespace) -> int:
     from albumtagger.library.images import read_photo
-    from albumtagger.tagging.encoder import QUERY_INSTRUCTION
+    from albumtagger.tagging.encoder import (
+        DEFAULT_MAX_IMAGE_TOKENS,
+        DEFAULT_MIN_IMAGE_TOKENS,
+        QUERY_INSTRUCTION,
+    )
     from albumtagger.tagging.pipeline import load_encoder
 
     if not args.image and not args.text:
         raise UsageError("embed needs at least one --image FILE or --text T.")
     settings = _settings(args)
+    m = settings.model  # the published recipe's budget unless given (not the CPU's own)
+    settings = replace_section(
+        settings,
+        "model",
+        min_image_tokens=m.min_image_tokens or DEFAULT_MIN_IMAGE_TOKENS,
+        max_image_tokens=m.max_image_tokens or DEFAULT_MAX_IMAGE_TOKENS,
+    )
     encoder = load_encoder(settings)
     texts = encoder.embed_texts(args.text, QUERY_INSTRUCTION) if args.text else []
     photos = [read_photo(p).image for p in args.image]
