@@ -115,6 +115,10 @@ class ThresholdSettings:
     calibration_anchor_weight: float = 5.0
     """Weight of a pseudo-negative label at the tag's median score (most photos do not
     show a given tag), which keeps the fitted slope from flattening."""
+    calibration_min_slope: float = 1.0
+    """Least logistic slope per robust-std unit. A nearly flat fit says "every photo is
+    equally likely to show the tag", and the expected F-beta would then take them all:
+    one "no" must never spread a tag over the library."""
     confidence_high_margin: float = 1.0
     """High confidence: margin over the threshold of at least this many robust stds ..."""
     confidence_high_position: float = 3.0
@@ -840,6 +844,40 @@ def _expected_fbeta_threshold(
     return 0.5 * (float(s[best - 1]) + float(s[best]))
 
 
+def _fit_tag(
+    column: np.ndarray,
+    photos: np.ndarray,
+    positive: np.ndarray,
+    c: float,
+    scale: float,
+    median: float,
+    settings: ThresholdSettings,
+) -> float | None:
+    """One tag's threshold from its labels (events oldest first; a photo's latest one
+    counts), or None when no label has a finite score."""
+    _, last = np.unique(photos[::-1], return_index=True)
+    keep = photos.size - 1 - last
+    ph, pos = photos[keep], positive[keep]
+    label_scores = column[ph]
+    finite = np.isfinite(label_scores)
+    ph, pos, label_scores = ph[finite], pos[finite], label_scores[finite]
+    if ph.size == 0:
+        return None
+    w0, w1 = _fit_logistic((label_scores - c) / scale, pos, settings, (median - c) / scale)
+    w1 = max(w1, settings.calibration_min_slope)
+    unlabelled = np.isfinite(column)
+    unlabelled[ph] = False
+    rest = np.sort(column[unlabelled])[::-1]
+    p = _sigmoid(w0 + w1 * (rest - c) / scale)
+    fitted = _expected_fbeta_threshold(
+        rest, p, float(np.count_nonzero(pos)), settings.effective_beta
+    )
+    if not math.isfinite(fitted):
+        return None
+    weight = ph.size / (ph.size + settings.shrinkage_events)
+    return c + weight * (fitted - c)
+
+
 def fit_thresholds(
     scores: np.ndarray,
     feedback: Feedback,
@@ -856,8 +894,10 @@ def fit_thresholds(
     (photo, tag); a logistic model of P(applies | z), z = (score - c) / robust std, is
     fitted (MAP, prior mean `calibration_slope`); the threshold maximising the expected
     F-beta over all of the tag's unlabelled library scores (labelled positives count as
-    found) is moved n / (n + shrinkage_events) of the way from c, n = the tag's labels.
-    A pure function of its arguments: fit after an event and its undo equals fit before.
+    found) is moved n / (n + shrinkage_events) of the way from c, n = the tag's labels,
+    and only where a label contradicts the threshold. Events are replayed oldest first,
+    each moving the threshold only its own way. A pure function of its arguments: fit
+    after an event and its undo equals fit before.
     """
     scores = _as_scores(scores)
     n_photos, n_tags = scores.shape
@@ -868,9 +908,39 @@ def fit_thresholds(
     st = _stats_for(scores, stats, idx, subset)
     prior = _prior(scores, settings, float(base), st, idx, subset)
     out = prior.astype(np.float64).copy()
-    photo, tag, positive = feedback.labels()
-    if photo.size == 0:
+    if len(feedback) == 0:
         return out
+    photo, tag, positive = feedback.photo, feedback.tag, feedback.positive  # oldest first
+    valid = (photo >= 0) & (photo < n_photos) & (tag >= 0) & (tag < n_tags)
+    photo, tag, positive = photo[valid], tag[valid], positive[valid]
+    position = np.full(n_tags, -1, dtype=np.int64)
+    position[idx] = np.arange(idx.size)
+    wanted = position[tag] >= 0
+    photo, tag, positive = photo[wanted], tag[wanted], positive[wanted]
+    for t in np.unique(tag):
+        events = np.flatnonzero(tag == t)
+        # A photo's latest answer replaces its earlier ones (a changed mind).
+        _, last = np.unique(photo[events][::-1], return_index=True)
+        events = np.sort(events[events.size - 1 - last])
+        k = int(position[t])
+        c, scale = float(prior[k]), float(st.scale[k])
+        column = np.asarray(scores[:, t], dtype=np.float64)
+        # Replayed event by event, each answer judged against the threshold it met: a
+        # "yes" above it or a "no" below it confirms the threshold and moves nothing; a
+        # "yes" below it (a missed tag) can only lower it, a "no" above it (a wrong
+        # suggestion) only raise it. So confirming a suggestion changes no other photo,
+        # and a rejection never spreads the tag over the library.
+        threshold = c
+        for j in range(events.size):
+            ev = events[: j + 1]
+            score, yes = column[photo[ev[-1]]], bool(positive[ev[-1]])
+            if not math.isfinite(score) or (score >= threshold) == yes:
+                continue
+            fitted = _fit_tag(column, photo[ev], positive[ev], c, scale, st.median[k], settings)
+            if fitted is not None:
+                threshold = min(fitted, threshold) if yes else max(fitted, threshold)
+        out[k] = threshold
+    return out
     valid = (photo >= 0) & (photo < n_photos) & (tag >= 0) & (tag < n_tags)
     photo, tag, positive = photo[valid], tag[valid], positive[valid]
     position = np.full(n_tags, -1, dtype=np.int64)
@@ -898,6 +968,7 @@ def fit_thresholds(
         c, scale = float(prior[k]), float(st.scale[k])
         anchor = (float(st.median[k]) - c) / scale
         w0, w1 = _fit_logistic((label_scores - c) / scale, pos, settings, anchor)
+        w1 = max(w1, settings.calibration_min_slope)
         unlabelled = np.isfinite(column)
         unlabelled[ph] = False
         rest = np.sort(column[unlabelled])[::-1]
@@ -905,6 +976,14 @@ def fit_thresholds(
         fitted = _expected_fbeta_threshold(rest, p, float(np.count_nonzero(pos)), beta)
         if not math.isfinite(fitted):
             continue
+        # A threshold moves only where the labels contradict it: down only for a "yes"
+        # below it (a missed tag), up only for a "no" above it (a wrong suggestion). So
+        # confirming a suggestion changes no other photo, and a rejection never spreads
+        # the tag over the library.
+        if not np.any(pos & (label_scores < c)):
+            fitted = max(fitted, c)
+        if not np.any(~pos & (label_scores >= c)):
+            fitted = min(fitted, c)
         weight = n / (n + settings.shrinkage_events)
         out[k] = c + weight * (fitted - c)
     return out

@@ -185,3 +185,21 @@ def test_new_photos_are_decided_without_a_pass_over_the_library(library, monkeyp
     assert store.photo(pid).status == "ok"
     names = {t.name: t for t in store.photo_tags([pid])}
     assert "beach" in names and names["beach"].confidence == "high"
+
+
+def test_a_rejection_never_spreads_a_tag_and_a_confirmation_changes_nothing_else(
+    library,
+) -> None:
+    store, _ = library
+    Tagger(store, Settings()).redecide()
+    tagger = Tagger(store, Settings())
+    for name in NAMES[:8]:
+        cells = _cells(store)
+        carried = [p for (p, n), (state, _) in cells.items() if n == name and state == "suggested"]
+        if len(carried) < 2:
+            continue
+        rejected = tagger.correct(carried[0], name, "reject")
+        assert rejected.threshold_after >= rejected.threshold_before - 1e-12
+        assert rejected.added == 0
+        confirmed = tagger.correct(carried[1], name, "accept")
+        assert confirmed.threshold_after == pytest.approx(confirmed.threshold_before)
