@@ -266,10 +266,11 @@ class LibrarySession:
 
     # -- long jobs ------------------------------------------------------------------
 
-    def index(self, *, tag: bool = True) -> Iterator[JobProgress]:
+    def index(self, *, tag: bool = True, keep_scan: bool = False) -> Iterator[JobProgress]:
         """Scan the folder and tag what is pending, one batch per item; `index_summary`
         holds the result once the iterator is exhausted. `tag=False` only scans and
-        reads (no model)."""
+        reads (no model). All or nothing up to the model, unless `keep_scan` (the app:
+        photos are listed even when the model cannot be had)."""
         cancel = self._new_job()
         self.index_summary: IndexSummary | None = None
         steps = index_steps(
@@ -280,6 +281,7 @@ class LibrarySession:
             encoder_factory=self.encoder,
             cancel=cancel,
             thumbnails=self.thumbnails,
+            atomic=not keep_scan,
         )
 
         def run() -> Iterator[Progress]:

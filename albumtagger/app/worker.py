@@ -210,7 +210,7 @@ class Worker(QObject):
             return
         self.opened.emit(session.db_path)
         if self._auto_index:
-            self._job = iter(session.index())
+            self._job = iter(session.index(keep_scan=True))
         self._kick()
 
     @Slot(object)
@@ -219,7 +219,7 @@ class Worker(QObject):
             self._watch_retry_at = 0.0
             self.flags.cancelled.clear()
             if self._session is not None and self._job is None:
-                self._job = iter(self._session.index())
+                self._job = iter(self._session.index(keep_scan=True))
         else:
             self._requests.append(request)
         self._kick()

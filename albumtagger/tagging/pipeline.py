@@ -10,6 +10,7 @@ resumes where it stopped and never does a photo twice.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -556,18 +557,21 @@ def index_steps(
     encoder_factory: Callable[[], GmeEncoder] | None = None,
     cancel: CancelToken | None = None,
     thumbnails: ThumbnailCache | None = None,
+    atomic: bool = True,
 ) -> Generator[Progress, None, IndexSummary]:
     """`index_folder` as a generator of progress (one item per batch); returns the summary.
 
-    All or nothing up to the model: the scan is kept only once the model it needs is
-    loaded, so a run that cannot have the model changes nothing. Tagging then commits
-    batch by batch (an interrupted run resumes where it stopped) and ends with a full
-    re-decision of the library.
+    All or nothing up to the model (unless `atomic` is false): the scan is kept only once
+    the model it needs is loaded, so a run that cannot have the model changes nothing.
+    Tagging then commits batch by batch (an interrupted run resumes where it stopped)
+    and ends with a full re-decision of the library.
     """
     summary = IndexSummary()
     store = library.store
     yield Progress("scan", 0, 0)
-    with store.transaction():
+    # atomic=False (the app): the scan is kept even when the model cannot be had, so the
+    # photos can be browsed and tagged by hand meanwhile.
+    with store.transaction() if atomic else contextlib.nullcontext():
         vocabulary.seed_vocabulary(store)
         summary.scan = run_to_end(scan(library, cancel))
         if summary.scan.offline:

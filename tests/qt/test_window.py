@@ -406,8 +406,8 @@ def test_model_unavailable_says_what_to_do(
     qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=30_000)
     text = window.banner.text.text()
     assert "could not be loaded" in text and "huggingface-cli download" in text
-    # browsing and manual tagging still work
-    qtbot.waitUntil(lambda: window.model.rowCount() >= PHOTOS, timeout=30_000)
+    # browsing and manual tagging still work; the new photo is listed, waiting
+    qtbot.waitUntil(lambda: window.model.rowCount() >= PHOTOS + 1, timeout=30_000)
     pid = first_photo(window)
     window.detail.add_field.setText("manual")
     with qtbot.waitSignal(window.correction_done, timeout=30_000) as blocker:
