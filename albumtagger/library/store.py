@@ -1101,6 +1101,26 @@ class Store:
             out.extend(PhotoTag(*r[:6], bool(r[6]), r[7]) for r in rows)
         return out
 
+    def suggestion_cells(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
+        """Every automatic suggestion as arrays: (photo ids, tag ids, fallback flags,
+        confidence names), in no particular order (one quick pass for re-deciding)."""
+        cur = self.conn.cursor()
+        cur.row_factory = None
+        rows = cur.execute(
+            "SELECT photo_id, tag_id, fallback, confidence FROM photo_tags "
+            "WHERE state = 'suggested'"
+        ).fetchall()
+        if not rows:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, np.zeros(0, dtype=bool), []
+        photo, tag, fallback, confidence = zip(*rows, strict=True)
+        return (
+            np.fromiter(photo, dtype=np.int64, count=len(rows)),
+            np.fromiter(tag, dtype=np.int64, count=len(rows)),
+            np.fromiter(fallback, dtype=bool, count=len(rows)),
+            list(confidence),
+        )
+
     def photo_tag(self, photo_id: int, tag_id: int) -> PhotoTag | None:
         row = self.conn.execute(
             "SELECT pt.photo_id, pt.tag_id, t.name, pt.score, pt.source, pt.state, "

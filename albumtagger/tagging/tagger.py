@@ -529,22 +529,22 @@ class Tagger:
     def _rows_differing_from_store(self, ids: np.ndarray, decisions: th.Decisions) -> np.ndarray:
         """Rows whose automatic suggestions in the store differ from `decisions`."""
         tags, _ = self._load_tags()
-        row = {int(pid): i for i, pid in enumerate(ids)}
-        col = {t.id: j for j, t in enumerate(tags)}
+        photo, tag, fallback, confidence = self.store.suggestion_cells()
+        row_of = np.full(int(max(ids.max(initial=0), photo.max(initial=0))) + 1, -1, np.int64)
+        row_of[ids] = np.arange(len(ids))
+        col_of = np.full(int(max([t.id for t in tags] + [int(tag.max(initial=0))])) + 1, -1)
+        col_of[[t.id for t in tags]] = np.arange(len(tags))
+        i, j = row_of[photo], col_of[tag]
+        known = i >= 0
+        extra = np.zeros(len(ids), dtype=bool)  # suggestions of tags not scored (any more)
+        extra[i[known & (j < 0)]] = True
+        keep = known & (j >= 0)
+        codes = {v: k for k, v in CONFIDENCE_NAMES.items()}
+        conf_codes = np.array([codes.get(c or "", th.CONF_LOW) for c in confidence], np.int8)
         stored = np.zeros(decisions.state.shape, dtype=np.int8)
         conf = np.zeros(decisions.state.shape, dtype=np.int8)
-        extra = np.zeros(len(ids), dtype=bool)
-        codes = {v: k for k, v in CONFIDENCE_NAMES.items()}
-        for t in self.store.photo_tags([int(i) for i in ids]):
-            i = row.get(t.photo_id)
-            if i is None or t.state != "suggested":
-                continue
-            j = col.get(t.tag_id)
-            if j is None:  # a suggestion of a tag that is not scored (any more)
-                extra[i] = True
-                continue
-            stored[i, j] = th.STATE_FALLBACK if t.fallback else th.STATE_SUGGESTED
-            conf[i, j] = codes.get(t.confidence or "", th.CONF_LOW)
+        stored[i[keep], j[keep]] = np.where(fallback[keep], th.STATE_FALLBACK, th.STATE_SUGGESTED)
+        conf[i[keep], j[keep]] = conf_codes[keep] if len(conf_codes) else 0
         auto = np.where(decisions.state == th.STATE_USER, 0, decisions.state)
         auto_conf = np.where(auto == 0, 0, decisions.confidence)
         differ = (stored != auto) | (conf != auto_conf)
