@@ -539,12 +539,10 @@ class Tagger:
         extra = np.zeros(len(ids), dtype=bool)  # suggestions of tags not scored (any more)
         extra[i[known & (j < 0)]] = True
         keep = known & (j >= 0)
-        codes = {v: k for k, v in CONFIDENCE_NAMES.items()}
-        conf_codes = np.array([codes.get(c or "", th.CONF_LOW) for c in confidence], np.int8)
         stored = np.zeros(decisions.state.shape, dtype=np.int8)
         conf = np.zeros(decisions.state.shape, dtype=np.int8)
         stored[i[keep], j[keep]] = np.where(fallback[keep], th.STATE_FALLBACK, th.STATE_SUGGESTED)
-        conf[i[keep], j[keep]] = conf_codes[keep] if len(conf_codes) else 0
+        conf[i[keep], j[keep]] = confidence[keep]
         auto = np.where(decisions.state == th.STATE_USER, 0, decisions.state)
         auto_conf = np.where(auto == 0, 0, decisions.confidence)
         differ = (stored != auto) | (conf != auto_conf)
