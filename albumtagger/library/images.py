@@ -179,7 +179,7 @@ def read_photo(
     has at least `target_pixels` pixels. Raises `PhotoDecodeError` (an `ImageError`)
     for damaged or unsupported files; `OSError` from reading propagates.
     """
-    data = _read_bytes(path)
+    data = read_file_bytes(path)
     content_hash = hash_bytes(data)
     try:
         image, width, height = decode_image(
@@ -209,7 +209,7 @@ def load_thumbnail(path: Path, size: int, *, max_pixels: int = MAX_IMAGE_PIXELS)
     """Load an RGB, oriented thumbnail whose longest side is at most `size`."""
     if size < 1:
         raise ValueError(f"thumbnail size must be positive, got {size}")
-    data = _read_bytes(path)
+    data = read_file_bytes(path)
     image, _, _ = _decode(data, lambda w, h: max(w, h) >= size, max_pixels)
     image.thumbnail((size, size), Image.Resampling.BICUBIC)
     return image
@@ -218,12 +218,16 @@ def load_thumbnail(path: Path, size: int, *, max_pixels: int = MAX_IMAGE_PIXELS)
 # --- reading -----------------------------------------------------------------------
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The whole file, read once; refuses non-regular and oversized files."""
-    with open(path, "rb") as file:
+def read_file_bytes(path: Path) -> bytes:
+    """The whole file, read once; refuses non-regular and oversized files. Opened
+    without blocking, so a pipe named like a photo cannot hang the caller."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with open(fd, "rb") as file:
         info = os.fstat(file.fileno())
         if not stat.S_ISREG(info.st_mode):
             raise PhotoDecodeError("not a regular file", content_hash=None, size=0)
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
         if info.st_size > MAX_FILE_BYTES:
             raise _file_too_large(info.st_size)
         data = file.read(MAX_FILE_BYTES + 1)

@@ -222,8 +222,12 @@ def find_sidecar(photo: Path, listing: dict[str, tuple[str, int]] | None = None)
             hit = listing.get(name.lower())
             if hit is not None:
                 return photo.with_name(hit[0])
-        elif photo.with_name(name).is_file():
-            return photo.with_name(name)
+        else:
+            try:
+                if photo.with_name(name).is_file():
+                    return photo.with_name(name)
+            except (OSError, ValueError):  # a name too long for the filesystem, say
+                continue
     return None
 
 

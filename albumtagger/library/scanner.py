@@ -125,8 +125,13 @@ def walk(root: Path, problems: list[tuple[str, str]]) -> Iterator[FileEntry]:
                 continue
             if stat.S_ISDIR(est.st_mode):
                 subfolders.append(path)
-            elif stat.S_ISREG(est.st_mode) and path.suffix.lower() in images.PHOTO_SUFFIXES:
-                yield FileEntry(relative(root, path), est.st_size, est.st_mtime_ns)
+            elif path.suffix.lower() in images.PHOTO_SUFFIXES:
+                if stat.S_ISREG(est.st_mode):
+                    yield FileEntry(relative(root, path), est.st_size, est.st_mtime_ns)
+                else:
+                    problems.append(
+                        (relative(root, path), "not a file (a pipe, socket or device); skipped")
+                    )
         stack.extend(reversed(subfolders))
 
 
@@ -265,9 +270,13 @@ def read_file(
     result = ReadResult(photo_id=row.id, path=row.path, root=Path(root))
     try:
         st = path.stat()
-        data = path.read_bytes()
+        data = images.read_file_bytes(path)
     except FileNotFoundError:
         result.gone = True
+        return result
+    except ImageError as exc:  # not a regular file, or too large to read safely
+        result.size, result.mtime_ns = row.size, row.mtime_ns
+        result.error = exc.reason
         return result
     except OSError as exc:
         result.size, result.mtime_ns = row.size, row.mtime_ns

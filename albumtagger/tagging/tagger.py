@@ -41,7 +41,9 @@ log = logging.getLogger(__name__)
 
 CONFIDENCE_NAMES = {th.CONF_LOW: "low", th.CONF_MEDIUM: "medium", th.CONF_HIGH: "high"}
 _USER_CODES = {"accepted": th.USER_ACCEPTED, "rejected": th.USER_REJECTED}
-MATRIX_STATUSES = ("ok", "missing")
+MATRIX_STATUSES = ("ok",)
+"""Photos whose scores shape the thresholds and are re-decided: missing ones keep
+their tags as they were (until cleanup) but do not weigh on the library's thresholds."""
 MODEL_ID_KEY = "model_id"
 """Library setting: the model whose text vectors score the tags."""
 IMAGE_MODEL_ID_KEY = "image_model_id"

@@ -93,11 +93,6 @@ def test_hostile_corpus_is_indexed_without_a_crash(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the scanner skips FIFOs, sockets and devices named like photos without saying "
-    "so (scanner.walk); they should be listed in scan problems",
-)
 def test_special_files_named_like_photos_are_reported(tmp_path: Path) -> None:
     root = tmp_path / "Special"
     make_photo(root / "a.jpg", 1)
@@ -108,11 +103,6 @@ def test_special_files_named_like_photos_are_reported(tmp_path: Path) -> None:
     assert "pipe.jpg" in problems and "zeros.jpg" in problems
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a photo name of 252-255 bytes makes its XMP sidecar name too long: "
-    "keywords.find_sidecar lets ENAMETOOLONG escape and the whole index stops",
-)
 def test_the_longest_names_do_not_stop_the_index(tmp_path: Path) -> None:
     root = tmp_path / "Long"
     make_photo(root / ("L" * 250 + ".jpg"), 1)

@@ -123,14 +123,16 @@ def test_read_photo_reads_the_file_once(tmp_path: Path, monkeypatch: pytest.Monk
     path = write(tmp_path, "a.jpg", noise_jpeg())
     opened: list[object] = []
 
-    def counting_open(file: object, *args: object, **kwargs: object) -> object:
+    real_open = os.open
+
+    def counting_open(file: object, *args: object, **kwargs: object) -> int:
         opened.append(file)
-        return open(file, *args, **kwargs)  # type: ignore[call-overload]
+        return real_open(file, *args, **kwargs)  # type: ignore[arg-type]
 
     def no_path_open(*args: object, **kwargs: object) -> None:
         raise AssertionError("decoding must use the bytes already read")
 
-    monkeypatch.setattr(images, "open", counting_open, raising=False)
+    monkeypatch.setattr(images.os, "open", counting_open)
     monkeypatch.setattr(Image, "open", no_path_open)
     read_photo(path)
     assert opened == [path]
