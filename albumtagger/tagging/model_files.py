@@ -124,12 +124,36 @@ def _check_checkpoint_folder(folder: Path) -> dict[str, Any]:
             f"{folder} holds a {model_type or 'unknown'!s} model, not a Qwen2-VL (GME) one; "
             f"albumtagger needs a GME checkpoint such as {DEFAULT_MODEL}."
         )
+    remote = _remote_code_request(folder, config)
+    if remote:
+        raise ModelError(
+            f"{folder} asks to run its own Python code ({remote}); albumtagger never runs code "
+            f"that comes with a model. Use a plain GME checkpoint such as {DEFAULT_MODEL}."
+        )
     if not any(folder.glob("*.safetensors")):
         raise ModelError(
             f"{folder} has no .safetensors weights; albumtagger loads safetensors only "
             f"(download {DEFAULT_MODEL}, which has them)."
         )
     return config
+
+
+def _remote_code_request(folder: Path, config: dict[str, Any]) -> str:
+    """What in the checkpoint asks for remote code (`auto_map`, `trust_remote_code`), or ''."""
+    found: list[str] = []
+    sources = [("config.json", config)]
+    for name in ("tokenizer_config.json", "preprocessor_config.json", "processor_config.json"):
+        try:
+            data = json.loads((folder / name).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(data, dict):
+            sources.append((name, data))
+    for name, data in sources:
+        for key in ("auto_map", "trust_remote_code"):
+            if data.get(key):
+                found.append(f"{key} in {name}")
+    return ", ".join(found)
 
 
 def _env_offline() -> bool:
