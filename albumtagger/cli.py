@@ -224,6 +224,12 @@ def _plural(n: int, word: str) -> str:
 
 _CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
 _CONTROL.update({ord("\n"): "\\n", ord("\t"): "\\t", ord("\r"): "\\r"})
+# Bidirectional controls (they reorder what follows: `x\u202egpj.exe` shows as
+# `xexe.jpg`) and line/paragraph separators.
+_CONTROL.update(
+    {c: f"\\u{c:04x}" for c in [0x61C, 0x200E, 0x200F, *range(0x202A, 0x202F), 0x2028, 0x2029]}
+)
+_CONTROL.update({c: f"\\u{c:04x}" for c in range(0x2066, 0x206A)})
 
 
 def _printable(text: str) -> str:

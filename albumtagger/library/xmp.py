@@ -253,6 +253,10 @@ def merge(
             continue
         added.append(word)
         for prop, separator in KEYWORD_BAGS.items():
+            if separator is not None and separator in word:
+                # A flat tag such as "<b>x</b>" would read back as a hierarchy ("b>"):
+                # it goes into dc:subject only.
+                continue
             box = _array(root, prop, create=True)
             assert box is not None
             if not any(fold(kw.leaf(li.text or "", separator)) == f for li in box.findall(LI)):
