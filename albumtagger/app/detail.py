@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidgetItem,
 )
 
+from albumtagger.app.qtcompat import plain_tooltip
 from albumtagger.errors import ImageError
 from albumtagger.library.images import read_photo
 from albumtagger.library.queries import PhotoDetail, PhotoTagInfo
@@ -206,7 +207,7 @@ class TagChip(QFrame):
         else:
             self._button("accept", "\u21ba", "Accept this tag after all (A)", layout)
         self._style()
-        self.setToolTip(self._tooltip())
+        self.setToolTip(plain_tooltip(self._tooltip()))
         self.setAccessibleName(f"Tag {info.name}, {self.state_text()}")
 
     def _button(self, action: str, text: str, tip: str, layout: QHBoxLayout) -> None:
@@ -424,7 +425,7 @@ class DetailPanel(QScrollArea):
         self.detail = detail
         folder, _, name = detail.path.rpartition("/")
         self.name.setText(name)
-        self.name.setToolTip(detail.path)
+        self.name.setToolTip(plain_tooltip(detail.path))
         lines = [f"Folder: {folder or '(top)'}", f"Size: {human_size(detail.size)}"]
         if detail.width and detail.height:
             lines.append(f"Dimensions: {detail.width} \u00d7 {detail.height}")

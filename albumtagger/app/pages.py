@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from albumtagger.app.qtcompat import plain_tooltip
 from albumtagger.events import JobProgress
 
 PHASES = {
@@ -104,7 +105,7 @@ class WelcomePage(QWidget):
         for folder in folders:
             item = QListWidgetItem(folder)
             item.setData(Qt.ItemDataRole.UserRole, folder)
-            item.setToolTip(f"Open {folder}")
+            item.setToolTip(plain_tooltip(f"Open {folder}"))
             self.recent.addItem(item)
         self.recent.setVisible(bool(folders))
         self.recent_title.setVisible(bool(folders))
@@ -226,7 +227,9 @@ class FilterBar(QWidget):
             b.setText(f"{marks.get(kind, '')}{label.replace('&', '&&')}  \u00d7")
             what = {"include": "with", "exclude": "without"}.get(kind)
             b.setToolTip(
-                f"Showing photos {what} {label!r}; click to remove" if what else "Click to remove"
+                plain_tooltip(f"Showing photos {what} {label!r}; click to remove")
+                if what
+                else "Click to remove"
             )
             b.setAccessibleName(f"Filter {label}, click to remove")
             b.clicked.connect(lambda _=False, k=kind, key=key: self.remove.emit(k, key))

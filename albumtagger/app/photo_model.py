@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import numpy as np
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 
+from albumtagger.app.qtcompat import plain_tooltip
 from albumtagger.app.reads import ReadPool
 from albumtagger.library.queries import PhotoSummary
 
@@ -218,7 +219,7 @@ class PhotoListModel(QAbstractListModel):
                 lines.append("a suggestion needs review")
             if self._scores is not None:
                 lines.append(f"match {float(self._scores[row]):.3f}")
-            return "\n".join(lines)
+            return plain_tooltip("\n".join(lines))
         return None
 
     def flags(self, index: _Index) -> Qt.ItemFlag:

@@ -51,3 +51,13 @@ def tune_interpreter() -> None:
     the GUI thread waits for the GIL at every call from Qt into Python (a paint, a slot);
     1 ms keeps those waits short, at a small cost in the worker's throughput."""
     sys.setswitchinterval(SWITCH_INTERVAL_S)
+
+
+def plain_tooltip(text: str) -> str:
+    """A tooltip that shows `text` (file and tag names) as it is. Qt guesses whether a
+    tooltip is rich text (a name like `<b>x</b>` would turn bold), so the text is escaped
+    and given as rich text on purpose."""
+    import html
+
+    body = html.escape(text, quote=False).replace("\n", "<br>")
+    return f"<p style='white-space:pre'>{body}</p>"

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from albumtagger.app.qtcompat import plain_tooltip
 from albumtagger.library.queries import PhotoFilter, QuickCounts, TagInfo
 
 INCLUDE, EXCLUDE = "include", "exclude"
@@ -182,7 +183,7 @@ class TagTableModel(QAbstractTableModel):
                 EXCLUDE: "Hiding photos with this tag",
             }.get(state or "", "Not filtering")
             th = f"threshold {tag.threshold:.3f}" if tag.threshold is not None else "no threshold"
-            return (
+            return plain_tooltip(
                 f"{tag.name}: {n:,} photos under the current filter\n{what}. Click to cycle "
                 f"include / exclude / off.\n{th}, learnt from {tag.events} corrections"
             )

@@ -40,6 +40,7 @@ from albumtagger.app.pages import (
     WelcomePage,
 )
 from albumtagger.app.photo_model import PhotoListModel, file_name
+from albumtagger.app.qtcompat import plain_tooltip
 from albumtagger.app.reads import ReadPool
 from albumtagger.app.tags_panel import TagsPanel
 from albumtagger.app.thumbnails import ThumbnailLoader
@@ -390,7 +391,7 @@ class MainWindow(QMainWindow):
         for folder in folders:
             self.library_box.addItem(Path(folder).name or folder, folder)
             self.library_box.setItemData(
-                self.library_box.count() - 1, folder, Qt.ItemDataRole.ToolTipRole
+                self.library_box.count() - 1, plain_tooltip(folder), Qt.ItemDataRole.ToolTipRole
             )
         self.library_box.addItem("Add a folder\u2026", None)
         if self.root is not None:
