@@ -33,7 +33,12 @@ from typing import Any
 import numpy as np
 
 from albumtagger.errors import SchemaTooNewError, SidecarError
-from albumtagger.library.store import PHOTO_STATUSES, SCHEMA_MAJOR, version_text
+from albumtagger.library.store import (
+    NEEDS_REVIEW_CONDITION,
+    PHOTO_STATUSES,
+    SCHEMA_MAJOR,
+    version_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +51,7 @@ CARRIES_SQL = "state IN ('accepted', 'suggested')"
 Written out as literals so SQLite uses the index photo_tags_by_tag(tag_id, state, ...).
 """
 
-NEEDS_REVIEW_SQL = (
-    "state = 'suggested' AND (fallback != 0 OR confidence IS NULL OR confidence = 'low')"
-)
+NEEDS_REVIEW_SQL = NEEDS_REVIEW_CONDITION
 """SQL condition on a `photo_tags` row: an automatic suggestion worth a second look."""
 
 REVIEW_INDEX = "photo_tags_review"

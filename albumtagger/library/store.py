@@ -47,7 +47,7 @@ STALE_PARTIAL_S = 3600
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 SCHEMA_MAJOR = 1
-SCHEMA_VERSION = 102  # 1.2
+SCHEMA_VERSION = 103  # 1.3
 
 PHOTO_STATUSES = ("pending", "ok", "damaged", "missing")
 TAG_STATES = ("suggested", "accepted", "rejected")
@@ -144,11 +144,21 @@ _SCHEMA_1_2 = """
 ALTER TABLE feedback ADD COLUMN undo_data TEXT;
 """
 
+NEEDS_REVIEW_CONDITION = (
+    "state = 'suggested' AND (fallback != 0 OR confidence IS NULL OR confidence = 'low')"
+)
+"""An automatic suggestion worth a second look (the read queries' "needs review")."""
+
+_SCHEMA_1_3 = f"""
+CREATE INDEX IF NOT EXISTS photo_tags_review ON photo_tags(photo_id) WHERE {NEEDS_REVIEW_CONDITION};
+"""
+
 # (version reached, script): ordered; each runs in its own transaction.
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (100, _SCHEMA_1_0),
     (101, _SCHEMA_1_1),
     (102, _SCHEMA_1_2),
+    (103, _SCHEMA_1_3),
 )
 
 

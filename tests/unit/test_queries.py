@@ -267,6 +267,8 @@ def test_photo_vectors(lib: Lib) -> None:
 
 
 def test_uses_the_review_index_when_the_sidecar_has_it(lib: Lib) -> None:
+    with Store(lib.db, backups=False) as store:
+        store.conn.execute(f"DROP INDEX {REVIEW_INDEX}")  # as in a 1.2 sidecar
     with LibraryQueries(lib.db) as q:
         assert not q.uses_review_index
         before = (q.photo_ids(PhotoFilter(needs_review=True)).tolist(), q.quick_counts())
@@ -378,3 +380,12 @@ def test_open_close_leaks_no_file_descriptors(lib: Lib) -> None:
         with LibraryQueries(lib.db) as q:
             q.count()
     assert fds() <= before
+
+
+def test_new_libraries_have_the_review_index(tmp_path) -> None:
+    from albumtagger.library.store import Store
+
+    db = tmp_path / "lib.sqlite"
+    Store(db, backups=False).close()
+    with LibraryQueries(db) as queries:
+        assert queries.uses_review_index
