@@ -32,7 +32,7 @@ from albumtagger.events import (
 )
 from albumtagger.library.folder import WriteAccess, open_library
 from albumtagger.library.lock import Holder
-from albumtagger.library.scanner import CancelToken
+from albumtagger.library.scanner import CancelToken, LinkedCancel
 from albumtagger.library.thumbnails import ThumbnailCache
 from albumtagger.tagging.encoder import QUERY_INSTRUCTION
 from albumtagger.tagging.pipeline import (
@@ -58,18 +58,6 @@ SEARCH_CACHE_SIZE = 256
 """Search texts whose vectors are kept in memory (never stored in the sidecar)."""
 _MATRIX_KINDS = ("status", "removed", "damaged", "updated")
 """Photo changes that change which photos have scores."""
-
-
-class _JobCancel(CancelToken):
-    """A job's token: cancelled by the job's own `cancel()` or the session's close."""
-
-    def __init__(self, outer: CancelToken) -> None:
-        super().__init__()
-        self._outer = outer
-
-    @property
-    def cancelled(self) -> bool:
-        return super().cancelled or self._outer.cancelled
 
 
 class LibrarySession:
@@ -112,7 +100,7 @@ class LibrarySession:
         self.thumbnails = thumbnails
         self._encoder = encoder
         self._closed = CancelToken()
-        self._job_cancel = _JobCancel(self._closed)
+        self._job_cancel = LinkedCancel(self._closed)
         self._running = threading.Event()
         self._running.set()
         self._tagger: Tagger | None = None
@@ -235,8 +223,8 @@ class LibrarySession:
     def paused(self) -> bool:
         return not self._running.is_set()
 
-    def _new_job(self) -> _JobCancel:
-        self._job_cancel = _JobCancel(self._closed)
+    def _new_job(self) -> LinkedCancel:
+        self._job_cancel = LinkedCancel(self._closed)
         return self._job_cancel
 
     def _job_progress(

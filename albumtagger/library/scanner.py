@@ -44,6 +44,19 @@ class CancelToken:
         return self._event.is_set()
 
 
+class LinkedCancel(CancelToken):
+    """A token of its own that also reads as cancelled when `outer` is (a job within a
+    session: cancelling the job leaves the session going)."""
+
+    def __init__(self, outer: CancelToken) -> None:
+        super().__init__()
+        self._outer = outer
+
+    @property
+    def cancelled(self) -> bool:
+        return super().cancelled or self._outer.cancelled
+
+
 @dataclass(frozen=True)
 class FileEntry:
     path: str

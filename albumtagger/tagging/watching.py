@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING
 
 from albumtagger.config import Settings
 from albumtagger.library.folder import Library
-from albumtagger.library.scanner import CancelToken, ScanReport, run_to_end, scan
+from albumtagger.library.scanner import (
+    CancelToken,
+    LinkedCancel,
+    ScanReport,
+    run_to_end,
+    scan,
+)
 from albumtagger.library.thumbnails import ThumbnailCache
 from albumtagger.library.watcher import ApplySummary, ChangeSet, FolderWatcher, apply_changes
 from albumtagger.tagging.pipeline import (
@@ -77,18 +83,6 @@ class WatchSummary:
     """Photos embedded again at the full budget after a coarse first pass."""
 
 
-class _SessionCancel(CancelToken):
-    """Cancelled by the caller's token, or by the session (the root went away)."""
-
-    def __init__(self, outer: CancelToken) -> None:
-        super().__init__()
-        self._outer = outer
-
-    @property
-    def cancelled(self) -> bool:
-        return super().cancelled or self._outer.cancelled
-
-
 def watch_folder(
     library: Library,
     settings: Settings,
@@ -140,7 +134,7 @@ class FolderKeeper:
         self.thumbnails = thumbnails
         self._job: Generator[Progress, None, TagReport | RefineReport] | None = None
         self._refine_after = 0.0
-        self._job_cancel: _SessionCancel | None = None
+        self._job_cancel: LinkedCancel | None = None
         self._job_checked = 0.0
         self._started = False
         self._backoff = 0.0
@@ -299,7 +293,7 @@ class FolderKeeper:
 
     def _reconcile(self, *, initial: bool = False, periodic: bool = False) -> None:
         """Scan the whole folder (the truth), then tag what is pending."""
-        token = _SessionCancel(self.cancel)
+        token = LinkedCancel(self.cancel)
         report: ScanReport = run_to_end(scan(self.library, token))
         self.summary.scans += 1
         self.last_reconcile = time.monotonic()
@@ -356,7 +350,7 @@ class FolderKeeper:
                 self.encoder = self._encoder_factory()
             except Exception as exc:
                 raise _Fatal(exc) from exc
-        self._job_cancel = _SessionCancel(self.cancel)
+        self._job_cancel = LinkedCancel(self.cancel)
         self._job = tag_pending(
             self.library,
             self.settings,
@@ -383,7 +377,7 @@ class FolderKeeper:
                 self.encoder = self._encoder_factory()
             except Exception as exc:
                 raise _Fatal(exc) from exc
-        self._job_cancel = _SessionCancel(self.cancel)
+        self._job_cancel = LinkedCancel(self.cancel)
         self._job = refine_steps(
             self.library,
             self.settings,
