@@ -81,6 +81,8 @@ class Soak:
         self.folders = list(FOLDERS)
         self.seed = 1000
         self.ops: Counter[str] = Counter()
+        self.log: list[str] = []
+        """What each operation did, to tell the story of a path that went wrong."""
         for folder in self.folders:
             (root / folder).mkdir(parents=True, exist_ok=True)
 
@@ -108,17 +110,20 @@ class Soak:
         self.seed += 1
         self.write_pieces(rel, photo_bytes(self.seed))
         self.files.append(rel)
+        self.log.append(f"create {rel}")
 
     def rewrite(self) -> None:
         rel = self.rng.choice(self.files)
         self.seed += 1
         self.write_pieces(rel, photo_bytes(self.seed))
+        self.log.append(f"rewrite {rel}")
 
     def rename(self) -> None:
         rel = self.files.pop(self.rng.randrange(len(self.files)))
         dest = self.new_name(rel.rpartition("/")[0])
         os.rename(self.root / rel, self.root / dest)
         self.files.append(dest)
+        self.log.append(f"rename {rel} -> {dest}")
 
     def move(self) -> None:
         rel = self.files.pop(self.rng.randrange(len(self.files)))
@@ -128,10 +133,12 @@ class Soak:
             dest = self.new_name(folder)
         os.rename(self.root / rel, self.root / dest)
         self.files.append(dest)
+        self.log.append(f"move {rel} -> {dest}")
 
     def delete(self) -> None:
         rel = self.files.pop(self.rng.randrange(len(self.files)))
         (self.root / rel).unlink()
+        self.log.append(f"delete {rel}")
 
     def move_folder(self) -> None:
         """Rename the folder `c` (or `c2`) with all it holds."""
@@ -139,12 +146,14 @@ class Soak:
         dest = "c2" if src == "c" else "c"
         os.rename(self.root / src, self.root / dest)
         self.folders[self.folders.index(src)] = dest
+        self.log.append(f"move folder {src} -> {dest}")
         self.files = [dest + f[len(src) :] if f.startswith(src + "/") else f for f in self.files]
 
     def root_away_and_back(self) -> None:
         """The root is moved away (an unplugged drive), changed there, and comes back."""
         away = self.root.with_name(self.root.name + "-away")
         os.rename(self.root, away)
+        self.log.append("root away")
         for _ in range(3):
             self.step(0.05)
         saved = self.root
@@ -153,6 +162,7 @@ class Soak:
             self.rng.choice([self.create, self.delete, self.rename])()
         self.root = saved
         os.rename(away, self.root)
+        self.log.append("root back")
         for _ in range(3):
             self.step(0.05)
 
@@ -190,6 +200,16 @@ def table(db: Path) -> list[tuple[str, str, str]]:
         ).fetchall()
     finally:
         conn.close()
+
+
+def story(soak: Soak, paths: list[str]) -> list[str]:
+    """The operations that touched these paths' photos, and the folder and root moves."""
+    names = {p.rpartition("/")[2].partition(".")[0] for p in paths}
+    return [
+        f"{i}: {e}"
+        for i, e in enumerate(soak.log)
+        if any(n in e for n in names) or e.startswith(("move folder", "root"))
+    ]
 
 
 def test_watch_soak(
@@ -230,9 +250,18 @@ def test_watch_soak(
         def watched() -> dict[str, str]:
             return {p: h for p, s, h in table(session.db_path) if s == "ok"}
 
-        deadline = time.monotonic() + (120 if long_drills else 30)
+        deadline = time.monotonic() + (30 if long_drills else 10)
         while watched() != expected and time.monotonic() < deadline:
             session.watch_step(0.2)
+        by_events = watched()
+        # The backstop the watch loop runs every `reconcile_seconds` (10 minutes): a full
+        # rescan. After it, nothing may differ.
+        session._keeper.watcher.request_rescan()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            session.watch_step(0.2)
+            if watched() == expected:
+                break
         settle_seconds = time.monotonic() - start - ops_seconds
         rows = table(session.db_path)
         db = session.db_path
@@ -240,11 +269,25 @@ def test_watch_soak(
         session.close()
 
     got = {p: h for p, s, h in rows if s == "ok"}
+    missed = sorted(set(by_events) ^ set(expected)) + [
+        p for p in by_events if p in expected and by_events[p] != expected[p]
+    ]
+    wrong = sorted(set(got) ^ set(expected)) + [
+        p for p in got if p in expected and got[p] != expected[p]
+    ]
     assert got == expected, (
+        f"history: {story(soak, wrong)}; "
         f"only in the sidecar: {sorted(set(got) - set(expected))[:10]}; "
         f"not in the sidecar: {sorted(set(expected) - set(got))[:10]}; "
         f"other content: {[p for p in got if p in expected and got[p] != expected[p]][:10]}"
     )
+    # The events alone kept the sidecar in line, except (a known race in the watcher) a
+    # photo written into a folder that is renamed before the photo settled.
+    moved_folders = ("c/", "c2/")
+    assert all(p.startswith(moved_folders) for p in missed), (
+        f"missed by the events: {missed}; history: {story(soak, missed)}"
+    )
+    assert len(missed) <= soak.ops["move_folder"]
     statuses = Counter(s for _, s, _ in rows)
     assert set(statuses) <= {"ok", "missing"}, statuses
     missing = [p for p, s, _ in rows if s == "missing"]
@@ -266,6 +309,7 @@ def test_watch_soak(
         "settle_seconds": round(settle_seconds, 1),
         "photos_ok": len(got),
         "missing_rows": len(missing),
+        "missed_by_events": missed,
         "tagged": len(fake_tagging),
     }
     print("watch soak:", json.dumps(figures))
