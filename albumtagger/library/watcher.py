@@ -520,6 +520,9 @@ class FolderWatcher:
                 for rel in [p for p in self._touched if _under(p, src)]:
                     entry = self._touched.pop(rel)
                     self._touched[dest + rel[len(src) :]] = entry
+                # A photo still being written when its folder moved may have had events
+                # under the old name only: look at everything in the new place once.
+                self._new_dirs.append(dest)
             elif src_ok:
                 assert src is not None
                 self._deleted_dirs[src] = now

@@ -281,13 +281,9 @@ def test_watch_soak(
         f"not in the sidecar: {sorted(set(expected) - set(got))[:10]}; "
         f"other content: {[p for p in got if p in expected and got[p] != expected[p]][:10]}"
     )
-    # The events alone kept the sidecar in line, except (a known race in the watcher) a
-    # photo written into a folder that is renamed before the photo settled.
-    moved_folders = ("c/", "c2/")
-    assert all(p.startswith(moved_folders) for p in missed), (
-        f"missed by the events: {missed}; history: {story(soak, missed)}"
-    )
-    assert len(missed) <= soak.ops["move_folder"]
+    # The events alone kept the sidecar in line (a photo still being written when its
+    # folder was renamed included: the watcher looks at a moved folder once more).
+    assert not missed, f"missed by the events: {missed}; history: {story(soak, missed)}"
     statuses = Counter(s for _, s, _ in rows)
     assert set(statuses) <= {"ok", "missing"}, statuses
     missing = [p for p, s, _ in rows if s == "missing"]
