@@ -941,52 +941,6 @@ def fit_thresholds(
                 threshold = min(fitted, threshold) if yes else max(fitted, threshold)
         out[k] = threshold
     return out
-    valid = (photo >= 0) & (photo < n_photos) & (tag >= 0) & (tag < n_tags)
-    photo, tag, positive = photo[valid], tag[valid], positive[valid]
-    position = np.full(n_tags, -1, dtype=np.int64)
-    position[idx] = np.arange(idx.size)
-    wanted = position[tag] >= 0
-    photo, tag, positive = photo[wanted], tag[wanted], positive[wanted]
-    if photo.size == 0:
-        return out
-    order = np.argsort(tag, kind="stable")
-    photo, tag, positive = photo[order], tag[order], positive[order]
-    bounds = np.flatnonzero(np.diff(tag)) + 1
-    beta = settings.effective_beta
-    for ph, tg, pos in zip(
-        np.split(photo, bounds), np.split(tag, bounds), np.split(positive, bounds), strict=True
-    ):
-        t = int(tg[0])
-        k = int(position[t])
-        column = np.asarray(scores[:, t], dtype=np.float64)
-        label_scores = column[ph]
-        keep = np.isfinite(label_scores)
-        ph, pos, label_scores = ph[keep], pos[keep], label_scores[keep]
-        n = ph.size
-        if n == 0:
-            continue
-        c, scale = float(prior[k]), float(st.scale[k])
-        anchor = (float(st.median[k]) - c) / scale
-        w0, w1 = _fit_logistic((label_scores - c) / scale, pos, settings, anchor)
-        w1 = max(w1, settings.calibration_min_slope)
-        unlabelled = np.isfinite(column)
-        unlabelled[ph] = False
-        rest = np.sort(column[unlabelled])[::-1]
-        p = _sigmoid(w0 + w1 * (rest - c) / scale)
-        fitted = _expected_fbeta_threshold(rest, p, float(np.count_nonzero(pos)), beta)
-        if not math.isfinite(fitted):
-            continue
-        # A threshold moves only where the labels contradict it: down only for a "yes"
-        # below it (a missed tag), up only for a "no" above it (a wrong suggestion). So
-        # confirming a suggestion changes no other photo, and a rejection never spreads
-        # the tag over the library.
-        if not np.any(pos & (label_scores < c)):
-            fitted = max(fitted, c)
-        if not np.any(~pos & (label_scores >= c)):
-            fitted = min(fitted, c)
-        weight = n / (n + settings.shrinkage_events)
-        out[k] = c + weight * (fitted - c)
-    return out
 
 
 # ---------------------------------------------------------------------------- decisions
