@@ -482,7 +482,7 @@ def _tag_ids(store, names: Sequence[str]) -> list[int]:
 def cmd_find(args: argparse.Namespace) -> int:
     if not args.tag and not args.not_tags:
         raise UsageError("find needs at least one --tag or --not.")
-    from albumtagger.library.queries import LibraryQueries, PhotoFilter
+    from albumtagger.library.db.queries import LibraryQueries, PhotoFilter
 
     with _open(args.folder) as library:
         store = library.store

@@ -130,7 +130,7 @@ def make_thumbnails(db: Path, cache_root: Path, tag_id: int, tags: int) -> int:
     """Small generated JPEG thumbnails for the photos the measured views show first."""
     from PIL import Image
 
-    from albumtagger.library.queries import LibraryQueries, PhotoFilter
+    from albumtagger.library.db.queries import LibraryQueries, PhotoFilter
     from albumtagger.library.thumbnails import ThumbnailCache
 
     cache = ThumbnailCache(cache_root / "thumbnails")
@@ -153,7 +153,7 @@ def make_thumbnails(db: Path, cache_root: Path, tag_id: int, tags: int) -> int:
 
 
 def popular(db: Path, k: int) -> list[tuple[int, str]]:
-    from albumtagger.library.queries import LibraryQueries, PhotoFilter
+    from albumtagger.library.db.queries import LibraryQueries, PhotoFilter
 
     with LibraryQueries(db) as q:
         counts = q.tag_counts(PhotoFilter())
@@ -209,7 +209,7 @@ def _measure_window(
     window, root: Path, args, out: dict[str, Any], probe: Probe, t0: float, tags
 ) -> None:
     from albumtagger.app.worker import Correct
-    from albumtagger.library.queries import PhotoFilter
+    from albumtagger.library.db.queries import PhotoFilter
 
     window.resize(1400, 900)
     window.show()

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from albumtagger.config import Settings
-from albumtagger.library.store import Store
+from albumtagger.library.db.store import Store
 from albumtagger.tagging.encoder import QUERY_INSTRUCTION
 from albumtagger.tagging.tagger import IMAGE_MODEL_ID_KEY, MODEL_ID_KEY, Tagger
 

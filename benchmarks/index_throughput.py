@@ -46,7 +46,7 @@ def make_photos(folder: Path, n: int, size: tuple[int, int]) -> None:
 
 def naive(folder: Path, encoder) -> float:
     """One photo at a time, no read-ahead, no draft decoding."""
-    from albumtagger.library.store import Store
+    from albumtagger.library.db.store import Store
 
     start = time.perf_counter()
     with Store(Path(tempfile.mkdtemp()) / "naive.sqlite", backups=False) as store:

@@ -37,13 +37,13 @@ from typing import Any
 import numpy as np
 
 from albumtagger.config import Settings
-from albumtagger.library.queries import (
+from albumtagger.library.db.queries import (
     REVIEW_INDEX,
     REVIEW_INDEX_SQL,
     LibraryQueries,
     PhotoFilter,
 )
-from albumtagger.library.store import Store, sidecar_path
+from albumtagger.library.db.store import Store, sidecar_path
 from albumtagger.tagging.encoder import QUERY_INSTRUCTION
 from albumtagger.tagging.similarity import VectorIndex
 from albumtagger.tagging.tagger import IMAGE_MODEL_ID_KEY, MODEL_ID_KEY, Tagger

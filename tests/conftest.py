@@ -46,7 +46,7 @@ def scan_and_read(library):  # -> ScanReport
 
 def accept_tag(library, path: str, name: str = "dog") -> None:
     """Give a photo a suggested tag that the user then accepted."""
-    from albumtagger.library.store import AutoTag
+    from albumtagger.library.db.store import AutoTag
 
     store = library.store
     with store.transaction():

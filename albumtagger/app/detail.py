@@ -28,8 +28,8 @@ from PySide6.QtWidgets import (
 
 from albumtagger.app.qtcompat import plain_tooltip
 from albumtagger.errors import ImageError
+from albumtagger.library.db.queries import PhotoDetail, PhotoTagInfo
 from albumtagger.library.images import read_photo
-from albumtagger.library.queries import PhotoDetail, PhotoTagInfo
 
 log = logging.getLogger(__name__)
 

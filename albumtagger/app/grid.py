@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QAbstractItemView, QListView, QStyle, QStyledItemD
 
 from albumtagger.app.photo_model import PHOTO_ID_ROLE, SUMMARY_ROLE, PhotoListModel
 from albumtagger.app.thumbnails import ThumbnailLoader
-from albumtagger.library.queries import PhotoSummary
+from albumtagger.library.db.queries import PhotoSummary
 
 MIN_SIZE, MAX_SIZE, DEFAULT_SIZE = 64, 256, 144
 _MARGIN = 6

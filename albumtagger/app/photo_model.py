@@ -10,7 +10,7 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelInde
 
 from albumtagger.app.qtcompat import plain_tooltip
 from albumtagger.app.reads import ReadPool
-from albumtagger.library.queries import PhotoSummary
+from albumtagger.library.db.queries import PhotoSummary
 
 PHOTO_ID_ROLE = Qt.ItemDataRole.UserRole + 1
 SUMMARY_ROLE = Qt.ItemDataRole.UserRole + 2

@@ -19,7 +19,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from albumtagger.library.queries import LibraryQueries
+from albumtagger.library.db.queries import LibraryQueries
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from albumtagger.app.qtcompat import plain_tooltip
-from albumtagger.library.queries import PhotoFilter, QuickCounts, TagInfo
+from albumtagger.library.db.queries import PhotoFilter, QuickCounts, TagInfo
 
 INCLUDE, EXCLUDE = "include", "exclude"
 NAME_ROLE = Qt.ItemDataRole.UserRole + 10

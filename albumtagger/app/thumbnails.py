@@ -23,8 +23,8 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QImage, QImageReader, QPixmap
 
 from albumtagger.errors import ImageError
-from albumtagger.library.queries import PhotoSummary
-from albumtagger.library.store import PhotoRow
+from albumtagger.library.db.queries import PhotoSummary
+from albumtagger.library.db.store import PhotoRow
 from albumtagger.library.thumbnails import ThumbnailCache
 
 log = logging.getLogger(__name__)

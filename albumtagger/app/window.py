@@ -65,7 +65,7 @@ from albumtagger.events import (
     ThresholdsChanged,
     VocabularyChanged,
 )
-from albumtagger.library.queries import LibraryQueries, PhotoFilter
+from albumtagger.library.db.queries import LibraryQueries, PhotoFilter
 from albumtagger.library.thumbnails import ThumbnailCache
 
 log = logging.getLogger(__name__)

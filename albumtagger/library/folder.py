@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from albumtagger.errors import LibraryOfflineError, SidecarError, UsageError, UserError
+from albumtagger.library.db.store import SIDECAR_DIR, Store, fallback_sidecar_path, sidecar_path
 from albumtagger.library.lock import Holder, WriterLock
-from albumtagger.library.store import SIDECAR_DIR, Store, fallback_sidecar_path, sidecar_path
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from pathlib import Path, PurePosixPath
 from PIL import Image, IptcImagePlugin
 
 from albumtagger.errors import UserError
+from albumtagger.library.db.store import PhotoRow, Store
 from albumtagger.library.folder import Library
-from albumtagger.library.store import PhotoRow, Store
 from albumtagger.tagging.vocabulary import clean_name, default_prompts
 
 log = logging.getLogger(__name__)

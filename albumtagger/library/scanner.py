@@ -21,8 +21,8 @@ from PIL import Image
 
 from albumtagger.errors import ImageError
 from albumtagger.library import images, keywords
+from albumtagger.library.db.store import PhotoRow, Store
 from albumtagger.library.folder import Library
-from albumtagger.library.store import PhotoRow, Store
 
 log = logging.getLogger(__name__)
 

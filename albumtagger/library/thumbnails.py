@@ -26,8 +26,8 @@ from pathlib import Path
 import platformdirs
 from PIL import Image
 
+from albumtagger.library.db.store import PhotoRow
 from albumtagger.library.images import WEBP_SUPPORTED, read_photo
-from albumtagger.library.store import PhotoRow
 
 log = logging.getLogger(__name__)
 

@@ -51,10 +51,10 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
+from albumtagger.library.db.store import PhotoRow
 from albumtagger.library.folder import Library
 from albumtagger.library.images import PHOTO_SUFFIXES
 from albumtagger.library.scanner import UNREADABLE, storable, walk
-from albumtagger.library.store import PhotoRow
 
 log = logging.getLogger(__name__)
 

@@ -33,6 +33,7 @@ from typing import Literal
 from albumtagger import __version__
 from albumtagger.errors import LibraryOfflineError, UserError
 from albumtagger.library import keywords as kw
+from albumtagger.library.db.store import PhotoRow, PhotoTag, Store
 from albumtagger.library.folder import Library
 from albumtagger.library.keywords import (
     CREATOR,
@@ -52,7 +53,6 @@ from albumtagger.library.keywords import (
     clean_keyword,
     fold,
 )
-from albumtagger.library.store import PhotoRow, PhotoTag, Store
 
 log = logging.getLogger(__name__)
 

@@ -25,6 +25,7 @@ import numpy as np
 from albumtagger.config import Settings, replace_section
 from albumtagger.errors import UserError
 from albumtagger.library import keywords
+from albumtagger.library.db.store import PhotoRow
 from albumtagger.library.folder import Library
 from albumtagger.library.images import read_photo
 from albumtagger.library.scanner import (
@@ -36,7 +37,6 @@ from albumtagger.library.scanner import (
     run_to_end,
     scan,
 )
-from albumtagger.library.store import PhotoRow
 from albumtagger.library.thumbnails import ThumbnailCache
 from albumtagger.tagging import vocabulary
 from albumtagger.tagging.tagger import IMAGE_MODEL_ID_KEY, MODEL_ID_KEY, Tagger

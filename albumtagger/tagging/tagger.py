@@ -1,6 +1,6 @@
 """The library's tag decisions: stored vectors and feedback in, stored suggestions out.
 
-This is the glue between the sidecar (`library.store`) and the decision rules
+This is the glue between the sidecar (`library.db.store`) and the decision rules
 (`tagging.thresholds`): it builds the [photos x tags] score matrix from stored photo
 and tag vectors, fits the per-tag thresholds, decides, and writes back only what
 changed.
@@ -31,7 +31,7 @@ import numpy as np
 
 from albumtagger.config import Settings
 from albumtagger.errors import ModelError, NotFoundError, UnknownTagError, UserError
-from albumtagger.library.store import AutoTag, Store, SuggestionChanges, TagRow
+from albumtagger.library.db.store import AutoTag, Store, SuggestionChanges, TagRow
 from albumtagger.tagging import thresholds as th
 from albumtagger.tagging import vocabulary
 from albumtagger.tagging.encoder import QUERY_INSTRUCTION

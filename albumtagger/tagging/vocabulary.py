@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from albumtagger.errors import UsageError
-from albumtagger.library.store import Store, TagRow
+from albumtagger.library.db.store import Store, TagRow
 from albumtagger.paths import resource
 from albumtagger.tagging.encoder import QUERY_INSTRUCTION
 

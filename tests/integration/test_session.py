@@ -15,8 +15,8 @@ from PIL import Image
 
 from albumtagger.config import Settings, load_settings
 from albumtagger.events import JobProgress, PhotosChanged, TagsChanged
-from albumtagger.library.queries import LibraryQueries, PhotoFilter
-from albumtagger.library.store import Store
+from albumtagger.library.db.queries import LibraryQueries, PhotoFilter
+from albumtagger.library.db.store import Store
 from albumtagger.library.thumbnails import ThumbnailCache
 from albumtagger.session import LibrarySession
 from albumtagger.tagging.tagger import Tagger

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from albumtagger.library import keywords, xmp
+from albumtagger.library.db.store import AutoTag
 from albumtagger.library.folder import Library, open_library
 from albumtagger.library.scanner import run_to_end, scan
-from albumtagger.library.store import AutoTag
 from tests.conftest import REPO, accept_tag, make_photo, read_as_tagged, scan_and_read
 
 EXIFTOOL = shutil.which("exiftool")

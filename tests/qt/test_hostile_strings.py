@@ -11,8 +11,8 @@ from PySide6.QtGui import QTextDocument
 from PySide6.QtWidgets import QAbstractButton, QLabel
 
 from albumtagger.app.tags_panel import TAG_ID_ROLE
+from albumtagger.library.db.store import AutoTag
 from albumtagger.library.folder import open_library
-from albumtagger.library.store import AutoTag
 from tests.conftest import make_photo, scan_and_read
 
 TAGS = ["<b>x</b>", "<img src=x>", "'); drop table tags;--", "שלום 🐶", "a &amp; b"]

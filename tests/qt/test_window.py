@@ -12,7 +12,7 @@ import pytest
 from PySide6.QtCore import QItemSelectionModel, Qt
 
 from albumtagger.events import JobProgress
-from albumtagger.library.queries import LibraryQueries, PhotoFilter
+from albumtagger.library.db.queries import LibraryQueries, PhotoFilter
 from tests.conftest import make_photo
 from tests.qt.conftest import PHOTOS, wait_indexed
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from albumtagger.config import Settings
-from albumtagger.library.store import Store
+from albumtagger.library.db.store import Store
 from albumtagger.tagging.tagger import Tagger
 from albumtagger.tagging.vocabulary import parse_spec
 from tests.conftest import make_photo
@@ -279,7 +279,7 @@ def test_corrections_killed_at_random_moments(
     db = root / ".albumtagger" / "library.sqlite"
     rng = random.Random(SEED + 2)
     total = 60 * runs  # more than the kills let it get through
-    from albumtagger.library.store import Store
+    from albumtagger.library.db.store import Store
 
     with Store(db, backups=False) as store:
         steps = library_plan(store, SEED, total)

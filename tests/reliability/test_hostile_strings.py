@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from albumtagger.library.db.store import AutoTag
 from albumtagger.library.folder import open_library
-from albumtagger.library.store import AutoTag
 from albumtagger.tagging.vocabulary import clean_name
 from tests.conftest import make_photo, run_cli, scan_and_read
 

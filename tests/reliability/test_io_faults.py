@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-import albumtagger.library.store as store_module
+import albumtagger.library.db.store as store_module
 from albumtagger.config import load_settings
 from albumtagger.events import TagsChanged
-from albumtagger.library.store import (
+from albumtagger.library.db.store import (
     BACKUPS_KEPT,
     SidecarDamagedError,
     SidecarWriteError,
@@ -182,7 +182,7 @@ def test_a_failed_commit_rolls_back_says_why_and_a_retry_works(
 def test_the_cli_says_the_disk_is_full_in_one_line(album: Path, tmp_path: Path) -> None:
     script = (
         "import sys, sqlite3\n"
-        "import albumtagger.library.store as m\n"
+        "import albumtagger.library.db.store as m\n"
         "class F(m._Connection):\n"
         "    def execute(self, sql, parameters=(), /):\n"
         "        if sql == 'COMMIT':\n"

@@ -10,7 +10,7 @@ from tests.conftest import REPO
 CORE = [
     "albumtagger.cli",
     "albumtagger.config",
-    "albumtagger.library.store",
+    "albumtagger.library.db.store",
     "albumtagger.library.scanner",
     "albumtagger.library.images",
     "albumtagger.library.watcher",
@@ -23,7 +23,7 @@ CORE = [
     "albumtagger.tagging.watching",
     "albumtagger.tagging.model_files",
     "albumtagger.tagging.similarity",
-    "albumtagger.library.queries",
+    "albumtagger.library.db.queries",
     "albumtagger.library.thumbnails",
     "albumtagger.library.keywords",
     "albumtagger.events",

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from albumtagger.errors import SidecarError
-from albumtagger.library.queries import (
+from albumtagger.library.db.queries import (
     CARRIED_STATES,
     NEEDS_REVIEW_SQL,
     REVIEW_INDEX,
@@ -21,7 +21,7 @@ from albumtagger.library.queries import (
     PhotoFilter,
     carries,
 )
-from albumtagger.library.store import AutoTag, Store
+from albumtagger.library.db.store import AutoTag, Store
 
 # path, status, mtime (s), tags as {name: (state, score, fallback, confidence)}
 PHOTOS: dict[str, tuple[str, str, int, dict[str, tuple[str, float | None, bool, str | None]]]] = {
@@ -383,7 +383,7 @@ def test_open_close_leaks_no_file_descriptors(lib: Lib) -> None:
 
 
 def test_new_libraries_have_the_review_index(tmp_path) -> None:
-    from albumtagger.library.store import Store
+    from albumtagger.library.db.store import Store
 
     db = tmp_path / "lib.sqlite"
     Store(db, backups=False).close()

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from albumtagger.errors import SchemaTooNewError, SidecarError
-from albumtagger.library import store as store_mod
-from albumtagger.library.store import SCHEMA_VERSION, AutoTag, Store
+from albumtagger.library.db import store as store_mod
+from albumtagger.library.db.store import SCHEMA_VERSION, AutoTag, Store
 
 
 def _old_sidecar(path: Path) -> None:

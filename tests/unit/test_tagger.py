@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from albumtagger.config import Settings
-from albumtagger.library.store import Store
+from albumtagger.library.db.store import Store
 from albumtagger.tagging.encoder import QUERY_INSTRUCTION
 from albumtagger.tagging.tagger import Tagger
 

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from albumtagger.errors import ImageError
+from albumtagger.library.db.store import PhotoRow
 from albumtagger.library.images import read_photo
-from albumtagger.library.store import PhotoRow
 from albumtagger.library.thumbnails import CACHE_ENV, ThumbnailCache
 from tests.conftest import make_photo
 

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from albumtagger.errors import SchemaTooNewError, SidecarError
-from albumtagger.library.store import (
+from albumtagger.library.db.store import (
     NEEDS_REVIEW_CONDITION,
     PHOTO_STATUSES,
     SCHEMA_MAJOR,

@@ -1,4 +1,5 @@
-"""The sidecar: every SQL statement of albumtagger lives in this module.
+"""The sidecar's writer: every statement that changes a library (with `queries`, the
+read side, the only SQL of albumtagger).
 
 One SQLite file per photo folder (`FOLDER/.albumtagger/library.sqlite`, WAL mode,
 foreign keys on). The schema version is kept in `PRAGMA user_version` as
@@ -375,7 +376,7 @@ def _unblob(blob: bytes, dtype: str) -> np.ndarray:
 
 
 class Store:
-    """Access to one library's sidecar database. All SQL lives here."""
+    """Access to one library's sidecar database (writes, migrations, backups)."""
 
     def __init__(self, db_path: Path, *, backups: bool = True) -> None:
         """Open (and migrate) the sidecar. Opening is quick: the daily verified backup is
