@@ -11,6 +11,7 @@ can follow exactly the photos that changed. Use a session from one thread; `paus
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -307,17 +308,14 @@ class LibrarySession:
 
     # -- corrections and vocabulary ---------------------------------------------------
 
-    def _own(self):
-        session = self
-
-        class _Own:
-            def __enter__(self) -> None:
-                session._own_write = True
-
-            def __exit__(self, *exc: object) -> None:
-                session._own_write = False
-
-        return _Own()
+    @contextlib.contextmanager
+    def _own(self) -> Iterator[None]:
+        """Writes of the session's own tagger: its in-memory decisions stay valid."""
+        self._own_write = True
+        try:
+            yield
+        finally:
+            self._own_write = False
 
     def correct(self, photo_ids: Sequence[int], tag: str, action: str) -> list[Correction]:
         """Accept, reject, add or remove `tag` on these photos, all or none."""

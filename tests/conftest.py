@@ -130,3 +130,76 @@ def run_cli(
 
 def cli_json(*args: str, env: dict[str, str] | None = None) -> object:
     return json.loads(run_cli(*args, "--json", env=env).stdout)
+
+
+@pytest.fixture
+def watch_fake_tagging(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Replace the model: 'tagging' reads the file and marks it ok. Returns the paths
+    tagged, in order (a path twice means tagged twice)."""
+    from albumtagger.tagging import watching
+    from albumtagger.tagging.pipeline import Progress, TagReport, model_source
+
+    tagged: list[str] = []
+
+    def fake_tag_pending(
+        library,
+        settings,
+        encoder: object,
+        cancel=None,
+        settle: bool = True,
+        thumbnails: object = None,
+    ):
+        report = TagReport()
+        store = library.store
+        for row in store.pending_photos():
+            if cancel is not None and cancel.cancelled:
+                report.cancelled = True
+                break
+            if read_as_tagged(library, row) is not None:
+                tagged.append(row.path)
+                report.tagged += 1
+            yield Progress("tag", report.tagged, 0)
+        with store.transaction():
+            store.set_setting("model_source", json.dumps(model_source(settings)))
+        return report
+
+    monkeypatch.setattr(watching, "tag_pending", fake_tag_pending)
+    monkeypatch.setattr(watching, "load_encoder", lambda settings: object())
+    return tagged
+
+
+def photos_ok(db: Path) -> int:
+    """Photos marked ok in a sidecar another process may be writing (0 if unreadable)."""
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            return conn.execute("SELECT COUNT(*) FROM photos WHERE status = 'ok'").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
+
+
+def index_killed_after(root: Path, env: dict[str, str], ok: int) -> int:
+    """Run `index ROOT` in a child process (batches of 2) and SIGKILL it once `ok`
+    photos are tagged; returns how many were."""
+    import signal
+    import time
+
+    full_env = {**os.environ, **env, "ALBUMTAGGER_BATCH_SIZE": "2"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "albumtagger", "index", str(root)],
+        env=full_env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    db = root / ".albumtagger" / "library.sqlite"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and photos_ok(db) < ok and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return photos_ok(db)

@@ -306,26 +306,26 @@ class Tagger:
     def _ensure_policy(self) -> None:
         if self._thresholds is not None and self._stats is not None:
             return
-        tags = self._fresh_tag_rows()
-        n = len(tags)
-        stored = np.array(
-            [np.nan if t.threshold is None else t.threshold for t in tags], dtype=np.float64
-        )
-        median = np.array(
-            [np.nan if t.score_median is None else t.score_median for t in tags], np.float64
-        )
-        scale = np.array(
-            [np.nan if t.score_scale is None else t.score_scale for t in tags], np.float64
-        )
-        never = np.isnan(stored) | np.isnan(median) | np.isnan(scale)
+        stored, stats, never = self._stored_policy()
         if never.all() or (self._base_moves_all() and never.any()):
             self._refit(None)
             return
-        self._thresholds = stored
-        self._stats = th.TagStats(median=median, scale=scale, mean=median.copy(), std=scale.copy())
+        self._thresholds, self._stats = stored, stats
         if never.any():
             self._refit(np.flatnonzero(never))
-        assert self._thresholds is not None and self._thresholds.size == n
+
+    def _stored_policy(self) -> tuple[np.ndarray, th.TagStats, np.ndarray]:
+        """(thresholds, score statistics, never fitted) of the scored tags, as stored."""
+        tags = self._fresh_tag_rows()
+
+        def column(name: str) -> np.ndarray:
+            values = [getattr(t, name) for t in tags]
+            return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+        stored, median, scale = column("threshold"), column("score_median"), column("score_scale")
+        never = np.isnan(stored) | np.isnan(median) | np.isnan(scale)
+        stats = th.TagStats(median=median, scale=scale, mean=median.copy(), std=scale.copy())
+        return stored, stats, never
 
     def _fresh_tag_rows(self) -> list[TagRow]:
         """The scored tags as stored now (their thresholds may have been refitted)."""
@@ -458,16 +458,11 @@ class Tagger:
 
     def _ensure_policy_without_library(self) -> None:
         """Stored thresholds for a few new photos; tags never fitted need the library."""
-        tags = self._fresh_tag_rows()
-        if any(
-            t.threshold is None or t.score_median is None or t.score_scale is None for t in tags
-        ):
+        stored, stats, never = self._stored_policy()
+        if never.any():
             self._ensure_policy()  # loads the library for the missing tags
-            return
-        median = np.array([t.score_median for t in tags], dtype=np.float64)
-        scale = np.array([t.score_scale for t in tags], dtype=np.float64)
-        self._thresholds = np.array([t.threshold for t in tags], dtype=np.float64)
-        self._stats = th.TagStats(median=median, scale=scale, mean=median.copy(), std=scale.copy())
+        else:
+            self._thresholds, self._stats = stored, stats
 
     def _suggestions(
         self, ids: np.ndarray, scores: np.ndarray, decisions: th.Decisions, rows: np.ndarray

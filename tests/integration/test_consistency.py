@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from albumtagger.config import load_settings
 from albumtagger.library.folder import open_library
 from albumtagger.library.scanner import CancelToken
 from albumtagger.tagging.pipeline import index_folder
-from tests.conftest import GOLDEN_MODEL, REPO, cli_json, make_photo, run_cli
+from tests.conftest import GOLDEN_MODEL, REPO, cli_json, index_killed_after, make_photo, run_cli
 
 N_PHOTOS = 24
 
@@ -127,28 +126,7 @@ def test_killed_after_tagging_then_resumed_gives_the_same_decisions(
 ) -> None:
     root = tmp_path / "killed"
     _make_photos(root, range(N_PHOTOS))
-    env = {**os.environ, **golden_env, "ALBUMTAGGER_BATCH_SIZE": "2"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "albumtagger", "index", str(root)],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    db = root / ".albumtagger" / "library.sqlite"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-            done = conn.execute("SELECT COUNT(*) FROM photos WHERE status = 'ok'").fetchone()[0]
-            conn.close()
-        except sqlite3.Error:
-            done = 0
-        if done >= 8:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    assert 0 < index_killed_after(root, golden_env, 8) < N_PHOTOS
     run_cli("index", str(root), env=golden_env)
     assert _decisions(root) == _decisions(one_run)
 

@@ -3,17 +3,12 @@ tags every photo, answers tags/find/search, survives being killed halfway."""
 
 from __future__ import annotations
 
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, cli_json, make_photo, run_cli
+from tests.conftest import REPO, cli_json, index_killed_after, make_photo, run_cli
 
 
 @pytest.fixture
@@ -88,17 +83,6 @@ def test_corrections_survive_reindexing(photos: Path, golden_env: dict) -> None:
     assert (first_q["path"], first_q["tag"]) not in {(r["path"], r["tag"]) for r in later}
 
 
-def _ok_count(db: Path) -> int:
-    try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-        try:
-            return conn.execute("SELECT COUNT(*) FROM photos WHERE status = 'ok'").fetchone()[0]
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return 0
-
-
 def test_killed_halfway_then_rerun_finishes_without_duplicates(
     tmp_path: Path, golden_env: dict
 ) -> None:
@@ -106,21 +90,8 @@ def test_killed_halfway_then_rerun_finishes_without_duplicates(
     n = 40
     for i in range(n):
         make_photo(root / f"p{i:03d}.jpg", 1000 + i, size=(120, 96))
-    env = {**os.environ, **golden_env, "ALBUMTAGGER_BATCH_SIZE": "2"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "albumtagger", "index", str(root)],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    done_before = index_killed_after(root, golden_env, 6)
     db = root / ".albumtagger" / "library.sqlite"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and _ok_count(db) < 6 and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done_before = _ok_count(db)
     assert 0 < done_before < n, "the run should have been killed halfway"
 
     summary = cli_json("index", str(root), env=golden_env)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import importlib.util
-import json
 import os
 import shutil
 import signal
@@ -17,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -30,8 +29,7 @@ from albumtagger.library.scanner import (
 )
 from albumtagger.library.watcher import ChangeSet, FolderWatcher, Move, apply_changes
 from albumtagger.tagging import watching
-from albumtagger.tagging.pipeline import Progress, TagReport, model_source
-from tests.conftest import GOLDEN_MODEL, REPO, accept_tag, make_photo, read_as_tagged, scan_and_read
+from tests.conftest import GOLDEN_MODEL, REPO, accept_tag, make_photo, scan_and_read
 
 QUIET = 0.3
 SMALL = (64, 48)
@@ -404,39 +402,6 @@ class Running:
             self.stop()
         if self.error is not None and exc[0] is None:
             raise self.error
-
-
-@pytest.fixture
-def watch_fake_tagging(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Replace the model: 'tagging' reads the file and marks it ok. Returns the paths
-    tagged, in order (a path twice means tagged twice)."""
-    tagged: list[str] = []
-
-    def fake_tag_pending(
-        library: Library,
-        settings: Settings,
-        encoder: object,
-        cancel: CancelToken | None = None,
-        settle: bool = True,
-        thumbnails: object = None,
-    ) -> Generator[Progress, None, TagReport]:
-        report = TagReport()
-        store = library.store
-        for row in store.pending_photos():
-            if cancel is not None and cancel.cancelled:
-                report.cancelled = True
-                break
-            if read_as_tagged(library, row) is not None:
-                tagged.append(row.path)
-                report.tagged += 1
-            yield Progress("tag", report.tagged, 0)
-        with store.transaction():
-            store.set_setting("model_source", json.dumps(model_source(settings)))
-        return report
-
-    monkeypatch.setattr(watching, "tag_pending", fake_tag_pending)
-    monkeypatch.setattr(watching, "load_encoder", lambda settings: object())
-    return tagged
 
 
 def _fast_settings(**watch: object) -> Settings:

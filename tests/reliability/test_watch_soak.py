@@ -27,38 +27,18 @@ from albumtagger.config import Settings
 from albumtagger.library.folder import open_library
 from albumtagger.session import LibrarySession
 from albumtagger.tagging import watching
-from albumtagger.tagging.pipeline import Progress, TagReport, model_source
-from tests.conftest import read_as_tagged, scan_and_read
+from tests.conftest import scan_and_read
 
 FOLDERS = ["", "a", "b", "a/deep", "c"]
 POPULATION = 60
 
 
 @pytest.fixture
-def fake_tagging(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """As `watch_fake_tagging` in tests/integration/test_watcher.py: 'tagging' reads the
-    file and marks it ok."""
-    tagged: list[str] = []
-
-    def fake_tag_pending(library, settings, encoder, cancel=None, settle=True, thumbnails=None):
-        report = TagReport()
-        store = library.store
-        for row in store.pending_photos():
-            if cancel is not None and cancel.cancelled:
-                report.cancelled = True
-                break
-            if read_as_tagged(library, row) is not None:
-                tagged.append(row.path)
-                report.tagged += 1
-            yield Progress("tag", report.tagged, 0)
-        with store.transaction():
-            store.set_setting("model_source", json.dumps(model_source(settings)))
-        return report
-
-    monkeypatch.setattr(watching, "tag_pending", fake_tag_pending)
-    monkeypatch.setattr(watching, "load_encoder", lambda settings: object())
-    monkeypatch.setattr(watching, "POLL_STEP_S", 0.02)  # short steps: the test drives them
-    return tagged
+def fake_tagging(watch_fake_tagging: list[str], monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """`watch_fake_tagging` (tests/conftest.py), with short watch steps: the test drives
+    them."""
+    monkeypatch.setattr(watching, "POLL_STEP_S", 0.02)
+    return watch_fake_tagging
 
 
 def photo_bytes(seed: int) -> bytes:
