@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="albumtagger",
         description="Tag, search and browse a photo folder with a local AI model. "
-        "Without a command, opens the desktop app.",
+        "`albumtagger` or `albumtagger FOLDER` opens the desktop app.",
     )
     parser.add_argument("--version", action="version", version=f"albumtagger {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
