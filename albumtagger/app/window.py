@@ -45,6 +45,7 @@ from albumtagger.app.reads import ReadPool
 from albumtagger.app.tags_panel import TagsPanel
 from albumtagger.app.thumbnails import ThumbnailLoader
 from albumtagger.app.worker import (
+    Call,
     Correct,
     Reindex,
     Reply,
@@ -125,6 +126,7 @@ class MainWindow(QMainWindow):
         self.reads: ReadPool | None = None
         self.handle: WorkerHandle | None = None
         self._old_handles: list[WorkerHandle] = []
+        self._calls: dict[int, tuple[Call, object]] = {}
         self._search_token = 0
         self._query: tuple | None = None  # ("text", text) | ("similar", id, name)
         self._search_pending = False
@@ -471,8 +473,7 @@ class MainWindow(QMainWindow):
         elif kind == "busy":
             self.message_page.show_message(
                 "This library is in use",
-                f"{message}\nClose the other program (or wait for it to finish), then try "
-                "again.",
+                f"{message}\nClose the other program (or wait for it to finish), then try again.",
                 "Try again",
             )
         else:
@@ -500,6 +501,7 @@ class MainWindow(QMainWindow):
             self.queries.close()
             self.queries = None
         self.loader.set_root(None)
+        self._calls.clear()
         self._query = None
         self.search.blockSignals(True)
         self.search.clear()
@@ -872,10 +874,28 @@ class MainWindow(QMainWindow):
             self.banner.hide()
             self.statusBar().showMessage(ev.text or "Model ready", 5000)
 
+    def call(self, method: str, *args: object, on_reply=None, **kwargs: object) -> bool:
+        """Ask the worker to run `session.method(*args, **kwargs)`; `on_reply(reply)`
+        gets the `Reply` in the GUI thread (errors are shown when it is None). False when
+        no library is open."""
+        if self.handle is None:
+            return False
+        request = Call(method, tuple(args), dict(kwargs))
+        self._calls[id(request)] = (request, on_reply)
+        self.handle.submit(request)
+        return True
+
     def _replied(self, reply: object) -> None:
         if self.handle is None or self.sender() is not self.handle.worker:
             return
         assert isinstance(reply, Reply)
+        if isinstance(reply.request, Call):
+            _, on_reply = self._calls.pop(id(reply.request), (None, None))
+            if on_reply is not None:
+                on_reply(reply)
+            elif reply.error:
+                self._show_error(reply)
+            return
         if isinstance(reply.request, (Search, Similar)):
             self._search_reply(reply)
         else:

@@ -84,6 +84,16 @@ class RemoveTags(Request):
     names: tuple[str, ...]
 
 
+@dataclass(frozen=True, eq=False)
+class Call(Request):
+    """Any public method of the session, by name: `Call("review_queue", (20,))`. The
+    window's panels use this for what needs no special handling in the loop."""
+
+    method: str
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class Reindex(Request):
     """Scan and tag again (after a cancel, or when the folder comes back)."""
@@ -390,6 +400,12 @@ class Worker(QObject):
             return session.add_tags(list(request.specs))
         if isinstance(request, RemoveTags):
             return session.remove_tags(list(request.names))
+        if isinstance(request, Call):
+            if request.method.startswith("_") or not callable(
+                getattr(session, request.method, None)
+            ):
+                raise TypeError(f"the session has no method {request.method!r}")
+            return getattr(session, request.method)(*request.args, **request.kwargs)
         raise TypeError(f"unknown request {request!r}")
 
     # -- events -------------------------------------------------------------------------

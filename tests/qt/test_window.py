@@ -527,3 +527,14 @@ def load_settings_for_test():
     from albumtagger.config import load_settings
 
     return load_settings()
+
+
+def test_call_runs_a_session_method_in_the_worker(qtbot, make_window, indexed_folder: Path) -> None:
+    window = open_indexed(qtbot, make_window, indexed_folder)
+    replies = []
+    assert window.call("review_queue", 5, on_reply=replies.append)
+    assert window.call("_close", on_reply=replies.append)  # private: refused
+    qtbot.waitUntil(lambda: len(replies) == 2, timeout=30_000)
+    queue, refused = replies
+    assert not queue.error and len(queue.result) <= 5
+    assert refused.error_kind == "bug" and "no method" in refused.error
