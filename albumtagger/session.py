@@ -354,6 +354,11 @@ class LibrarySession:
     def review_queue(self, limit: int = 20) -> list[dict]:
         return self.tagger().review_queue(limit)
 
+    def note_view(self, photo_id: int) -> None:
+        """The user looked at this photo (the most-viewed are refined first). Cheap: one
+        UPDATE, no event."""
+        self.store.note_view(int(photo_id))
+
     # -- search ---------------------------------------------------------------------
 
     def _vector_index(self) -> VectorIndex:

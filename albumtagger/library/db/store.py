@@ -48,7 +48,7 @@ STALE_PARTIAL_S = 3600
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 SCHEMA_MAJOR = 1
-SCHEMA_VERSION = 103  # 1.3
+SCHEMA_VERSION = 104  # 1.4
 
 PHOTO_STATUSES = ("pending", "ok", "damaged", "missing")
 TAG_STATES = ("suggested", "accepted", "rejected")
@@ -154,12 +154,22 @@ _SCHEMA_1_3 = f"""
 CREATE INDEX IF NOT EXISTS photo_tags_review ON photo_tags(photo_id) WHERE {NEEDS_REVIEW_CONDITION};
 """
 
+_SCHEMA_1_4 = """
+ALTER TABLE tags ADD COLUMN pinned_threshold REAL;
+ALTER TABLE photos ADD COLUMN views INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE photos ADD COLUMN viewed_at REAL;
+"""
+# tags.pinned_threshold: a threshold the user set by hand (NULL: learned from answers).
+# photos.views / viewed_at: how often and when the user last looked at a photo (the
+# most-viewed photos are refined first).
+
 # (version reached, script): ordered; each runs in its own transaction.
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (100, _SCHEMA_1_0),
     (101, _SCHEMA_1_1),
     (102, _SCHEMA_1_2),
     (103, _SCHEMA_1_3),
+    (104, _SCHEMA_1_4),
 )
 
 
@@ -778,6 +788,21 @@ class Store:
         photo_id = int(cur.lastrowid or 0)
         self._note("added", [photo_id])
         return photo_id
+
+    def note_view(self, photo_id: int) -> None:
+        """The user looked at this photo: count it (no change is reported; a view changes
+        neither the photo nor its tags)."""
+        self.conn.execute(
+            "UPDATE photos SET views = views + 1, viewed_at = ? WHERE id = ?",
+            (_now(), int(photo_id)),
+        )
+
+    def photo_views(self, photo_id: int) -> tuple[int, float | None]:
+        """(views, last viewed at) of one photo; (0, None) for an unknown photo."""
+        row = self.conn.execute(
+            "SELECT views, viewed_at FROM photos WHERE id = ?", (int(photo_id),)
+        ).fetchone()
+        return (0, None) if row is None else (int(row[0]), row[1])
 
     def mark_changed(self, photo_id: int, size: int, mtime_ns: int) -> None:
         """The file at this path changed: read it again (its tags stay until then)."""
