@@ -76,6 +76,7 @@ class LibrarySession:
         create: bool = True,
         thumbnails: ThumbnailCache | None = None,
         encoder: object | None = None,
+        encoder_loader: Callable[[Settings], object] | None = None,
         backup: bool = True,
         write: bool = True,
         wait: float | None = 0.0,
@@ -84,7 +85,9 @@ class LibrarySession:
         """`write`: take the library's one-writer lock (held until `close`); a session
         opened only to read (search, listings) leaves it alone. `wait`: how long to wait
         for another process that holds it (0: raise `LibraryBusyError` at once; None:
-        as long as it takes), with `on_wait(holder)` told when the waiting starts."""
+        as long as it takes), with `on_wait(holder)` told when the waiting starts.
+        `encoder_loader`: loads the model on first use (the app shares one between its
+        libraries)."""
         self._on_event = on_event
         access = WriteAccess(wait, on_wait) if write else None
         self.library = open_library(
@@ -100,6 +103,7 @@ class LibrarySession:
             raise
         self.thumbnails = thumbnails
         self._encoder = encoder
+        self._load_encoder = encoder_loader or load_encoder
         self._closed = CancelToken()
         self._job_cancel = LinkedCancel(self._closed)
         self._running = threading.Event()
@@ -179,7 +183,7 @@ class LibrarySession:
         if self._encoder is None:
             self._emit(ModelStatus("loading", f"Loading the model {self.settings.model.model}"))
             try:
-                self._encoder = load_encoder(self.settings)
+                self._encoder = self._load_encoder(self.settings)
             except ModelError as exc:
                 self._emit(ModelStatus("unavailable", str(exc)))
                 raise
