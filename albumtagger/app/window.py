@@ -8,6 +8,7 @@ the worker (`app.worker`), whose session reports changes back as events.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
 
@@ -72,6 +73,10 @@ from albumtagger.library.thumbnails import ThumbnailCache
 log = logging.getLogger(__name__)
 
 MAX_RECENT = 10
+MAX_BACKGROUND = MAX_RECENT
+"""Libraries of the selector kept open (watched and tagged) behind the one on screen."""
+BACKGROUND_DELAY_MS = 1500
+"""The library on screen gets this head start before the others are opened."""
 REQUERY_MS = 250
 """Changes reported by the worker are gathered this long before the grid re-queries."""
 SEARCH_TOP = 2000
@@ -125,7 +130,10 @@ class MainWindow(QMainWindow):
         self.queries: LibraryQueries | None = None
         self.reads: ReadPool | None = None
         self.handle: WorkerHandle | None = None
-        self._old_handles: list[WorkerHandle] = []
+        self._background: dict[Path, WorkerHandle] = {}
+        """The other libraries, watched and tagged while the one on screen is idle."""
+        self._front_idle = threading.Event()
+        self._front_idle.set()
         self._calls: dict[int, tuple[Call, object]] = {}
         self._search_token = 0
         self._query: tuple | None = None  # ("text", text) | ("similar", id, name)
@@ -255,6 +263,14 @@ class MainWindow(QMainWindow):
         self.job.pause.connect(self.pause)
         self.job.resume.connect(self.resume)
         self.job.cancel.connect(self.cancel_job)
+        self.background_status = QLabel()
+        self.background_status.setTextFormat(Qt.TextFormat.PlainText)
+        self.background_status.setToolTip(
+            "The other libraries in the selector are kept watched and tagged while this "
+            "one has nothing to do"
+        )
+        self.background_status.hide()
+        self.statusBar().addPermanentWidget(self.background_status)
         self.statusBar().addPermanentWidget(self.job)
         self.loader.changed.connect(self._thumbs_changed)
 
@@ -417,9 +433,17 @@ class MainWindow(QMainWindow):
             self.open_folder(Path(folder))
 
     def open_folder(self, folder: Path) -> None:
-        """Show this folder's library (creating it); the worker scans and tags it."""
+        """Show this folder's library (creating it); the worker scans and tags it. The
+        library shown until now stays open in the background."""
         root = Path(folder).expanduser().absolute()
+        previous, self.handle = self.handle, None
         self._close_library()
+        if previous is not None:
+            if previous.db_path is not None and previous.root != root and self._watch:
+                previous.set_background(True)
+                self._background[previous.root] = previous
+            else:
+                self._stop_handles([previous])
         self.root = root
         self._remember(root)
         self.setWindowTitle(f"{root.name} \u2013 albumtagger")
@@ -429,8 +453,30 @@ class MainWindow(QMainWindow):
         self.banner.hide()
         self._worker_idle = False
         self.model_state = "not_loaded"
+        self._front_idle.clear()
+        handle = self._background.pop(root, None)
+        if handle is not None and (handle.open_error is not None or not handle.is_running()):
+            self._stop_handles([handle])  # it could not open: try afresh
+            handle = None
+        if handle is None:
+            self.handle = self._start_handle(root)
+            return
+        self.handle = handle
+        handle.set_background(False)
+        if handle.db_path is not None:
+            self._attach(handle.db_path)
+            if handle.last_progress is not None:
+                self._event_from(handle, handle.last_progress)
+            self._idle_from(handle, handle.idle)
+
+    def _start_handle(self, root: Path) -> WorkerHandle:
         handle = WorkerHandle(
-            root, self.settings, self._factory, auto_index=self._auto_index, watch=self._watch
+            root,
+            self.settings,
+            self._factory,
+            auto_index=self._auto_index,
+            watch=self._watch,
+            front_idle=self._front_idle,
         )
         w = handle.worker
         w.opened.connect(self._opened)
@@ -439,12 +485,41 @@ class MainWindow(QMainWindow):
         w.replied.connect(self._replied)
         w.failed.connect(self._failed)
         w.idle.connect(self._idle)
-        self.handle = handle
         handle.start()
+        return handle
+
+    def _stop_handles(self, handles: list[WorkerHandle]) -> None:
+        """Stop these workers together (each closes its library in its own thread)."""
+        for handle in handles:
+            handle.request_stop()
+        for handle in handles:
+            handle.stop()
+            handle.deleteLater()
+
+    def _open_background(self) -> None:
+        """Keep every library of the selector watched and tagged, not only this one."""
+        if self._closing or not self._watch:
+            return
+        for folder in self.recent_folders()[:MAX_BACKGROUND]:
+            root = Path(folder)
+            if root != self.root and root not in self._background and root.is_dir():
+                handle = self._start_handle(root)
+                handle.set_background(True)
+                self._background[root] = handle
+        self._update_background_status()
+
+    def background_roots(self) -> list[Path]:
+        """The libraries kept open behind the one on screen."""
+        return list(self._background)
 
     def _opened(self, db_path: object) -> None:
         if self.handle is None or self.sender() is not self.handle.worker:
             return
+        self._attach(Path(str(db_path)))
+        QTimer.singleShot(BACKGROUND_DELAY_MS, self._open_background)
+
+    def _attach(self, db_path: Path) -> None:
+        """Show the library whose sidecar is `db_path` (its worker has it open)."""
         try:
             self.queries = LibraryQueries(Path(str(db_path)))
         except UserError as exc:
@@ -488,10 +563,7 @@ class MainWindow(QMainWindow):
             self.choose_folder()
 
     def _close_library(self) -> None:
-        if self.handle is not None:
-            handle, self.handle = self.handle, None
-            handle.stop()
-            handle.deleteLater()
+        """Take the library off the screen (its worker is the caller's business)."""
         if self.reads is not None:
             self.model.set_reads(None)
             self.reads.shutdown()
@@ -833,8 +905,22 @@ class MainWindow(QMainWindow):
     # -- worker events ------------------------------------------------------------------
 
     def _event(self, ev: object) -> None:
-        if self.handle is None or self.sender() is not self.handle.worker:
-            return
+        if self.handle is not None and self.sender() is self.handle.worker:
+            self._event_from(self.handle, ev)
+        elif isinstance(ev, JobProgress):
+            self._update_background_status()
+
+    def _update_background_status(self) -> None:
+        """Say what the libraries behind the one on screen are doing, if anything."""
+        busy = []
+        for root, handle in self._background.items():
+            p = handle.last_progress
+            if p is not None and not p.finished and not handle.idle and p.total:
+                busy.append(f"{root.name or root}: {p.done:,}/{p.total:,}")
+        self.background_status.setText("Also tagging " + ", ".join(busy) if busy else "")
+        self.background_status.setVisible(bool(busy))
+
+    def _event_from(self, handle: WorkerHandle, ev: object) -> None:
         if isinstance(ev, JobProgress):
             self.last_progress = ev
             if not self.job.paused or ev.finished:
@@ -916,10 +1002,18 @@ class MainWindow(QMainWindow):
 
     def _idle(self, idle: bool) -> None:
         if self.handle is None or self.sender() is not self.handle.worker:
+            self._update_background_status()
             return
+        self._idle_from(self.handle, idle)
+
+    def _idle_from(self, handle: WorkerHandle, idle: bool) -> None:
+        if idle:
+            self._front_idle.set()
+        else:
+            self._front_idle.clear()
         self._worker_idle = idle
         if idle and not self.job.paused:
-            if self.handle.worker.flags.cancelled.is_set():
+            if handle.worker.flags.cancelled.is_set():
                 self.job.set_idle("Stopped: Tag again (F5) goes on")
             else:
                 self.job.set_idle("Watching the folder" if self._watch else "Ready")
@@ -1072,7 +1166,11 @@ class MainWindow(QMainWindow):
             self._closing = True
             self._save_state()
             t0 = time.perf_counter()
+            handles = [h for h in (self.handle, *self._background.values()) if h is not None]
+            self.handle = None
+            self._background.clear()
             self._close_library()
+            self._stop_handles(handles)
             self.loader.shutdown()
             self.detail.shutdown()
             log.debug("closed in %.2f s", time.perf_counter() - t0)

@@ -27,6 +27,7 @@ from PySide6.QtCore import QCoreApplication, QObject, QThread, QTimer, Signal, S
 from albumtagger.config import Settings
 from albumtagger.errors import LibraryOfflineError, ModelError, UserError
 from albumtagger.events import Event, JobProgress
+from albumtagger.tagging.shared_model import EncoderPool
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +118,15 @@ class _Flags:
     paused: threading.Event = field(default_factory=threading.Event)
     cancelled: threading.Event = field(default_factory=threading.Event)
     """Set by Cancel: no tagging (nor watching) until the window asks again."""
+    background: threading.Event = field(default_factory=threading.Event)
+    """Set while another library is on screen: tag and watch only when that one's
+    worker is idle (requests are still served at once)."""
 
 
 SessionFactory = Callable[..., Any]
+
+ENCODERS = EncoderPool()
+"""The app's models: libraries that use the same one share its weights."""
 
 
 MODEL_SOURCE_FIELDS = ("model", "revision", "min_image_tokens", "max_image_tokens")
@@ -153,6 +160,7 @@ def default_session_factory(
         explicit_model=explicit_model_fields() | set(explicit_model),
         thumbnails=ThumbnailCache(),
         backup=backup,
+        encoder_loader=ENCODERS.get,
     )
 
 
@@ -175,9 +183,13 @@ class Worker(QObject):
         *,
         auto_index: bool = True,
         watch: bool = True,
+        front_idle: threading.Event | None = None,
     ) -> None:
+        """`front_idle`: set while the library on screen has nothing to do; a worker in
+        the background waits for it between steps."""
         super().__init__()
         self.root = root
+        self._front_idle = front_idle
         self.settings = settings
         self._factory = factory or default_session_factory
         self._auto_index = auto_index
@@ -302,6 +314,9 @@ class Worker(QObject):
                 self._serve(self._requests.popleft())
                 self._kick()
                 return
+            if self._yielding():
+                self._kick(IDLE_WATCH_MS)
+                return
             paused = self.flags.paused.is_set()
             if self._job is not None and not paused:
                 self._job_step()
@@ -331,6 +346,10 @@ class Worker(QObject):
             self.failed.emit("bug", f"{type(exc).__name__}: {exc}", traceback.format_exc())
             self._job = None
             self._kick(IDLE_WATCH_MS)
+
+    def _yielding(self) -> bool:
+        front = self._front_idle
+        return self.flags.background.is_set() and front is not None and not front.is_set()
 
     def _set_idle(self, idle: bool) -> None:
         if idle != self._was_idle:
@@ -444,18 +463,50 @@ class WorkerHandle(QObject):
         *,
         auto_index: bool = True,
         watch: bool = True,
+        front_idle: threading.Event | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self.root = root
         self.thread = QThread()
         self.thread.setObjectName(f"albumtagger worker {root.name}")
-        self.worker = Worker(root, settings, factory, auto_index=auto_index, watch=watch)
+        self.worker = Worker(
+            root, settings, factory, auto_index=auto_index, watch=watch, front_idle=front_idle
+        )
         self.worker.moveToThread(self.thread)
         self.thread.started.connect(self.worker.start)
         self._request.connect(self.worker.submit)
         self._shutdown.connect(self.worker.shutdown)
         self._stopped = False
+        # What the window needs when it brings this library to the front again.
+        self.db_path: Path | None = None
+        self.open_error: tuple[str, str] | None = None
+        self.last_progress: JobProgress | None = None
+        self.idle = False
+        self.worker.opened.connect(self._opened)
+        self.worker.open_failed.connect(self._open_failed)
+        self.worker.event.connect(self._event)
+        self.worker.idle.connect(self._idle)
+
+    def _opened(self, db_path: object) -> None:
+        self.db_path = Path(str(db_path))
+
+    def _open_failed(self, kind: str, message: str) -> None:
+        self.open_error = (kind, message)
+
+    def _event(self, ev: object) -> None:
+        if isinstance(ev, JobProgress):
+            self.last_progress = ev
+
+    def _idle(self, idle: bool) -> None:
+        self.idle = idle
+
+    def set_background(self, background: bool) -> None:
+        """In the background, tag and watch only while the library on screen is idle."""
+        if background:
+            self.worker.flags.background.set()
+        else:
+            self.worker.flags.background.clear()
 
     def start(self) -> None:
         self.thread.start()
@@ -476,16 +527,20 @@ class WorkerHandle(QObject):
     def is_running(self) -> bool:
         return self.thread.isRunning()
 
-    def stop(self, timeout_ms: int = 30_000) -> bool:
-        """Cancel what runs, close the session in its thread, wait for the thread."""
+    def request_stop(self) -> None:
+        """Cancel what runs and ask the worker to close its session, without waiting."""
         if self._stopped:
-            return True
+            return
         self._stopped = True
         self.worker.flags.stop.set()
         self.worker.cancel_now()
         if self.thread.isRunning():
             self._shutdown.emit()
-            if not self.thread.wait(timeout_ms):
-                log.error("the worker did not stop in %d ms; waiting longer", timeout_ms)
-                self.thread.wait()
+
+    def stop(self, timeout_ms: int = 30_000) -> bool:
+        """Cancel what runs, close the session in its thread, wait for the thread."""
+        self.request_stop()
+        if self.thread.isRunning() and not self.thread.wait(timeout_ms):
+            log.error("the worker did not stop in %d ms; waiting longer", timeout_ms)
+            self.thread.wait()
         return True

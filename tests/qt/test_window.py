@@ -472,18 +472,62 @@ def test_drop_a_folder_and_switch_libraries(
         window.dropEvent(event)
     assert window.root == indexed_folder
     first_handle = window.handle
-    # a second library: its worker replaces the first one's, which is stopped
+    # a second library: the first one stays open behind it, watched
     with qtbot.waitSignal(window.library_opened, timeout=60_000):
         window.open_folder(photo_folder)
-    assert not first_handle.is_running()
+    assert first_handle.is_running()
+    assert window.background_roots() == [indexed_folder]
     assert window.library_box.itemData(window.library_box.currentIndex()) == str(photo_folder)
     assert window.recent_folders() == [str(photo_folder), str(indexed_folder)]
-    # and back through the library selector
+    # and back through the library selector: the same worker comes to the front
+    second_handle = window.handle
     index = window.library_box.findData(str(indexed_folder))
     with qtbot.waitSignal(window.library_opened, timeout=30_000):
         window.library_box.activated.emit(index)
+    assert window.handle is first_handle
     qtbot.waitUntil(lambda: window.model.rowCount() == PHOTOS, timeout=30_000)
     assert window.root == indexed_folder
+    assert window.background_roots() == [photo_folder]
+    window.close()
+    assert not first_handle.is_running() and not second_handle.is_running()
+
+
+def test_every_library_is_watched_and_tagged_behind_the_one_shown(
+    qtbot, make_window, indexed_folder: Path, photo_folder: Path, qsettings
+) -> None:
+    # Both libraries are in the selector from an earlier run; the app shows the first.
+    qsettings.setValue("recent/folders", [str(photo_folder), str(indexed_folder)])
+    window = make_window()
+    with qtbot.waitSignal(window.library_opened, timeout=30_000):
+        window.open_folder(indexed_folder)
+    qtbot.waitUntil(lambda: window.background_roots() == [photo_folder], timeout=30_000)
+    handle = window._background[photo_folder]
+    qtbot.waitUntil(lambda: handle.db_path is not None, timeout=30_000)
+    # The library behind is tagged (after the one on screen is idle) ...
+    behind = LibraryQueries(handle.db_path)
+    try:
+        qtbot.waitUntil(
+            lambda: behind.quick_counts().pending == 0
+            and behind.photo_ids(PhotoFilter()).size == PHOTOS,
+            timeout=120_000,
+        )
+        # ... and watched: a photo copied into it is tagged while the other is shown.
+        make_photo(photo_folder / "later.jpg", seed=99, size=(120, 90))
+        qtbot.waitUntil(
+            lambda: behind.photo_ids(PhotoFilter()).size == PHOTOS + 1
+            and behind.quick_counts().pending == 0,
+            timeout=60_000,
+        )
+    finally:
+        behind.close()
+    assert window.root == indexed_folder
+    # A search on screen needs the model too: the two libraries share its weights.
+    window.search.setText("a new kind of search")
+    with qtbot.waitSignal(window.search_done, timeout=60_000):
+        window.run_search()
+    front = window.handle.worker._session._encoder
+    back = handle.worker._session._encoder
+    assert front._model is back._model
 
 
 def test_cancel_stops_tagging_until_tag_again(qtbot, make_window, tmp_path: Path) -> None:
