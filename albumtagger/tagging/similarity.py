@@ -39,7 +39,8 @@ class VectorIndex:
         matrix = np.asarray(matrix, dtype=np.float32)
         if matrix.ndim != 2 or len(matrix) != len(ids):
             raise ValueError(f"{len(ids)} ids but a matrix of shape {matrix.shape}")
-        if len(np.unique(ids)) != len(ids):
+        ordered = np.sort(ids)  # (sorting lets other threads run; np.unique's hash does not)
+        if len(ids) and (ordered[1:] == ordered[:-1]).any():
             raise ValueError("photo ids must be unique")
         self._lock = threading.RLock()
         self._dim = int(matrix.shape[1])
@@ -200,7 +201,8 @@ class VectorIndex:
             return
         if vectors.shape[1] != self._dim and self._n:
             raise ValueError(f"vectors have {vectors.shape[1]} dimensions, the index {self._dim}")
-        if len(np.unique(ids)) != len(ids):
+        ordered = np.sort(ids)  # (sorting lets other threads run; np.unique's hash does not)
+        if len(ids) and (ordered[1:] == ordered[:-1]).any():
             raise ValueError("photo ids must be unique")
         with self._lock:
             if self._n == 0:

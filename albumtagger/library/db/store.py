@@ -55,6 +55,26 @@ TAG_STATES = ("suggested", "accepted", "rejected")
 TAG_SOURCES = ("auto", "user")
 FEEDBACK_ACTIONS = ("accept", "reject", "add", "remove")
 
+_JSON_CHUNK = 2000
+
+
+def _dumps(data: dict) -> str:
+    """`json.dumps` of a dict whose values may be long lists, a slice at a time: the
+    encoder holds the GIL for a whole call, and an undo snapshot of a tag re-decided
+    over a large library would stall every other thread (the app's window) meanwhile."""
+    parts = []
+    for key, value in data.items():
+        if isinstance(value, list) and len(value) > _JSON_CHUNK:
+            body = ",".join(
+                json.dumps(value[i : i + _JSON_CHUNK])[1:-1]
+                for i in range(0, len(value), _JSON_CHUNK)
+            )
+            parts.append(f"{json.dumps(str(key))}:[{body}]")
+        else:
+            parts.append(f"{json.dumps(str(key))}:{json.dumps(value)}")
+    return "{" + ",".join(parts) + "}"
+
+
 _SCHEMA_1_0 = """
 CREATE TABLE photos (
     id           INTEGER PRIMARY KEY,
@@ -1337,7 +1357,7 @@ class Store:
     def set_feedback_undo(self, feedback_id: int, data: dict) -> None:
         """Keep what undoing this event must restore (a JSON-able snapshot)."""
         self.conn.execute(
-            "UPDATE feedback SET undo_data = ? WHERE id = ?", (json.dumps(data), feedback_id)
+            "UPDATE feedback SET undo_data = ? WHERE id = ?", (_dumps(data), feedback_id)
         )
 
     def last_feedback(self) -> tuple[FeedbackEvent, PhotoTag | None, dict | None] | None:
