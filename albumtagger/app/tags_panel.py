@@ -48,6 +48,7 @@ _ALIGN = int(Qt.ItemDataRole.TextAlignmentRole)
 _FONT = int(Qt.ItemDataRole.FontRole)
 _FOREGROUND = int(Qt.ItemDataRole.ForegroundRole)
 _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+_CELL_PADDING = 6
 _ROLES = frozenset(
     int(r)
     for r in (
@@ -115,9 +116,10 @@ class TagTableModel(QAbstractTableModel):
         return self._tags
 
     def set_counts(self, counts: dict[int, int]) -> None:
-        self._counts = dict(counts)
-        if self._tags:
-            self.dataChanged.emit(self.index(0, 0), self.index(len(self._tags) - 1, 1))
+        old, self._counts = self._counts, dict(counts)
+        rows = [r for r, t in enumerate(self._tags) if old.get(t.id, 0) != counts.get(t.id, 0)]
+        if rows:  # only the rows whose count changed (a view re-reads every cell it is told of)
+            self.dataChanged.emit(self.index(rows[0], 0), self.index(rows[-1], 1))
 
     def count(self, tag_id: int) -> int:
         return self._counts.get(tag_id, 0)
@@ -237,7 +239,12 @@ class TagsPanel(QWidget):
         header = self.view.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        # A fixed width wide enough for any count: sizing to contents would measure
+        # every row again each time the counts change.
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Fixed)
+        header.resizeSection(
+            1, self.view.fontMetrics().horizontalAdvance("  1,000,000  ") + 2 * _CELL_PADDING
+        )
         self.view.clicked.connect(self._clicked)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._menu)
