@@ -169,12 +169,17 @@ class PhotoListModel(QAbstractListModel):
         changed = np.asarray(tuple(photo_ids), dtype=np.int64)
         if len(changed) == 0:
             return []
-        cached = np.fromiter(self._summaries.keys(), dtype=np.int64, count=len(self._summaries))
-        for i in cached[np.isin(cached, changed)].tolist():
-            self._stale[i] = self._generation
+        for i in changed.tolist():
+            if i in self._summaries:
+                self._stale[i] = self._generation
         if len(self._ids) == 0:
             return []
-        rows = np.flatnonzero(np.isin(self._ids, changed))
+        # A lookup table over the ids (ids are small positive integers): linear, where
+        # np.isin sorts; this runs in the GUI thread after every batch of changes.
+        top = int(max(changed.max(), self._ids.max())) + 1
+        is_changed = np.zeros(top, dtype=bool)
+        is_changed[changed[changed >= 0]] = True
+        rows = np.flatnonzero(is_changed[self._ids])
         self._fetched_pages.difference_update(np.unique(rows // PAGE).tolist())
         return rows.tolist()
 
