@@ -99,6 +99,7 @@ class PhotoDelegate(QStyledItemDelegate):
             back.setRgb(200, 40, 40) if kind == "damaged" else back.setRgb(110, 110, 110)
         else:
             back = palette.color(QPalette.ColorRole.Highlight)
+        painter.save()  # the badge's brush must not fill the focus frame drawn after it
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(back)
@@ -111,6 +112,7 @@ class PhotoDelegate(QStyledItemDelegate):
         painter.setFont(font)
         painter.setPen(Qt.GlobalColor.white)
         painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
+        painter.restore()
 
 
 class PhotoGrid(QListView):
