@@ -59,6 +59,8 @@ class ModelSettings:
 class WatchSettings:
     """How the folder watcher treats filesystem events."""
 
+    enabled: bool = True
+    """Watch an open library's folder and tag what arrives (off: only "Tag again" looks)."""
     quiet_seconds: float = 1.0
     """A file must be unchanged (size and mtime) this long before it is read."""
     reconcile_seconds: float = 600.0
@@ -226,6 +228,11 @@ def save_settings(settings: Settings, path: Path | None = None) -> Path:
     partial.write_text("\n".join(lines), encoding="utf-8")
     os.replace(partial, path)
     return path
+
+
+def keep_section(settings: Settings, section: str, source: Settings) -> Settings:
+    """A copy of `settings` whose `section` is the one of `source`."""
+    return dataclasses.replace(settings, **{section: getattr(source, section)})
 
 
 def replace_section(settings: Settings, section: str, **changes: Any) -> Settings:

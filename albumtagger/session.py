@@ -194,6 +194,46 @@ class LibrarySession:
     def model_loaded(self) -> bool:
         return self._encoder is not None
 
+    def apply_settings(self, settings: Settings | None = None) -> dict[str, object]:
+        """Take what of `settings` applies to an open library at once (thresholds, watching
+        on or off, XMP; the model stays the library's until it is next opened), deciding
+        every photo again when the thresholds changed. Returns what the session runs with:
+        model, device, precision, token budget, paths, and `redecided` (cells changed)."""
+        redecided = 0
+        if settings is not None:
+            new = config.keep_section(settings, "model", self.settings)
+            new.thresholds.validate()
+            refit = new.thresholds != self.settings.thresholds
+            self.settings = new
+            if self._keeper is not None:
+                if new.watch.enabled:
+                    self._keeper.settings = new
+                else:
+                    self._keeper.stop()
+                    self._keeper = None
+            if refit:
+                self._tagger = None
+                with self._own():
+                    redecided = len(self.tagger().redecide())
+                self.write_xmp()
+        m, enc = self.settings.model, self._encoder
+        return {
+            "model": m.model,
+            "revision": m.revision,
+            "model_id": getattr(enc, "model_id", None) or self.store.get_setting(MODEL_ID_KEY),
+            "device": m.device,
+            "dtype": m.dtype,
+            "loaded": enc is not None,
+            "running_on": str(getattr(enc, "device", "")) if enc is not None else "",
+            "precision": str(getattr(enc, "precision", "")) if enc is not None else "",
+            "min_image_tokens": getattr(enc, "min_image_tokens", m.min_image_tokens),
+            "max_image_tokens": getattr(enc, "max_image_tokens", m.max_image_tokens),
+            "root": str(self.root),
+            "sidecar": str(self.db_path),
+            "watching": self.settings.watch.enabled,
+            "redecided": redecided,
+        }
+
     def write_xmp(self) -> None:
         """Bring the XMP sidecars of photos whose tags changed in line (with the setting
         "write on change"); a folder that cannot be written gets a notice, once."""

@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMainWindow,
-    QMessageBox,
     QSlider,
     QSplitter,
     QStackedWidget,
@@ -109,6 +108,7 @@ class MainWindow(QMainWindow):
     correction_done = Signal(object)  # Reply
     search_done = Signal(object)  # Reply
     notice_shown = Signal(str)
+    settings_applied = Signal(object)  # what the open library runs with (a dict)
 
     def __init__(
         self,
@@ -340,6 +340,12 @@ class MainWindow(QMainWindow):
         self.act_clear = self._action("&Clear filters", "Ctrl+Shift+C", self.clear_filters)
         for a in (self.act_find, self.act_similar, self.act_select_all, self.act_clear):
             m.addAction(a)
+        m.addSeparator()
+        self.act_settings = self._action("&Settings\u2026", K.Preferences, self.show_settings)
+        if self.act_settings.shortcut().isEmpty():
+            self.act_settings.setShortcut(QKeySequence("Ctrl+,"))
+        self.act_settings.setMenuRole(QAction.MenuRole.PreferencesRole)
+        m.addAction(self.act_settings)
 
         m = bar.addMenu("&View")
         self.act_zoom_in = self._action("Zoom &in", K.ZoomIn, lambda: self._zoom_by(24))
@@ -351,25 +357,15 @@ class MainWindow(QMainWindow):
             self.act_full.setShortcut(QKeySequence("F11"))
         for a in (self.act_zoom_in, self.act_zoom_out, self.act_detail, self.act_full):
             m.addAction(a)
-        m.addSeparator()
-        self.act_review = self._action(
-            "&Review suggestions\u2026",
-            "Ctrl+R",
-            self.open_review,
-            "Answer yes or no to the suggestions nearest their tag's threshold",
-        )
-        self.act_duplicates = self._action(
-            "Near &duplicates\u2026",
-            "Ctrl+Shift+D",
-            self.open_duplicates,
-            "Groups of photos that are nearly the same: bursts, copies, edits",
-        )
-        m.addAction(self.act_review)
-        m.addAction(self.act_duplicates)
 
         m = bar.addMenu("&Help")
-        m.addAction(self._action("&Keyboard shortcuts", None, self._show_keys))
-        m.addAction(self._action("&About albumtagger", None, self._about))
+        self.act_keys = self._action("&Keyboard shortcuts", K.HelpContents, self.show_keys)
+        if self.act_keys.shortcut().isEmpty():
+            self.act_keys.setShortcut(QKeySequence("F1"))
+        self.act_about = self._action("&About albumtagger", None, self.show_about)
+        self.act_about.setMenuRole(QAction.MenuRole.AboutRole)
+        m.addAction(self.act_keys)
+        m.addAction(self.act_about)
         self._update_recent_menu()
 
     # -- state --------------------------------------------------------------------------
@@ -490,7 +486,7 @@ class MainWindow(QMainWindow):
             self.settings,
             self._factory,
             auto_index=self._auto_index,
-            watch=self._watch,
+            watch=self._watching(),
             front_idle=self._front_idle,
         )
         w = handle.worker
@@ -513,7 +509,7 @@ class MainWindow(QMainWindow):
 
     def _open_background(self) -> None:
         """Keep every library of the selector watched and tagged, not only this one."""
-        if self._closing or not self._watch:
+        if self._closing or not self._watching():
             return
         for folder in self.recent_folders()[:MAX_BACKGROUND]:
             root = Path(folder)
@@ -1031,7 +1027,7 @@ class MainWindow(QMainWindow):
             if handle.worker.flags.cancelled.is_set():
                 self.job.set_idle("Stopped: Tag again (F5) goes on")
             else:
-                self.job.set_idle("Watching the folder" if self._watch else "Ready")
+                self.job.set_idle("Watching the folder" if self._watching() else "Ready")
 
     def _show_error(self, reply: Reply) -> None:
         if reply.error_kind == "model":
@@ -1108,40 +1104,6 @@ class MainWindow(QMainWindow):
     def _zoom_by(self, step: int) -> None:
         self.zoom.setValue(self.zoom.value() + step)
 
-    def open_review(self) -> None:
-        """Review mode over the window: yes / no on the suggestions nearest their
-        thresholds (`self.review` while it is open)."""
-        from albumtagger.app.review import ReviewDialog
-
-        if self.handle is None or self.queries is None:
-            self.show_notice("Open a photo folder first.")
-            return
-        current = getattr(self, "review", None)
-        if current is not None and current.isVisible():
-            current.raise_()
-            return
-        if current is not None:
-            current.deleteLater()
-        self.review = ReviewDialog(self)
-        self.review.start()
-
-    def open_duplicates(self) -> None:
-        """The near-duplicates view beside the window (`self.duplicates`)."""
-        from albumtagger.app.duplicates import DuplicatesDialog
-
-        if self.handle is None or self.queries is None:
-            self.show_notice("Open a photo folder first.")
-            return
-        current = getattr(self, "duplicates", None)
-        if current is not None and current.isVisible():
-            current.raise_()
-            current.activateWindow()
-            return
-        if current is not None:
-            current.deleteLater()
-        self.duplicates = DuplicatesDialog(self)
-        self.duplicates.start()
-
     def toggle_full_screen(self) -> None:
         if self.isFullScreen():
             self.showNormal()
@@ -1168,30 +1130,63 @@ class MainWindow(QMainWindow):
             return True
         return super().eventFilter(obj, event)
 
-    def _show_keys(self) -> None:
-        QMessageBox.information(
-            self,
-            "Keyboard shortcuts",
-            "Arrows, Home, End, Page Up/Down: move in the grid\n"
-            "Enter: open the photo's details\n"
-            "Ctrl+F: search; Esc: clear the search\n"
-            "A / R: accept / reject the focused suggestion\n"
-            "Delete: remove the focused tag\n"
-            "Ctrl+T: add a tag; Ctrl+Z: undo the last correction\n"
-            "Ctrl+L: more like this; Ctrl+Shift+C: clear filters\n"
-            "Ctrl+P: pause or resume tagging; F5: tag again\n"
-            "Ctrl++ / Ctrl+-: thumbnail size; F11: full screen",
-        )
+    def show_keys(self):  # -> AboutDialog
+        """The keyboard map (Help > Keyboard shortcuts)."""
+        from albumtagger.app.about import open_about
 
-    def _about(self) -> None:
-        from albumtagger import __version__
+        return open_about(self, keys=True)
 
-        QMessageBox.about(
-            self,
-            "About albumtagger",
-            f"albumtagger {__version__}\nA local AI photo tagger: GME embeddings, adaptive "
-            "per-tag thresholds, a sidecar database in each photo folder.",
+    def show_about(self):  # -> AboutDialog
+        from albumtagger.app.about import open_about
+
+        return open_about(self)
+
+    # -- settings -------------------------------------------------------------------------
+
+    def show_settings(self):  # -> SettingsDialog
+        """Edit > Settings: OK saves them and calls `apply_settings`."""
+        from albumtagger.app.settings_dialog import open_settings
+
+        return open_settings(self)
+
+    def _watching(self) -> bool:
+        return self._watch and self.settings.watch.enabled
+
+    def apply_settings(self, settings: Settings, *, reopen: bool = False) -> None:
+        """Run with `settings` from now on. Thresholds, watching and XMP reach the open
+        libraries at once (`settings_applied` follows); the model's settings apply when a
+        library is next opened, at once with `reopen`."""
+        model_changed = settings.model != self.settings.model
+        self.settings = settings
+        if reopen and self.root is not None:
+            self.show_notice("Settings saved; the library is reopened with them.")
+            self.open_folder(self.root)
+            return
+        watching = self._watching()
+        for handle in (*self._background.values(), self.handle):
+            if handle is not None:
+                handle.worker._watch = watching  # read by its loop before each step
+        for handle in self._background.values():
+            handle.submit(Call("apply_settings", (settings,)))
+        self._settings_note = (
+            " The model settings apply when the library is next opened." if model_changed else ""
         )
+        if not self.call("apply_settings", settings, on_reply=self._settings_applied):
+            self.show_notice("Settings saved." + self._settings_note)
+            return
+        if self._worker_idle and not self.job.paused and self.handle is not None:
+            self._idle_from(self.handle, True)
+        if watching and self.handle is not None:
+            self._open_background()
+
+    def _settings_applied(self, reply: Reply) -> None:
+        if reply.error:
+            self._show_error(reply)
+            return
+        changed = int(reply.result.get("redecided", 0))
+        decided = f" Tags decided again: {changed:,} suggestions changed." if changed else ""
+        self.show_notice("Settings saved." + decided + self._settings_note)
+        self.settings_applied.emit(reply.result)
 
     # -- drag and drop --------------------------------------------------------------------
 

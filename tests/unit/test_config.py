@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from albumtagger.config import Settings, load_settings, replace_section, save_settings
+from albumtagger.config import (
+    Settings,
+    keep_section,
+    load_settings,
+    replace_section,
+    save_settings,
+)
 from albumtagger.errors import UserError
 
 
@@ -41,3 +47,22 @@ def test_saving_refuses_what_loading_would(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="dtype"):
         save_settings(bad, tmp_path / "config.toml")
     assert not (tmp_path / "config.toml").exists()
+
+
+def test_watching_can_be_turned_off_in_the_file_or_the_environment(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    assert Settings().watch.enabled
+    save_settings(replace_section(Settings(), "watch", enabled=False), path)
+    assert "enabled = false" in path.read_text()
+    assert not load_settings(path, environ={}).watch.enabled
+    assert load_settings(path, environ={"ALBUMTAGGER_WATCH_ENABLED": "yes"}).watch.enabled
+
+
+def test_keep_section_takes_one_section_from_another(tmp_path: Path) -> None:
+    mine = replace_section(Settings(), "model", model="/models/gme", device="cpu")
+    theirs = replace_section(Settings(), "thresholds", max_tags=4)
+    theirs = replace_section(theirs, "model", device="cuda")
+    merged = keep_section(theirs, "model", mine)
+    assert merged.model == mine.model
+    assert merged.thresholds.max_tags == 4
+    assert theirs.model.device == "cuda"  # the sources are left as they were
