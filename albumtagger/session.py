@@ -49,8 +49,11 @@ from albumtagger.tagging.tagger import (
     MODEL_ID_KEY,
     Correction,
     Tagger,
+    TagReport,
+    ThresholdChange,
     VocabularyChange,
 )
+from albumtagger.tagging.thresholds import match_confidence
 from albumtagger.tagging.watching import FolderKeeper
 
 log = logging.getLogger(__name__)
@@ -397,6 +400,90 @@ class LibrarySession:
 
     def review_queue(self, limit: int = 20) -> list[dict]:
         return self.tagger().review_queue(limit)
+
+    def rename_tag(self, old: str, new: str) -> VocabularyChange:
+        """Rename a tag: the same tag (cells, answers, threshold, prompts) by a new name."""
+        change = self.tagger().rename_tag(old, new)
+        self.write_xmp()
+        return change
+
+    def set_prompts(self, tag: str, prompts: Sequence[str]) -> VocabularyChange:
+        """New prompts for a tag (averaged), re-scored from stored photo vectors: only the
+        prompts go through the model, no photo is encoded again."""
+        change = self.tagger().set_prompts(tag, prompts)
+        self.write_xmp()
+        return change
+
+    def restore_default_vocabulary(self) -> VocabularyChange:
+        """Add back missing default tags and give default tags their shipped prompts;
+        the user's own tags stay."""
+        change = self.tagger().restore_default_vocabulary()
+        self.write_xmp()
+        return change
+
+    def import_vocabulary(self, path: Path | str) -> VocabularyChange:
+        """Add the tags of a text file (one `name` or `name: prompt | prompt` a line)."""
+        change = self.tagger().import_vocabulary(path)
+        self.write_xmp()
+        return change
+
+    def pin_threshold(self, tag: str, value: float | None) -> ThresholdChange:
+        """Pin a tag's threshold by hand (None: give it back to learning); the tag is
+        decided again across the library at once. Go back by pinning `previous_pin`."""
+        with self._own():
+            change = self.tagger().pin_threshold(tag, value)
+        self.write_xmp()
+        return change
+
+    def threshold_preview(self, tag: str, value: float | None) -> dict:
+        """What `pin_threshold(tag, value)` would change: "carries_now", "carries_after",
+        "gain", "lose", "threshold_now", "threshold_after". From memory: fast."""
+        with self._own():
+            return self.tagger().threshold_preview(tag, value)
+
+    def tag_report(self, tag: str) -> TagReport:
+        """One tag for the inspector: threshold and its source, scores, answers, the
+        photos either side of the threshold, how many photos carry it."""
+        with self._own():
+            return self.tagger().tag_report(tag)
+
+    def match(self, photo_id: int, texts: Sequence[str]) -> list[dict]:
+        """Descriptions ranked for one photo, best first: [{"text", "score",
+        "confidence", "threshold", "rule"}].
+
+        Scores come from the photo's stored library vector, so they agree with its tags:
+        a text that names a scored tag is scored with that tag's vector (the mean of its
+        prompts, the score its tag cell holds) and judged by the tag's threshold; any
+        other text by what a new tag of that text would start from (its prior over the
+        library's photos). Confidence is "high", "medium" or "low" as for suggestions,
+        and "no match" below the threshold (see `thresholds.match_confidence`).
+        """
+        index = self._vector_index()
+        vector = index.vector(int(photo_id))
+        if vector is None:
+            raise NotFoundError("That photo has no vector yet: it is not tagged.")
+        with self._own():
+            tagger = self.tagger()
+            out = []
+            for text in dict.fromkeys(t.strip() for t in texts if t.strip()):
+                tag_vector = tagger.tag_vector(text)
+                text_vector = tag_vector if tag_vector is not None else self.text_vector(text)
+                column = None if tag_vector is not None else index.matrix @ text_vector
+                threshold, median, scale, rule = tagger.text_policy(text, column)
+                score = float(vector @ text_vector)
+                out.append(
+                    {
+                        "text": text,
+                        "score": score,
+                        "confidence": match_confidence(
+                            score, threshold, median, scale, tagger.policy
+                        ),
+                        "threshold": threshold,
+                        "rule": rule,
+                    }
+                )
+        out.sort(key=lambda m: -m["score"])
+        return out
 
     def note_view(self, photo_id: int) -> None:
         """The user looked at this photo (the most-viewed are refined first). Cheap: one

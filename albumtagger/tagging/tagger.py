@@ -23,23 +23,33 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator, Sequence
+import math
+import time
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from albumtagger.config import Settings
-from albumtagger.errors import ModelError, NotFoundError, UnknownTagError, UserError
+from albumtagger.errors import ModelError, NotFoundError, UnknownTagError, UsageError, UserError
 from albumtagger.library.db.store import AutoTag, Store, SuggestionChanges, TagRow
 from albumtagger.tagging import thresholds as th
 from albumtagger.tagging import vocabulary
 from albumtagger.tagging.encoder import QUERY_INSTRUCTION
-from albumtagger.tagging.vocabulary import TextEncoder, clean_name, parse_spec
+from albumtagger.tagging.vocabulary import (
+    TagSpec,
+    TextEncoder,
+    clean_name,
+    default_vocabulary,
+    parse_spec,
+    parse_vocabulary,
+)
 
 log = logging.getLogger(__name__)
 
-CONFIDENCE_NAMES = {th.CONF_LOW: "low", th.CONF_MEDIUM: "medium", th.CONF_HIGH: "high"}
+CONFIDENCE_NAMES = th.CONFIDENCE_NAMES
 _USER_CODES = {"accepted": th.USER_ACCEPTED, "rejected": th.USER_REJECTED}
 MATRIX_STATUSES = ("ok",)
 """Photos whose scores shape the thresholds and are re-decided: missing ones keep
@@ -140,6 +150,19 @@ def _round(x: float | None) -> float | None:
     return None if x is None else round(float(x), 4)
 
 
+def _threshold_value(value: float | None) -> float | None:
+    """A threshold given by hand, checked: a finite score in [-1, 1] (cosines)."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"A threshold is a number, not {value!r}.") from None
+    if not math.isfinite(number) or not -1.0 <= number <= 1.0:
+        raise UsageError(f"A threshold is a score between -1 and 1, not {value!r}.")
+    return number
+
+
 @dataclass
 class VocabularyChange:
     """What a vocabulary edit did."""
@@ -153,6 +176,141 @@ class VocabularyChange:
     reason: str = ""
     """Why the model was not at hand, when it was not."""
     changes: SuggestionChanges = field(default_factory=SuggestionChanges)
+    renamed: list[tuple[str, str]] = field(default_factory=list)
+    """(old name, new name) of renamed tags."""
+    reprompted: list[str] = field(default_factory=list)
+    """Tags whose prompts changed (re-scored)."""
+    prompts_encoded: int = 0
+    """Prompts that went through the model (text only: photos are never re-encoded)."""
+    photos_scored: int = 0
+    """Photos whose stored vectors scored the new or changed tags."""
+    seconds: float = 0.0
+    """How long the edit took, scoring included."""
+
+    def describe(self) -> str:
+        """What the edit did, in a few sentences for the user."""
+        parts = []
+        if self.added:
+            parts.append("Added " + ", ".join(repr(n) for n in self.added) + ".")
+        if self.existing:
+            parts.append(
+                "Already in the vocabulary: " + ", ".join(repr(n) for n in self.existing) + "."
+            )
+        for old, new in self.renamed:
+            parts.append(f"Renamed {old!r} to {new!r}.")
+        if self.reprompted:
+            parts.append("New prompts for " + ", ".join(repr(n) for n in self.reprompted) + ".")
+        if self.removed:
+            parts.append("Removed " + ", ".join(repr(n) for n in self.removed) + ".")
+        if self.unscored:
+            why = f" ({self.reason})" if self.reason else ""
+            parts.append(
+                f"Not scored yet: {', '.join(repr(n) for n in self.unscored)}; the model is "
+                f"not at hand{why}. They are scored when it is next loaded."
+            )
+        if self.photos_scored:
+            prompts = _count(self.prompts_encoded, "prompt")
+            parts.append(
+                f"Scored {_count(self.photos_scored, 'photo')} from their stored vectors in "
+                f"{self.seconds:.1f} s; no photo was encoded again ({prompts} went through "
+                "the model)."
+            )
+        changed = len(self.changes.photo_ids())
+        if changed or parts:
+            parts.append(f"{_count(changed, 'photo')} changed tags.")
+        return " ".join(parts) or "Nothing changed."
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
+@dataclass(frozen=True)
+class ThresholdChange:
+    """What pinning a tag's threshold (or giving it back to learning) did."""
+
+    tag: str
+    threshold_before: float | None
+    threshold_after: float | None
+    pinned: float | None
+    """The pin now (None: the threshold is learned)."""
+    previous_pin: float | None
+    """The pin before (None: it was learned); pin this again to go back."""
+    gained: int
+    """Photos that now carry the tag and did not before."""
+    lost: int
+    """Photos that carried the tag and do not any more."""
+    carries: int
+    """Photos that carry the tag now."""
+    photos_changed: int
+    """Photos whose tags changed (the cap and the fallback can move other tags)."""
+    changed_photo_ids: tuple[int, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tag": self.tag,
+            "threshold_before": _round(self.threshold_before),
+            "threshold_after": _round(self.threshold_after),
+            "pinned": self.pinned,
+            "previous_pin": self.previous_pin,
+            "gained": self.gained,
+            "lost": self.lost,
+            "carries": self.carries,
+            "photos_changed": self.photos_changed,
+        }
+
+    def describe(self) -> str:
+        if self.pinned is not None:
+            text = f"Pinned the threshold of {self.tag!r} at {self.pinned:.3f}"
+        elif self.threshold_after is not None:
+            text = (
+                f"The threshold of {self.tag!r} is learned again from answers: "
+                f"{self.threshold_after:.3f}"
+            )
+        else:
+            text = f"The threshold of {self.tag!r} is learned again from answers"
+        return (
+            f"{text}. {_count(self.gained, 'photo')} gained it and {_count(self.lost, 'photo')} "
+            f"lost it; {_count(self.carries, 'photo')} carry it."
+        )
+
+
+TAG_SOURCES = ("pinned", "learned", "prior", "not_scored")
+_PREFERENCE_TEXT = {
+    "precision": "precision (fewer wrong tags, more missed ones)",
+    "balanced": "a balance of precision and recall",
+    "recall": "recall (fewer missed tags, more wrong ones)",
+}
+
+
+@dataclass
+class TagReport:
+    """Everything the tag inspector shows about one tag."""
+
+    name: str
+    prompts: tuple[str, ...]
+    threshold: float | None
+    source: str
+    """Where the threshold comes from: one of `TAG_SOURCES`."""
+    source_text: str
+    """The same as a sentence for the user (with the precision/recall preference)."""
+    preference: str
+    pinned: float | None
+    answers: dict[str, int]
+    """{"yes": n, "no": m}: the user's labels of this tag (a photo's latest answer)."""
+    scores: np.ndarray
+    """float32: the tag's score on every scored photo of the library (a histogram)."""
+    yes_scores: np.ndarray
+    no_scores: np.ndarray
+    above: list[tuple[int, float]]
+    """(photo id, score) of the photos just above the threshold, nearest first."""
+    below: list[tuple[int, float]]
+    """(photo id, score) of the photos just below the threshold, nearest first."""
+    carries: int
+    """Photos that carry the tag (`queries.CARRIES_SQL`)."""
+    median: float | None = None
+    scale: float | None = None
+    """The tag's library score distribution: median and robust std."""
 
 
 class Tagger:
@@ -324,6 +482,8 @@ class Tagger:
 
         stored, median, scale = column("threshold"), column("score_median"), column("score_scale")
         never = np.isnan(stored) | np.isnan(median) | np.isnan(scale)
+        pins = column("pinned")
+        stored = np.where(np.isnan(pins), stored, pins)
         stats = th.TagStats(median=median, scale=scale, mean=median.copy(), std=scale.copy())
         return stored, stats, never
 
@@ -332,6 +492,11 @@ class Tagger:
         tags, _ = self._load_tags()
         by_id = {t.id: t for t in self.store.tags()}
         return [by_id[t.id] for t in tags]
+
+    def _pins(self) -> np.ndarray:
+        """Thresholds pinned by hand per scored tag, float64 (NaN: learned)."""
+        pins = [t.pinned for t in self._fresh_tag_rows()]
+        return np.array([np.nan if v is None else v for v in pins], dtype=np.float64)
 
     def _base_moves_all(self) -> bool:
         return self.policy.prior == "fixed" or self.policy.controller_shifts_priors
@@ -355,6 +520,9 @@ class Tagger:
                 getattr(self._stats, name)[idx] = getattr(fresh, name)
             self._thresholds = self._thresholds.copy()
             self._thresholds[idx] = th.fit_thresholds(scores, feedback, self.policy, tags=idx)
+        pins = self._pins()
+        pinned = idx[~np.isnan(pins[idx])]
+        self._thresholds[pinned] = pins[pinned]  # a threshold set by hand is not learned
         counts = np.bincount(feedback.tag, minlength=len(tags)) if len(feedback) else None
         st = self._stats
         self.store.set_tag_thresholds(
@@ -497,13 +665,21 @@ class Tagger:
             return changes
 
     def _redecide_tags(
-        self, tag_indices: Sequence[int], snapshot: dict[str, Any] | None = None
+        self,
+        tag_indices: Sequence[int],
+        snapshot: dict[str, Any] | None = None,
+        *,
+        pinned: float | None = None,
     ) -> SuggestionChanges:
-        """Refit these tags and re-decide the photos whose outcome can change."""
+        """Refit these tags (or set the one tag's threshold to `pinned`) and re-decide the
+        photos whose outcome can change."""
         ids, scores = self._library()
         self._ensure_policy()
         previous = self._decisions
-        self._refit(tag_indices)
+        if pinned is None:
+            self._refit(tag_indices)
+        else:
+            self._set_threshold(tag_indices[0], pinned)
         thresholds = self.thresholds()
         user = self._user_state(ids)
         if previous is not None:
@@ -522,6 +698,26 @@ class Tagger:
         else:
             decided = self._decide_all()
         return self._apply(decided, snapshot)
+
+    def _set_threshold(self, j: int, value: float) -> None:
+        """Set one tag's threshold by hand (a pin) and store it; its statistics stay."""
+        tags, _ = self._load_tags()
+        assert self._thresholds is not None and self._stats is not None
+        self._thresholds = self._thresholds.copy()
+        self._thresholds[j] = float(value)
+        fresh = self._fresh_tag_rows()[j]
+        self.store.set_tag_thresholds(
+            [
+                (
+                    tags[j].id,
+                    float(value),
+                    fresh.events,
+                    float(self._stats.median[j]),
+                    float(self._stats.scale[j]),
+                )
+            ]
+        )
+        self._decisions = None
 
     def _rows_differing_from_store(self, ids: np.ndarray, decisions: th.Decisions) -> np.ndarray:
         """Rows whose automatic suggestions in the store differ from `decisions`."""
@@ -776,26 +972,389 @@ class Tagger:
 
     def add_tags(self, specs: Sequence[str]) -> VocabularyChange:
         """Add tags ("name" or "name: prompt | prompt") and score them from stored photo
-        vectors. Without a model at hand they are kept "not scored yet"."""
-        parsed = [parse_spec(s) for s in specs]
+        vectors (only their prompts go through the model). Without a model at hand they
+        are kept "not scored yet"."""
+        return self._add_specs([parse_spec(s) for s in specs])
+
+    def _add_specs(self, parsed: Sequence[TagSpec]) -> VocabularyChange:
+        start = time.perf_counter()
         result = VocabularyChange()
         with self._atomic():
+            new: set[int] = set()
             for spec in parsed:
                 existing = self.store.tag_by_name(spec.name)
                 if existing is not None or spec.name in result.added:
                     result.existing.append(existing.name if existing else spec.name)
                     continue
-                self.store.add_tag(spec.name, spec.prompts)
+                new.add(self.store.add_tag(spec.name, spec.prompts))
                 result.added.append(spec.name)
-            self._forget_all()
-            if result.added:
-                try:
-                    self.score_new_tags()
-                except ModelError as exc:
-                    log.info("New tags wait for the model: %s", exc)
-                    result.reason = str(exc)
-            result.unscored = [n for n in self.unscored_tags() if n in result.added]
+            if new:
+                self._rescore(new, result)
+        result.seconds = time.perf_counter() - start
         return result
+
+    def import_vocabulary(self, path: Path | str) -> VocabularyChange:
+        """Add the tags listed in a text file: one per line, `name` or
+        `name: prompt | prompt`; blank lines and lines starting with # are ignored. Tags
+        already in the vocabulary are left as they are (listed in `existing`)."""
+        path = Path(path)
+        try:
+            text = path.read_text("utf-8")
+        except UnicodeDecodeError:
+            raise UserError(f"{path} is not a UTF-8 text file; save it as UTF-8.") from None
+        except OSError as exc:
+            raise UserError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+        for number, line in enumerate(text.splitlines(), 1):
+            line = line.strip()
+            if line and not line.startswith("#"):
+                try:
+                    parse_spec(line)
+                except UserError as exc:
+                    raise UsageError(f"{path}, line {number}: {exc}") from None
+        return self._add_specs(parse_vocabulary(text))
+
+    def rename_tag(self, old: str, new: str) -> VocabularyChange:
+        """Give a tag another name: the same tag, with its cells, answers, threshold and
+        prompts. Raises `UsageError` for an empty name or one another tag has."""
+        result = VocabularyChange()
+        with self._atomic():
+            tag = self._tag_row(old)
+            name = clean_name(new)
+            other = self.store.tag_by_name(name)
+            if other is not None and other.id != tag.id:
+                raise UsageError(
+                    f"There is already a tag {other.name!r}; choose another name, or remove "
+                    "that tag first."
+                )
+            if name != tag.name:
+                self.store.rename_tag(tag.id, name)
+                self._forget_all()
+                result.renamed.append((tag.name, name))
+        return result
+
+    def set_prompts(self, name: str, prompts: Sequence[str]) -> VocabularyChange:
+        """Replace a tag's prompts (its vector is the normalised mean of theirs) and score
+        it again across the library from stored photo vectors: only the new prompts go
+        through the model, no photo does. Answers and a pinned threshold stay."""
+        start = time.perf_counter()
+        cleaned = list(dict.fromkeys(" ".join(p.split()) for p in prompts if p.strip()))
+        if not cleaned:
+            raise UsageError("A tag needs at least one prompt.")
+        result = VocabularyChange()
+        with self._atomic():
+            tag = self._tag_row(name)
+            if list(tag.prompts) != cleaned:
+                self.store.set_tag_prompts(tag.id, cleaned)
+                result.reprompted.append(tag.name)
+                self._rescore({tag.id}, result)
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def restore_default_vocabulary(self) -> VocabularyChange:
+        """Add back the shipped default tags that are missing and give the default tags
+        their shipped prompts again; tags of the user's own stay as they are."""
+        start = time.perf_counter()
+        result = VocabularyChange()
+        with self._atomic():
+            touched: set[int] = set()
+            for spec in default_vocabulary():
+                tag = self.store.tag_by_name(spec.name)
+                if tag is None:
+                    touched.add(self.store.add_tag(spec.name, spec.prompts))
+                    result.added.append(spec.name)
+                elif tuple(tag.prompts) != tuple(spec.prompts):
+                    self.store.set_tag_prompts(tag.id, spec.prompts)
+                    touched.add(tag.id)
+                    result.reprompted.append(tag.name)
+            if touched:
+                self._rescore(touched, result)
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def _tag_row(self, name: str) -> TagRow:
+        tag = self.store.tag_by_name(clean_name(name))
+        if tag is None:
+            raise UnknownTagError(f"There is no tag {name!r} in the vocabulary.")
+        return tag
+
+    def _rescore(self, tag_ids: Collection[int], result: VocabularyChange) -> None:
+        """Score these tags (new, or with new prompts) across the library from stored
+        photo vectors, and decide again. Prompts without a cached vector go through the
+        model (text only); tags that still lack one stay "not scored yet"."""
+        self._forget_all()
+        self._load_tags()
+        todo = list(self._unscored)
+        touched = set(tag_ids) | {t.id for t in todo}
+        if todo and self._encoder_factory is not None and self.model_id is not None:
+            try:
+                encoder = self._encoder_factory()
+                if encoder.model_id != self.model_id:
+                    raise ModelError(
+                        f"The library was tagged with {self.model_id}, not {encoder.model_id}; "
+                        "use the library's model, or index the library again with the other one."
+                    )
+                for _, total in vocabulary.embed_prompts(self.store, encoder, todo):
+                    result.prompts_encoded = total
+            except ModelError as exc:
+                log.info("Tags wait for the model: %s", exc)
+                result.reason = str(exc)
+            self._forget_all()
+        tags, _ = self._load_tags()
+        unscored = {t.id for t in self._unscored}
+        result.unscored = [t.name for t in self._unscored if t.id in set(tag_ids)]
+        if not self._has_matrix():
+            return
+        cols = [j for j, t in enumerate(tags) if t.id in touched and t.id not in unscored]
+        if cols:
+            self._refit(cols)
+        ids, rows, decisions = self._decide_all()
+        if cols:
+            # Cells of these tags got new scores: write them even where the decision stayed.
+            photo, tag, _, _ = self.store.suggestion_cells()
+            stale = np.isin(ids, photo[np.isin(tag, [tags[j].id for j in cols])])
+            auto = np.isin(decisions.state[:, cols], (th.STATE_SUGGESTED, th.STATE_FALLBACK))
+            rows = np.union1d(rows, np.flatnonzero(stale | auto.any(axis=1)))
+            result.photos_scored = len(ids)
+        result.changes = self._apply((ids, rows, decisions))
+        self._bump_generation()
+
+    # -- thresholds by hand -----------------------------------------------------------
+
+    def pin_threshold(self, name: str, value: float | None) -> ThresholdChange:
+        """Pin a tag's threshold at `value` (None: give it back to learning) and decide
+        the tag again across the library at once, in one transaction.
+
+        A pinned threshold stays through re-fits, full re-decisions and new photos;
+        answers are still recorded (they teach the tag once it learns again). User
+        decisions are untouched; the cap of tags per photo and the fallback apply as
+        always. Not part of the corrections' undo: pin `previous_pin` again to go back.
+        """
+        value = _threshold_value(value)
+        with self._atomic():
+            tag = self._tag_row(name)
+            j = self._column(tag.id)
+            before_ids = self.store.carrier_ids(tag.id)
+            before = None if j is None else float(self.thresholds()[j])
+            self.store.set_pinned_threshold(tag.id, value)
+            after = value
+            changes = SuggestionChanges()
+            if j is not None and self._has_matrix():
+                changes = self._redecide_tags([j], pinned=value)
+                after = float(self.thresholds()[j])
+                self._bump_generation()
+            after_ids = self.store.carrier_ids(tag.id)
+            changed = sorted(changes.photo_ids())
+            return ThresholdChange(
+                tag=tag.name,
+                threshold_before=before,
+                threshold_after=after,
+                pinned=value,
+                previous_pin=tag.pinned,
+                gained=int(np.setdiff1d(after_ids, before_ids).size),
+                lost=int(np.setdiff1d(before_ids, after_ids).size),
+                carries=int(after_ids.size),
+                photos_changed=len(changed),
+                changed_photo_ids=tuple(changed),
+            )
+
+    def threshold_preview(self, name: str, value: float | None) -> dict[str, Any]:
+        """What `pin_threshold(name, value)` would do, without doing it: "carries_now",
+        "carries_after", "gain", "lose" (photos), "threshold_now", "threshold_after"
+        (None: what learning gives). Re-decides only the photos that can change, from
+        the score matrix in memory."""
+        value = _threshold_value(value)
+        tag = self._tag_row(name)
+        j = self._column(tag.id)
+        carries = self.store.count_carriers(tag.id)
+        out: dict[str, Any] = {
+            "tag": tag.name,
+            "threshold_now": tag.pinned if tag.pinned is not None else tag.threshold,
+            "threshold_after": value,
+            "carries_now": carries,
+            "carries_after": carries,
+            "gain": 0,
+            "lose": 0,
+        }
+        if j is None or not self._has_matrix():
+            return out
+        ids, scores = self._library()
+        thresholds = self.thresholds()
+        if value is None:
+            value = float(th.fit_thresholds(scores, self._feedback(), self.policy, tags=[j])[0])
+        assert self._stats is not None
+        gain, lose = th.threshold_change(
+            scores,
+            thresholds,
+            self._user_cells(ids),
+            self._current_decisions(),
+            j,
+            value,
+            self.policy,
+            stats=self._stats,
+        )
+        out.update(
+            threshold_now=float(thresholds[j]),
+            threshold_after=float(value),
+            carries_after=carries + int(gain.size) - int(lose.size),
+            gain=int(gain.size),
+            lose=int(lose.size),
+        )
+        return out
+
+    def _current_decisions(self) -> th.Decisions:
+        """The decisions under the thresholds in effect (kept until they change)."""
+        if self._decisions is None:
+            ids, scores = self._library()
+            thresholds = self.thresholds()
+            self._decisions = th.decide(
+                scores, thresholds, self._user_state(ids), self.policy, stats=self._stats
+            )
+        return self._decisions
+
+    def _user_cells(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The user's decisions as (matrix rows, matrix columns, codes)."""
+        photo, tag, code = self.store.user_cells()
+        tags, _ = self._load_tags()
+        tag_ids = np.array([t.id for t in tags], dtype=np.int64)
+        order = np.argsort(tag_ids)
+        rows = np.searchsorted(ids, photo).clip(max=max(len(ids) - 1, 0))
+        cols = np.searchsorted(tag_ids[order], tag).clip(max=max(len(tags) - 1, 0))
+        found = (ids[rows] == photo) & (tag_ids[order][cols] == tag) if len(ids) else rows < 0
+        return rows[found], order[cols[found]], code[found]
+
+    def tag_report(self, name: str, near: int = 12) -> TagReport:
+        """One tag as the inspector shows it: threshold and where it comes from, its
+        scores over the library, the user's answers, the photos either side of the
+        threshold and how many photos carry it."""
+        tag = self._tag_row(name)
+        j = self._column(tag.id)
+        carries = self.store.count_carriers(tag.id)
+        pref = self.policy.preference
+        empty = np.zeros(0, dtype=np.float32)
+        if j is None or not self._has_matrix():
+            source = "pinned" if tag.pinned is not None else "not_scored"
+            return TagReport(
+                name=tag.name,
+                prompts=tag.prompts,
+                threshold=tag.pinned if tag.pinned is not None else tag.threshold,
+                source=source,
+                source_text=self._source_text(source, tag.pinned, 0, 0),
+                preference=pref,
+                pinned=tag.pinned,
+                answers={"yes": 0, "no": 0},
+                scores=empty,
+                yes_scores=empty,
+                no_scores=empty,
+                above=[],
+                below=[],
+                carries=carries,
+            )
+        ids, scores = self._library()
+        threshold = float(self.thresholds()[j])
+        assert self._stats is not None
+        column = np.ascontiguousarray(scores[:, j], dtype=np.float32)
+        photo, tag_col, positive = self._feedback().labels()
+        mine = tag_col == j
+        yes = column[photo[mine & positive]]
+        no = column[photo[mine & ~positive]]
+        n = int(yes.size + no.size)
+        pinned = tag.pinned
+        source = "pinned" if pinned is not None else ("learned" if n else "prior")
+        passing = column >= np.float32(threshold)  # as the decisions compare
+        order = np.argsort(column, kind="stable")
+        first_above = int(np.count_nonzero(~passing))
+        above_rows = order[first_above : first_above + near]
+        below_rows = order[max(first_above - near, 0) : first_above][::-1]
+        return TagReport(
+            name=tag.name,
+            prompts=tag.prompts,
+            threshold=threshold,
+            source=source,
+            source_text=self._source_text(source, pinned, int(yes.size), int(no.size)),
+            preference=pref,
+            pinned=pinned,
+            answers={"yes": int(yes.size), "no": int(no.size)},
+            scores=column,
+            yes_scores=yes.astype(np.float32),
+            no_scores=no.astype(np.float32),
+            above=[(int(ids[i]), float(column[i])) for i in above_rows],
+            below=[(int(ids[i]), float(column[i])) for i in below_rows],
+            carries=carries,
+            median=float(self._stats.median[j]),
+            scale=float(self._stats.scale[j]),
+        )
+
+    def _source_text(self, source: str, pinned: float | None, yes: int, no: int) -> str:
+        if self.policy.beta > 0:
+            preference = f"F-beta with beta {self.policy.beta:g}"
+        else:
+            preference = _PREFERENCE_TEXT.get(self.policy.preference, self.policy.preference)
+        if source == "pinned":
+            return (
+                f"Pinned by hand at {pinned:.3f}. Answers are still kept, and teach the "
+                "threshold once it is given back to learning."
+            )
+        if source == "learned":
+            return (
+                f"Learned from {_count(yes + no, 'answer')} ({yes} yes, {no} no), starting "
+                f"from the tag's score distribution; the preference is {preference}."
+            )
+        if source == "prior":
+            return (
+                "From the tag's score distribution over the library (no answers yet); the "
+                f"preference is {preference}. Answers in review mode teach it."
+            )
+        return (
+            "Not scored yet: its prompts have not been through the model. It is scored "
+            "when the model is next loaded."
+        )
+
+    # -- matching -------------------------------------------------------------------
+
+    def tag_vector(self, text: str) -> np.ndarray | None:
+        """The unit vector of the scored tag named `text` (mean of its prompts), or None."""
+        try:
+            tag = self.store.tag_by_name(clean_name(text))
+        except UserError:
+            return None
+        j = None if tag is None else self._column(tag.id)
+        if j is None:
+            return None
+        _, matrix = self._load_tags()
+        return matrix[j].copy()
+
+    def text_policy(self, text: str, column: np.ndarray | None) -> tuple[float, float, float, str]:
+        """(threshold, median, scale, rule) to judge a text's score by.
+
+        rule "tag": `text` is a scored tag of the library: its threshold and score
+        statistics. rule "new tag": what a tag with this text would start from (its
+        prior from `column`, the text's scores over the library's photos, with the
+        library's controller base). rule "base": no scores to go by
+        (`thresholds.standalone_policy`).
+        """
+        try:
+            name = clean_name(text)
+        except UserError:
+            name = ""
+        tag = self.store.tag_by_name(name) if name else None
+        j = None if tag is None else self._column(tag.id)
+        if j is not None and self._has_matrix():
+            thresholds = self.thresholds()
+            assert self._stats is not None
+            return (
+                float(thresholds[j]),
+                float(self._stats.median[j]),
+                float(self._stats.scale[j]),
+                "tag",
+            )
+        if column is None or column.size == 0:
+            return (*th.standalone_policy(self.policy), "base")
+        scores = np.asarray(column, dtype=np.float32).reshape(-1, 1)
+        stats = th.tag_stats(scores)
+        kinds = self._feedback().controller_kinds if self._has_matrix() else np.zeros(0)
+        base = th.controller_base(kinds, self.policy)
+        prior = th.prior_thresholds(scores, self.policy, base=base, stats=stats)
+        return float(prior[0]), float(stats.median[0]), float(stats.scale[0]), "new tag"
 
     def remove_tags(self, names: Sequence[str]) -> VocabularyChange:
         """Remove tags with their suggestions, decisions and feedback; the photos that

@@ -970,6 +970,33 @@ def confidence(
     return np.where(high, CONF_HIGH, np.where(medium, CONF_MEDIUM, CONF_LOW)).astype(np.int8)
 
 
+CONFIDENCE_NAMES = {CONF_LOW: "low", CONF_MEDIUM: "medium", CONF_HIGH: "high"}
+NO_MATCH = "no match"
+DEFAULT_SCORE_SCALE = 0.025
+"""Robust std assumed for a text's scores where there is no library to measure them (a
+typical spread of one GME tag's scores over an album)."""
+
+
+def match_confidence(
+    score: float, threshold: float, median: float, scale: float, settings: ThresholdSettings
+) -> str:
+    """ "high", "medium" or "low" as `confidence` gives a suggestion that passes its
+    threshold, or "no match" for a score below it."""
+    if not score >= threshold:
+        return NO_MATCH
+    code = confidence(np.array([score]), threshold, median, max(scale, _MIN_SCALE), settings)
+    return CONFIDENCE_NAMES[int(code[0])]
+
+
+def standalone_policy(settings: ThresholdSettings) -> tuple[float, float, float]:
+    """(threshold, median, scale) for a text scored without a library: the base
+    threshold, read as the robust prior of a tag whose scores spread by
+    `DEFAULT_SCORE_SCALE` (median = base - `prior_mad_factor` * scale)."""
+    scale = DEFAULT_SCORE_SCALE
+    base = settings.base_threshold
+    return base, base - settings.prior_mad_factor * scale, scale
+
+
 def _top_k(keys: np.ndarray, eligible: np.ndarray, k: np.ndarray) -> np.ndarray:
     """Per row, the k[r] eligible cells with the largest keys; ties go to the lower tag.
 
@@ -1164,6 +1191,93 @@ def redecide_tags(
             scores[block], th, lowered, user_state[block], stats.median, stats.scale, settings
         )
     return Decisions(state, conf)
+
+
+def threshold_change(
+    scores: np.ndarray,
+    thresholds: np.ndarray,
+    user_cells: tuple[np.ndarray, np.ndarray, np.ndarray],
+    previous: Decisions,
+    tag: int,
+    value: float,
+    settings: ThresholdSettings,
+    *,
+    stats: TagStats,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rows that gain `tag`, rows that lose it) when its threshold alone becomes `value`.
+
+    Exactly what `decide` with the new threshold gives against `previous` (`decide` with
+    `thresholds`), with the cap and the fallback as usual; only the rows that can change
+    are decided again (those of `rows_to_redecide`; a user decision on the tag fixes its
+    cell). "Has the tag" is `Decisions.included`. `user_cells` is the user state as
+    (rows, tags, codes), so no [photos x tags] matrix is built.
+    """
+    scores = _as_scores(scores)
+    n, k = scores.shape
+    new = np.asarray(thresholds, dtype=np.float64).copy()
+    new[tag] = float(value)
+    th, lowered = _prepare(scores, new, settings)
+    u_rows, u_cols, u_codes = (np.asarray(a) for a in user_cells)
+    user_col = np.zeros(n, dtype=np.int8)
+    on_tag = u_cols == tag
+    user_col[u_rows[on_tag]] = u_codes[on_tag]
+    column = scores[:, tag]
+    was = previous.state[:, tag] != STATE_NONE
+    certain = was | (column >= th[tag])
+    maybe = np.flatnonzero(~certain & (column >= lowered[tag]))
+    if maybe.size:
+        core = np.count_nonzero(previous.state[maybe] & 1, axis=1)
+        certain[maybe[core < settings.min_tags]] = True
+    rows = np.flatnonzero(certain & (user_col == USER_NONE))
+    if rows.size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    position = np.full(n, -1, dtype=np.int64)
+    position[rows] = np.arange(rows.size)
+    now = np.empty(rows.size, dtype=bool)
+    for start in range(0, rows.size, _ROW_CHUNK):
+        block = rows[start : start + _ROW_CHUNK]
+        user = np.zeros((block.size, k), dtype=np.int8)
+        at = position[u_rows] - start
+        mine = (at >= 0) & (at < block.size)
+        user[at[mine], u_cols[mine]] = u_codes[mine]
+        now[start : start + block.size] = _included(scores[block], th, lowered, user, tag, settings)
+    before = was[rows]
+    return rows[now & ~before], rows[before & ~now]
+
+
+def _included(
+    scores: np.ndarray,
+    th: np.ndarray,
+    lowered: np.ndarray,
+    user: np.ndarray,
+    tag: int,
+    settings: ThresholdSettings,
+) -> np.ndarray:
+    """Whether `_decide_rows` includes `tag` in each row of a block (bool [rows]),
+    without deciding the other tags: a passing cell is chosen when fewer than the free
+    slots of passing cells rank ahead of it (`_top_k`'s order: larger key, then lower
+    tag), and a fallback candidate likewise among the candidates."""
+    accepted = user == USER_ACCEPTED
+    auto = user == USER_NONE
+    passed = auto & (scores >= th)
+    n_acc = np.count_nonzero(accepted, axis=1)
+    n_pass = np.count_nonzero(passed, axis=1)
+    slots = np.maximum(settings.max_tags - n_acc, 0)
+    keys = scores - th if settings.rank_by == "margin" else scores
+    key = keys[:, tag : tag + 1]
+    lower = np.arange(scores.shape[1]) < tag
+    ahead = (keys > key) | ((keys == key) & lower)
+    out = accepted[:, tag].copy()
+    mine = passed[:, tag]
+    out[mine] = np.count_nonzero(passed[mine] & ahead[mine], axis=1) < slots[mine]
+    fill = min(settings.fallback_tags, settings.max_tags)
+    need = fill - n_acc - n_pass
+    fallback = (n_acc + n_pass < settings.min_tags) & (need > 0)
+    cand = auto & ~passed & (scores >= lowered)
+    mine = fallback & cand[:, tag]
+    out[mine] = np.count_nonzero(cand[mine] & ahead[mine], axis=1) < need[mine]
+    return out
 
 
 def diff_decisions(old: Decisions, new: Decisions) -> tuple[np.ndarray, np.ndarray]:

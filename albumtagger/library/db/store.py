@@ -220,6 +220,8 @@ class TagRow:
     score_median: float | None = None
     """The tag's library-wide score distribution when `threshold` was fitted."""
     score_scale: float | None = None
+    pinned: float | None = None
+    """A threshold the user set by hand (None: learned from answers)."""
 
 
 @dataclass(frozen=True)
@@ -1032,18 +1034,21 @@ class Store:
             events=int(row[4]),
             score_median=None if row[5] is None else float(row[5]),
             score_scale=None if row[6] is None else float(row[6]),
+            pinned=None if row[7] is None else float(row[7]),
         )
 
     def tags(self) -> list[TagRow]:
         rows = self.conn.execute(
-            "SELECT id, name, prompts, threshold, events, score_median, score_scale FROM tags "
+            "SELECT id, name, prompts, threshold, events, score_median, score_scale, "
+            "pinned_threshold FROM tags "
             "ORDER BY id"
         )
         return [self._tag(r) for r in rows]
 
     def tag_by_name(self, name: str) -> TagRow | None:
         row = self.conn.execute(
-            "SELECT id, name, prompts, threshold, events, score_median, score_scale FROM tags "
+            "SELECT id, name, prompts, threshold, events, score_median, score_scale, "
+            "pinned_threshold FROM tags "
             "WHERE name = ?",
             (name,),
         ).fetchone()
@@ -1076,6 +1081,57 @@ class Store:
         self.conn.execute("DELETE FROM tags WHERE id = ?", (tag_id,))
         self._note("tags", photos)
         self._note("vocabulary", [tag_id])
+
+    def rename_tag(self, tag_id: int, name: str) -> None:
+        """Give a tag another name; its cells, answers and threshold stay (same id)."""
+        self.conn.execute("UPDATE tags SET name = ? WHERE id = ?", (name, tag_id))
+        photos = [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT photo_id FROM photo_tags WHERE tag_id = ?", (tag_id,)
+            )
+        ]
+        self._note("tags", photos)
+        self._note("vocabulary", [tag_id])
+
+    def set_tag_prompts(self, tag_id: int, prompts: Sequence[str]) -> None:
+        """Replace a tag's prompts (its vector is the mean of theirs)."""
+        self.conn.execute(
+            "UPDATE tags SET prompts = ? WHERE id = ?",
+            (json.dumps(list(prompts), ensure_ascii=False), tag_id),
+        )
+        self._note("vocabulary", [tag_id])
+
+    def set_pinned_threshold(self, tag_id: int, value: float | None) -> None:
+        """Pin a tag's threshold to `value` (None: give it back to learning)."""
+        self.conn.execute(
+            "UPDATE tags SET pinned_threshold = ? WHERE id = ?",
+            (None if value is None else float(value), tag_id),
+        )
+        self._note("thresholds", [tag_id])
+
+    def carrier_ids(self, tag_id: int) -> np.ndarray:
+        """Ids (int64, ascending) of the photos that carry this tag (the shared
+        definition, `queries.CARRIES_SQL`), whatever their status."""
+        from albumtagger.library.db.queries import CARRIES_SQL
+
+        row = self.conn.execute(
+            f"SELECT group_concat(photo_id) FROM (SELECT photo_id FROM photo_tags "
+            f"WHERE tag_id = ? AND {CARRIES_SQL} ORDER BY photo_id)",
+            (tag_id,),
+        ).fetchone()
+        if row[0] is None:
+            return np.zeros(0, dtype=np.int64)
+        return np.array([int(x) for x in str(row[0]).split(",")], dtype=np.int64)
+
+    def count_carriers(self, tag_id: int) -> int:
+        """How many photos carry this tag (`queries.CARRIES_SQL`), whatever their status."""
+        from albumtagger.library.db.queries import CARRIES_SQL
+
+        row = self.conn.execute(
+            f"SELECT COUNT(*) FROM photo_tags WHERE tag_id = ? AND {CARRIES_SQL}", (tag_id,)
+        ).fetchone()
+        return int(row[0])
 
     def remove_tag_if_unused(self, tag_id: int) -> None:
         """Drop a tag that no photo row and no feedback event refers to."""
@@ -1185,6 +1241,20 @@ class Store:
             (photo_id, tag_id),
         ).fetchone()
         return None if row is None else PhotoTag(*row[:6], bool(row[6]), row[7])
+
+    def user_cells(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every user decision as arrays: (photo ids, tag ids, codes 1 accepted /
+        -1 rejected), aggregated inside SQLite like `suggestion_cells`."""
+        row = self.conn.execute(
+            "SELECT group_concat(photo_id), group_concat(tag_id), "
+            "group_concat(CASE state WHEN 'accepted' THEN 1 ELSE -1 END) "
+            "FROM photo_tags WHERE state != 'suggested'"
+        ).fetchone()
+        if row[0] is None:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, np.zeros(0, dtype=np.int8)
+        photo, tag, code = (np.array(text.split(","), dtype=np.int64) for text in row)
+        return photo, tag, code.astype(np.int8)
 
     def user_decisions(self) -> list[tuple[int, int, str]]:
         """(photo id, tag id, state) of every row the user decided."""
