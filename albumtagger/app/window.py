@@ -357,6 +357,21 @@ class MainWindow(QMainWindow):
             self.act_full.setShortcut(QKeySequence("F11"))
         for a in (self.act_zoom_in, self.act_zoom_out, self.act_detail, self.act_full):
             m.addAction(a)
+        m.addSeparator()
+        self.act_review = self._action(
+            "&Review suggestions\u2026",
+            "Ctrl+R",
+            self.open_review,
+            "Answer yes or no to the suggestions nearest their tag's threshold",
+        )
+        self.act_duplicates = self._action(
+            "Near &duplicates\u2026",
+            "Ctrl+Shift+D",
+            self.open_duplicates,
+            "Groups of photos that are nearly the same: bursts, copies, edits",
+        )
+        m.addAction(self.act_review)
+        m.addAction(self.act_duplicates)
 
         m = bar.addMenu("&Help")
         self.act_keys = self._action("&Keyboard shortcuts", K.HelpContents, self.show_keys)
@@ -1103,6 +1118,40 @@ class MainWindow(QMainWindow):
 
     def _zoom_by(self, step: int) -> None:
         self.zoom.setValue(self.zoom.value() + step)
+
+    def open_review(self) -> None:
+        """Review mode over the window: yes / no on the suggestions nearest their
+        thresholds (`self.review` while it is open)."""
+        from albumtagger.app.review import ReviewDialog
+
+        if self.handle is None or self.queries is None:
+            self.show_notice("Open a photo folder first.")
+            return
+        current = getattr(self, "review", None)
+        if current is not None and current.isVisible():
+            current.raise_()
+            return
+        if current is not None:
+            current.deleteLater()
+        self.review = ReviewDialog(self)
+        self.review.start()
+
+    def open_duplicates(self) -> None:
+        """The near-duplicates view beside the window (`self.duplicates`)."""
+        from albumtagger.app.duplicates import DuplicatesDialog
+
+        if self.handle is None or self.queries is None:
+            self.show_notice("Open a photo folder first.")
+            return
+        current = getattr(self, "duplicates", None)
+        if current is not None and current.isVisible():
+            current.raise_()
+            current.activateWindow()
+            return
+        if current is not None:
+            current.deleteLater()
+        self.duplicates = DuplicatesDialog(self)
+        self.duplicates.start()
 
     def toggle_full_screen(self) -> None:
         if self.isFullScreen():
