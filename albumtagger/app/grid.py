@@ -101,7 +101,7 @@ class PhotoDelegate(QStyledItemDelegate):
             back = palette.color(QPalette.ColorRole.Highlight)
         painter.save()  # the badge's brush must not fill the focus frame drawn after it
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setPen(QPen(Qt.GlobalColor.white, 1.5))  # stands out on a selected cell too
         painter.setBrush(back)
         painter.drawEllipse(rect)
         if self._badge_font is None:
