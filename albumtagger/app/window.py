@@ -72,6 +72,8 @@ from albumtagger.library.thumbnails import ThumbnailCache
 log = logging.getLogger(__name__)
 
 MAX_RECENT = 10
+VIEW_DWELL_MS = 1000
+"""A photo in the detail panel this long counts as viewed."""
 MAX_BACKGROUND = MAX_RECENT
 """Libraries of the selector kept open (watched and tagged) behind the one on screen."""
 BACKGROUND_DELAY_MS = 1500
@@ -163,6 +165,11 @@ class MainWindow(QMainWindow):
         self._counts_timer.setSingleShot(True)
         self._counts_timer.setInterval(0)
         self._counts_timer.timeout.connect(self._update_counts)
+        self._viewed: int | None = None
+        self._view_timer = QTimer(self)
+        self._view_timer.setSingleShot(True)
+        self._view_timer.setInterval(VIEW_DWELL_MS)
+        self._view_timer.timeout.connect(self._note_view)
         self._restore_state()
         self._show_welcome()
 
@@ -854,6 +861,15 @@ class MainWindow(QMainWindow):
             self.detail.show_nothing()
             return
         self.detail.show_photo(detail, self.queries.photo_tags(pid), self.root, reload=reload)
+        if pid != self._viewed:
+            self._viewed = pid
+            self._view_timer.start()
+
+    def _note_view(self) -> None:
+        """A photo shown in the detail panel for a moment was looked at: the most viewed
+        photos are refined first."""
+        if self._viewed is not None and self.detail.photo_ids == (self._viewed,):
+            self.call("note_view", self._viewed, on_reply=lambda reply: None)
 
     def _refresh_detail(self, changed: set[int] | None = None) -> None:
         ids = self.detail.photo_ids

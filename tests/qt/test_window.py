@@ -507,15 +507,19 @@ def test_every_library_is_watched_and_tagged_behind_the_one_shown(
     behind = LibraryQueries(handle.db_path)
     try:
         qtbot.waitUntil(
-            lambda: behind.quick_counts().pending == 0
-            and behind.photo_ids(PhotoFilter()).size == PHOTOS,
+            lambda: (
+                behind.quick_counts().pending == 0
+                and behind.photo_ids(PhotoFilter()).size == PHOTOS
+            ),
             timeout=120_000,
         )
         # ... and watched: a photo copied into it is tagged while the other is shown.
         make_photo(photo_folder / "later.jpg", seed=99, size=(120, 90))
         qtbot.waitUntil(
-            lambda: behind.photo_ids(PhotoFilter()).size == PHOTOS + 1
-            and behind.quick_counts().pending == 0,
+            lambda: (
+                behind.photo_ids(PhotoFilter()).size == PHOTOS + 1
+                and behind.quick_counts().pending == 0
+            ),
             timeout=60_000,
         )
     finally:
@@ -582,3 +586,24 @@ def test_call_runs_a_session_method_in_the_worker(qtbot, make_window, indexed_fo
     queue, refused = replies
     assert not queue.error and len(queue.result) <= 5
     assert refused.error_kind == "bug" and "no method" in refused.error
+
+
+def test_a_photo_looked_at_counts_as_viewed(qtbot, make_window, indexed_folder: Path) -> None:
+    import sqlite3
+
+    window = open_indexed(qtbot, make_window, indexed_folder)
+    pid = first_photo(window)
+    glance = int(window.model.ids[1])
+    window.grid.setCurrentIndex(window.model.index(1))  # moved on at once: not a view
+    window.grid.setCurrentIndex(window.model.index(0))
+    db = window.handle.db_path
+
+    def views(photo_id: int) -> int:
+        conn = sqlite3.connect(db)
+        try:
+            return conn.execute("SELECT views FROM photos WHERE id = ?", (photo_id,)).fetchone()[0]
+        finally:
+            conn.close()
+
+    qtbot.waitUntil(lambda: views(pid) == 1, timeout=10_000)
+    assert views(glance) == 0
