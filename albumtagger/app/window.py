@@ -1230,7 +1230,7 @@ class MainWindow(QMainWindow):
         watching = self._watching()
         for handle in (*self._background.values(), self.handle):
             if handle is not None:
-                handle.worker._watch = watching  # read by its loop before each step
+                handle.worker.set_watching(watching)
         for handle in self._background.values():
             handle.submit(Call("apply_settings", (settings,)))
         self._settings_note = (

@@ -347,6 +347,10 @@ class Worker(QObject):
             self._job = None
             self._kick(IDLE_WATCH_MS)
 
+    def set_watching(self, watching: bool) -> None:
+        """From any thread: watch the folder between jobs, or not (read before each step)."""
+        self._watch = bool(watching)
+
     def _yielding(self) -> bool:
         front = self._front_idle
         return self.flags.background.is_set() and front is not None and not front.is_set()
