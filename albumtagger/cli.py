@@ -151,8 +151,60 @@ def build_parser() -> argparse.ArgumentParser:
         "--add", action="append", metavar="T", help='add a tag: "name" or "name: prompt | prompt"'
     )
     g.add_argument("--remove", action="append", metavar="T", help="remove a tag")
+    g.add_argument(
+        "--rename",
+        nargs=2,
+        action="append",
+        metavar=("OLD", "NEW"),
+        help="rename a tag (it keeps its photos, answers and threshold)",
+    )
+    g.add_argument(
+        "--prompts",
+        action="append",
+        metavar="T",
+        help='new prompts for a tag: "name: prompt | prompt" (averaged); the library is '
+        "scored again from stored vectors, no photo is encoded again",
+    )
+    g.add_argument(
+        "--import",
+        dest="import_file",
+        type=Path,
+        metavar="FILE",
+        help='add the tags of a text file: one "name" or "name: prompt | prompt" a line '
+        "(blank lines and # comments ignored)",
+    )
+    g.add_argument(
+        "--restore-defaults",
+        action="store_true",
+        help="add back missing default tags and give default tags their shipped prompts "
+        "(your own tags stay)",
+    )
     p.add_argument("--json", action="store_true")
     _wait_option(p, waits=False)
+    _model_options(p)
+
+    p = sub.add_parser(
+        "match",
+        help="rank descriptions for an image by how well they match it",
+        description="Score each --text against IMAGE (any image file, inside a library or "
+        "not), best first. Scores are the cosines of the vectors `albumtagger embed` gives "
+        "(same model and image token budget). Confidence (high / medium / low / no match) "
+        "is judged as the tag thresholds judge suggestions: a text that names a tag of "
+        "the library IMAGE is in uses that tag's threshold and score spread; another text "
+        "uses what a new tag of it would start from, over the library's photos; outside a "
+        "library (or one tagged with another model), the base threshold.",
+    )
+    p.add_argument("image", type=Path, help="the image file")
+    p.add_argument(
+        "--text", action="append", default=[], metavar="T", help="a description (repeat)"
+    )
+    p.add_argument(
+        "--library",
+        type=Path,
+        metavar="FOLDER",
+        help="judge by this library (default: the library IMAGE is in, if any)",
+    )
+    p.add_argument("--json", action="store_true")
     _model_options(p)
 
     p = sub.add_parser("export-xmp", help="write tags to XMP sidecars for other photo tools")
@@ -574,13 +626,33 @@ def cmd_review(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prompt_spec(text: str) -> tuple[str, list[str]]:
+    """`name: prompt | prompt` of `vocab --prompts`."""
+    name, sep, rest = text.partition(":")
+    prompts = [p.strip() for p in rest.split("|") if p.strip()]
+    if not sep or not name.strip() or not prompts:
+        raise UsageError(f'--prompts {text!r}: give "name: prompt | prompt".')
+    return name, prompts
+
+
 def cmd_vocab(args: argparse.Namespace) -> int:
+    prompt_specs = [_prompt_spec(t) for t in args.prompts or []]
     with _session(args, create=True, backup=False, write=not args.list) as session:
-        change = None
-        if args.add:
-            change = session.add_tags(args.add)
-        elif args.remove:
-            change = session.remove_tags(args.remove)
+        changes = []
+        edit = session.store.transaction() if not args.list else contextlib.nullcontext()
+        with edit:  # all of it or none
+            if args.add:
+                changes.append(session.add_tags(args.add))
+            elif args.remove:
+                changes.append(session.remove_tags(args.remove))
+            elif args.rename:
+                changes.extend(session.rename_tag(old, new) for old, new in args.rename)
+            elif prompt_specs:
+                changes.extend(session.set_prompts(n, p) for n, p in prompt_specs)
+            elif args.import_file is not None:
+                changes.append(session.import_vocabulary(args.import_file))
+            elif args.restore_defaults:
+                changes.append(session.restore_default_vocabulary())
         tags = session.store.tags()
         unscored = set(session.tagger().unscored_tags())
     if args.json:
@@ -591,6 +663,7 @@ def cmd_vocab(args: argparse.Namespace) -> int:
                     "prompts": list(t.prompts),
                     "threshold": t.threshold,
                     "events": t.events,
+                    "pinned": t.pinned,
                     "scored": t.name not in unscored,
                 }
                 for t in tags
@@ -599,9 +672,10 @@ def cmd_vocab(args: argparse.Namespace) -> int:
     elif args.list:
         for t in tags:
             print(_printable(t.name) + ("  (not scored yet)" if t.name in unscored else ""))
-    elif change is not None:
-        for line in _vocab_lines(change):
-            print(_printable(line))
+    else:
+        for change in changes:
+            for line in _vocab_lines(change):
+                print(_printable(line))
     return 0
 
 
@@ -611,6 +685,10 @@ def _vocab_lines(change) -> list[str]:
         lines.append("Added " + ", ".join(repr(n) for n in change.added) + ".")
     if change.existing:
         lines.append("Already in the vocabulary: " + ", ".join(repr(n) for n in change.existing))
+    for old, new in change.renamed:
+        lines.append(f"Renamed {old!r} to {new!r}.")
+    if change.reprompted:
+        lines.append("New prompts for " + ", ".join(repr(n) for n in change.reprompted) + ".")
     if change.removed:
         lines.append("Removed " + ", ".join(repr(n) for n in change.removed) + ".")
     if change.unscored:
@@ -620,9 +698,17 @@ def _vocab_lines(change) -> list[str]:
             f"not at hand{why}; the tags are scored across the library the next time "
             "`albumtagger index FOLDER` or the app loads it."
         )
+    if change.photos_scored:
+        lines.append(
+            f"Scored {_plural(change.photos_scored, 'photo')} from their stored vectors in "
+            f"{change.seconds:.1f} s; no photo was encoded again "
+            f"({_plural(change.prompts_encoded, 'prompt')} went through the model)."
+        )
     changed = len(change.changes.photo_ids())
-    if change.added or change.removed:
+    if change.added or change.removed or change.reprompted:
         lines.append(f"{_plural(changed, 'photo')} changed tags.")
+    if not lines:
+        lines.append("Nothing changed.")
     return lines
 
 
@@ -671,26 +757,30 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_embed(args: argparse.Namespace) -> int:
-    from albumtagger.library.images import read_photo
-    from albumtagger.tagging.encoder import (
-        DEFAULT_MAX_IMAGE_TOKENS,
-        DEFAULT_MIN_IMAGE_TOKENS,
-        QUERY_INSTRUCTION,
-    )
+def _embed_encoder(args: argparse.Namespace):  # -> GmeEncoder
+    """The model as `embed` loads it: the settings' model, and the published recipe's
+    image token budget unless one is given (not the CPU's own smaller default)."""
+    from albumtagger.tagging.encoder import DEFAULT_MAX_IMAGE_TOKENS, DEFAULT_MIN_IMAGE_TOKENS
     from albumtagger.tagging.pipeline import load_encoder
 
-    if not args.image and not args.text:
-        raise UsageError("embed needs at least one --image FILE or --text T.")
     settings = _settings(args)
-    m = settings.model  # the published recipe's budget unless given (not the CPU's own)
+    m = settings.model
     settings = replace_section(
         settings,
         "model",
         min_image_tokens=m.min_image_tokens or DEFAULT_MIN_IMAGE_TOKENS,
         max_image_tokens=m.max_image_tokens or DEFAULT_MAX_IMAGE_TOKENS,
     )
-    encoder = load_encoder(settings)
+    return load_encoder(settings)
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from albumtagger.library.images import read_photo
+    from albumtagger.tagging.encoder import QUERY_INSTRUCTION
+
+    if not args.image and not args.text:
+        raise UsageError("embed needs at least one --image FILE or --text T.")
+    encoder = _embed_encoder(args)
     texts = encoder.embed_texts(args.text, QUERY_INSTRUCTION) if args.text else []
     photos = [read_photo(p).image for p in args.image]
     vectors = encoder.embed_images(photos) if photos else []
@@ -706,6 +796,57 @@ def cmd_embed(args: argparse.Namespace) -> int:
             ],
         }
     )
+    return 0
+
+
+def cmd_match(args: argparse.Namespace) -> int:
+    from albumtagger.library.images import read_photo
+    from albumtagger.tagging import matching
+    from albumtagger.tagging.encoder import QUERY_INSTRUCTION
+
+    texts = list(dict.fromkeys(t.strip() for t in args.text if t.strip()))
+    if not texts:
+        raise UsageError("match needs at least one --text T.")
+    if not args.image.is_file():
+        raise NotFoundError(f"There is no image file {args.image}; check the path.")
+    settings = _settings(args)
+    root = args.library or matching.find_library(args.image, data_dir())
+    encoder = _embed_encoder(args)
+    image = encoder.embed_images([read_photo(args.image).image])[0]
+    vectors = encoder.embed_texts(texts, QUERY_INSTRUCTION)
+    scores = vectors @ image
+    judges = None
+    note = ""
+    if root is not None:
+        with _open(root) as library:
+            judges, why = matching.library_judges(
+                library.store, settings, encoder.model_id, texts, vectors
+            )
+        if judges is None:
+            note = f"{why}: judged by the base threshold"
+    if judges is None:
+        judges = matching.standalone_judges(settings, len(texts))
+    matches = matching.ranked(texts, scores, judges, settings)
+    if args.json:
+        _print_json(
+            {
+                "image": str(args.image),
+                "library": None if root is None else str(root),
+                "model": encoder.model_id,
+                "note": note,
+                "matches": [{**m, "score": round(m["score"], 6)} for m in matches],
+            }
+        )
+        return 0
+    print(_printable(str(args.image)) + (f"  (library {_printable(str(root))})" if root else ""))
+    best = max(max(m["score"] for m in matches), 1e-9)
+    width = max(len(m["confidence"]) for m in matches)
+    for m in matches:
+        filled = round(20 * min(max(m["score"], 0.0) / best, 1.0))
+        bar = "#" * filled + "." * (20 - filled)
+        print(f"  {m['score']:6.3f} [{bar}] {m['confidence']:<{width}}  {_printable(m['text'])}")
+    if note:
+        print(_printable(f"Note: {note}."), file=sys.stderr)
     return 0
 
 
@@ -739,6 +880,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "export-xmp": cmd_export_xmp,
     "cleanup": cmd_cleanup,
     "embed": cmd_embed,
+    "match": cmd_match,
 }
 
 
