@@ -1264,19 +1264,34 @@ def _included(
     n_acc = np.count_nonzero(accepted, axis=1)
     n_pass = np.count_nonzero(passed, axis=1)
     slots = np.maximum(settings.max_tags - n_acc, 0)
-    keys = scores - th if settings.rank_by == "margin" else scores
-    key = keys[:, tag : tag + 1]
     lower = np.arange(scores.shape[1]) < tag
-    ahead = (keys > key) | ((keys == key) & lower)
-    out = accepted[:, tag].copy()
-    mine = passed[:, tag]
-    out[mine] = np.count_nonzero(passed[mine] & ahead[mine], axis=1) < slots[mine]
+    margin = settings.rank_by == "margin"
+
+    def fewer_ahead(rows: np.ndarray, among: np.ndarray, limit: np.ndarray) -> np.ndarray:
+        sub = scores[rows]
+        keys = sub - th if margin else sub
+        key = keys[:, tag : tag + 1]
+        ahead = (keys > key) | ((keys == key) & lower)
+        return np.count_nonzero(among[rows] & ahead, axis=1) < limit
+
+    out = accepted[:, tag] | (passed[:, tag] & (n_pass <= slots))
+    capped = np.flatnonzero(passed[:, tag] & (n_pass > slots))
+    if capped.size:
+        out[capped] = fewer_ahead(capped, passed, slots[capped])
     fill = min(settings.fallback_tags, settings.max_tags)
     need = fill - n_acc - n_pass
-    fallback = (n_acc + n_pass < settings.min_tags) & (need > 0)
-    cand = auto & ~passed & (scores >= lowered)
-    mine = fallback & cand[:, tag]
-    out[mine] = np.count_nonzero(cand[mine] & ahead[mine], axis=1) < need[mine]
+    fallback = np.flatnonzero(
+        (n_acc + n_pass < settings.min_tags)
+        & (need > 0)
+        & auto[:, tag]
+        & ~passed[:, tag]
+        & (scores[:, tag] >= lowered[tag])
+    )
+    if fallback.size:
+        cand = auto[fallback] & ~passed[fallback] & (scores[fallback] >= lowered)
+        among = np.zeros(passed.shape, dtype=bool)
+        among[fallback] = cand
+        out[fallback] = fewer_ahead(fallback, among, need[fallback])
     return out
 
 

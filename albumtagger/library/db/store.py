@@ -1248,7 +1248,9 @@ class Store:
         row = self.conn.execute(
             "SELECT group_concat(photo_id), group_concat(tag_id), "
             "group_concat(CASE state WHEN 'accepted' THEN 1 ELSE -1 END) "
-            "FROM photo_tags WHERE state != 'suggested'"
+            # per tag over photo_tags_by_tag(tag_id, state): no scan of every suggestion
+            "FROM photo_tags WHERE tag_id IN (SELECT id FROM tags) "
+            "AND state IN ('accepted', 'rejected')"
         ).fetchone()
         if row[0] is None:
             empty = np.zeros(0, dtype=np.int64)
