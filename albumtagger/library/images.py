@@ -360,6 +360,63 @@ def _orientation(image: Image.Image) -> int:
     return value if value in _TRANSPOSE else 1
 
 
+_EXIF_IFD = 0x8769
+_DATE_TIME_ORIGINAL = 0x9003
+_DATE_TIME_DIGITIZED = 0x9004
+_OFFSET_TIME_ORIGINAL = 0x9011
+_DATE_TIME = 0x0132
+
+
+def date_taken(data: bytes) -> float | None:
+    """When the photo was taken (a POSIX timestamp) from its EXIF: DateTimeOriginal, else
+    DateTimeDigitized, else the file's DateTime; with OffsetTimeOriginal when the camera
+    wrote one, else as local time. None when the photo says nothing usable. Reads the
+    header only (no decode)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            exif = image.getexif()
+            sub = exif.get_ifd(_EXIF_IFD)
+            raw = (
+                sub.get(_DATE_TIME_ORIGINAL)
+                or sub.get(_DATE_TIME_DIGITIZED)
+                or exif.get(_DATE_TIME)
+            )
+            offset = sub.get(_OFFSET_TIME_ORIGINAL)
+    except Exception:
+        log.debug("unreadable EXIF date; ignoring it", exc_info=True)
+        return None
+    return _exif_timestamp(raw, offset)
+
+
+def _exif_timestamp(raw: object, offset: object = None) -> float | None:
+    """ "2024:07:14 18:03:59" (+ "+02:00") as a timestamp; None for blanks and nonsense."""
+    import datetime as dt
+
+    if isinstance(raw, bytes):
+        raw = raw.decode("ascii", "replace")
+    if not isinstance(raw, str):
+        return None
+    text = raw.strip().strip("\x00").strip()
+    try:
+        when = dt.datetime.strptime(text[:19], "%Y:%m:%d %H:%M:%S")
+    except ValueError:
+        return None
+    if when.year < 1826:  # before photography: a blank "0000:00:00" or a wrong clock
+        return None
+    if isinstance(offset, str) and len(offset.strip()) == 6:
+        try:
+            sign = -1 if offset.strip()[0] == "-" else 1
+            hours, minutes = int(offset.strip()[1:3]), int(offset.strip()[4:6])
+            zone = dt.timezone(sign * dt.timedelta(hours=hours, minutes=minutes))
+            return when.replace(tzinfo=zone).timestamp()
+        except (ValueError, IndexError):
+            pass
+    try:
+        return when.timestamp()  # local time, as cameras without an offset mean it
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
 # --- colour ------------------------------------------------------------------------
 
 

@@ -261,6 +261,8 @@ class ReadResult:
     image: Image.Image | None = None
     error: str | None = None
     gone: bool = False
+    taken_at: float | None = None
+    """When the photo was taken, by its EXIF (None: it does not say)."""
     keywords: keywords.Found | None = None
     """Keywords in the photo's sidecar, embedded XMP and IPTC (imported by `apply_read`)."""
     root: Path | None = None
@@ -307,6 +309,7 @@ def read_file(
         return result
     result.width, result.height = width, height
     result.image = image if want_pixels else None
+    result.taken_at = images.date_taken(data)
     result.keywords = keywords.photo_keywords(path, data, content_hash=result.content_hash)
     return result
 
@@ -344,6 +347,7 @@ def apply_read(store: Store, result: ReadResult) -> int | None:
         mtime_ns=result.mtime_ns,
         width=result.width,
         height=result.height,
+        taken_at=result.taken_at,
     )
     if result.keywords is not None:
         keywords.record_found(store, photo_id, result.keywords)

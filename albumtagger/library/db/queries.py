@@ -37,6 +37,7 @@ from albumtagger.library.db.store import (
     NEEDS_REVIEW_CONDITION,
     PHOTO_STATUSES,
     SCHEMA_MAJOR,
+    TAKEN_SQL,
     version_text,
 )
 
@@ -96,8 +97,7 @@ class PhotoFilter:
     - `folder`: only photos under this folder (relative POSIX path, case-sensitive).
     - `name`: only photos whose file name contains this text (case-insensitive).
     - `order`: "path" (folder, then file name), "name" (file name, then path), "taken"
-      (date taken; the sidecar has no capture date yet, so this is the file's
-      modification time, which cameras and phones set to about the capture time), or
+      (date taken: the photo's EXIF date, else the file's modification time), or
       "added" (when the photo entered the library). Ties are broken by photo id.
     """
 
@@ -155,9 +155,10 @@ class PhotoDetail:
     size: int
     content_hash: str | None
     mtime_ns: int
-    """Used as the date taken until the sidecar stores one."""
     added_at: float
     updated_at: float
+    taken_at: float | None = None
+    """From the photo's EXIF; None when it does not say (the file's time stands in)."""
 
 
 @dataclass(frozen=True)
@@ -288,7 +289,7 @@ _ORDER_SQL = {
         "substr(p.path, length(rtrim(p.path, replace(p.path, '/', ''))) + 1) COLLATE NOCASE",
         "p.path",
     ),
-    "taken": ("p.mtime_ns", "p.id"),
+    "taken": (TAKEN_SQL, "p.id"),  # (no other table of the query has these columns)
     "added": ("p.added_at", "p.id"),
 }
 
@@ -488,7 +489,7 @@ class LibraryQueries:
         with self._read() as conn:
             row = conn.execute(
                 "SELECT id, path, status, error, width, height, size, content_hash, mtime_ns, "
-                "added_at, updated_at FROM photos WHERE id = ?",
+                "added_at, updated_at, taken_at FROM photos WHERE id = ?",
                 (int(photo_id),),
             ).fetchone()
         return None if row is None else PhotoDetail(*row)

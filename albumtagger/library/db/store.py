@@ -48,7 +48,7 @@ STALE_PARTIAL_S = 3600
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 SCHEMA_MAJOR = 1
-SCHEMA_VERSION = 104  # 1.4
+SCHEMA_VERSION = 105  # 1.5
 
 PHOTO_STATUSES = ("pending", "ok", "damaged", "missing")
 TAG_STATES = ("suggested", "accepted", "rejected")
@@ -174,6 +174,9 @@ _SCHEMA_1_3 = f"""
 CREATE INDEX IF NOT EXISTS photo_tags_review ON photo_tags(photo_id) WHERE {NEEDS_REVIEW_CONDITION};
 """
 
+TAKEN_SQL = "COALESCE(taken_at, mtime_ns / 1000000000.0)"
+"""A photo's date taken (seconds): its EXIF date, else the file's modification time."""
+
 _SCHEMA_1_4 = """
 ALTER TABLE tags ADD COLUMN pinned_threshold REAL;
 ALTER TABLE photos ADD COLUMN views INTEGER NOT NULL DEFAULT 0;
@@ -183,6 +186,13 @@ ALTER TABLE photos ADD COLUMN viewed_at REAL;
 # photos.views / viewed_at: how often and when the user last looked at a photo (the
 # most-viewed photos are refined first).
 
+_SCHEMA_1_5 = f"""
+ALTER TABLE photos ADD COLUMN taken_at REAL;
+CREATE INDEX photos_by_taken ON photos({TAKEN_SQL}, id);
+"""
+# photos.taken_at: when the photo was taken, from its EXIF (NULL: it does not say; the
+# file's modification time stands in, as TAKEN_SQL says).
+
 # (version reached, script): ordered; each runs in its own transaction.
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (100, _SCHEMA_1_0),
@@ -190,6 +200,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (102, _SCHEMA_1_2),
     (103, _SCHEMA_1_3),
     (104, _SCHEMA_1_4),
+    (105, _SCHEMA_1_5),
 )
 
 
@@ -862,6 +873,7 @@ class Store:
         mtime_ns: int,
         width: int,
         height: int,
+        taken_at: float | None = None,
     ) -> int:
         """Record what reading a pending photo found; returns the photo's id.
 
@@ -882,8 +894,8 @@ class Store:
             conn.execute("DELETE FROM photos WHERE id = ?", (photo_id,))
             conn.execute(
                 "UPDATE photos SET path = ?, size = ?, mtime_ns = ?, width = ?, height = ?, "
-                "status = 'pending', error = NULL, updated_at = ? WHERE id = ?",
-                (path, size, mtime_ns, width, height, now, old_id),
+                "taken_at = ?, status = 'pending', error = NULL, updated_at = ? WHERE id = ?",
+                (path, size, mtime_ns, width, height, taken_at, now, old_id),
             )
             log.info("Photo moved: %s -> %s", old_path, path)
             self._note("removed", [photo_id])
@@ -891,8 +903,8 @@ class Store:
             return old_id
         conn.execute(
             "UPDATE photos SET content_hash = ?, size = ?, mtime_ns = ?, width = ?, height = ?, "
-            "error = NULL, updated_at = ? WHERE id = ?",
-            (content_hash, size, mtime_ns, width, height, now, photo_id),
+            "taken_at = ?, error = NULL, updated_at = ? WHERE id = ?",
+            (content_hash, size, mtime_ns, width, height, taken_at, now, photo_id),
         )
         return photo_id
 
