@@ -380,8 +380,9 @@ class RefineReport:
 
 
 def refinement_backlog(store, image_id: str) -> tuple[list[PhotoRow], int]:
-    """(photos whose vector is still the first pass's, newest first, one per content
-    hash; how many first-pass vectors the library's photos have in all)."""
+    """(photos whose vector is still the first pass's, the most viewed first, then the
+    newest, one per content hash; how many first-pass vectors the library's photos have
+    in all)."""
     rows = store.photos(statuses=("ok",))
     hashes = sorted({r.content_hash for r in rows if r.content_hash})
     coarse = store.embedding_hashes(image_id + FIRST_PASS_SUFFIX, hashes)
@@ -389,7 +390,8 @@ def refinement_backlog(store, image_id: str) -> tuple[list[PhotoRow], int]:
         return [], 0
     refined = store.embedding_hashes(image_id + REFINED_SUFFIX, sorted(coarse))
     todo: dict[str, PhotoRow] = {}
-    for row in sorted(rows, key=lambda r: (r.mtime_ns, r.id), reverse=True):
+    views = store.view_counts()
+    for row in sorted(rows, key=lambda r: (views.get(r.id, 0), r.mtime_ns, r.id), reverse=True):
         if row.content_hash in coarse and row.content_hash not in refined:
             todo.setdefault(row.content_hash, row)
     return list(todo.values()), len(coarse)

@@ -74,6 +74,13 @@ def test_first_pass_then_refinement_keeps_user_decisions(
     assert len(coarse) == N and all(np.allclose(coarse[i], before[i], atol=1e-3) for i in coarse)
     backlog, total = refinement_backlog(store, image_id)
     assert total == N and [r.path for r in backlog] == [f"p{i:02d}.jpg" for i in reversed(range(N))]
+    # the photos looked at most come first, then the newest
+    store.note_view(store.photo_by_path("p01.jpg").id)
+    store.note_view(store.photo_by_path("p02.jpg").id)
+    store.note_view(store.photo_by_path("p02.jpg").id)
+    backlog, _ = refinement_backlog(store, image_id)
+    assert [r.path for r in backlog][:3] == ["p02.jpg", "p01.jpg", f"p{N - 1:02d}.jpg"]
+    store.conn.execute("UPDATE photos SET views = 0")
 
     # the user decides some tags before the refinement
     tagger = Tagger(store, settings)

@@ -837,6 +837,11 @@ class Store:
         ).fetchone()
         return (0, None) if row is None else (int(row[0]), row[1])
 
+    def view_counts(self) -> dict[int, int]:
+        """Views of every photo the user has looked at (photo id -> views)."""
+        rows = self.conn.execute("SELECT id, views FROM photos WHERE views > 0").fetchall()
+        return {int(r[0]): int(r[1]) for r in rows}
+
     def mark_changed(self, photo_id: int, size: int, mtime_ns: int) -> None:
         """The file at this path changed: read it again (its tags stay until then)."""
         self.conn.execute(
