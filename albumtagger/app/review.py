@@ -13,7 +13,6 @@ question shows at once while the worker learns from the last one.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,7 +31,6 @@ from PySide6.QtWidgets import (
 from albumtagger.app.detail import PreviewLoader, plain_label
 from albumtagger.app.photo_model import file_name
 from albumtagger.app.worker import Reply, Undo
-from albumtagger.library.db.queries import LibraryQueries, PhotoFilter
 from albumtagger.tagging.tagger import Correction
 
 if TYPE_CHECKING:
@@ -77,18 +75,6 @@ class ReviewItem:
 def article(word: str) -> str:
     """ "a" or "an" before `word` (by its first letter)."""
     return "an" if word[:1].lower() in "aeiou" else "a"
-
-
-def resolve_paths(queries: LibraryQueries, paths: Iterable[str]) -> dict[str, int]:
-    """Photo ids of these library paths (the review queue gives paths)."""
-    found: dict[str, int] = {}
-    for path in set(paths):
-        folder, _, name = path.rpartition("/")
-        ids = queries.photo_ids(PhotoFilter(folder=folder, name=name))
-        for summary in queries.summaries(ids):
-            if summary.path == path:
-                found[path] = summary.id
-    return found
 
 
 def threshold_text(c: Correction) -> str:
@@ -191,7 +177,6 @@ class ReviewDialog(QDialog):
         self._history: list[tuple[ReviewItem, Correction]] = []
         self._answered: set[tuple[str, str]] = set()
         self._skipped: set[tuple[str, str]] = set()
-        self._ids: dict[str, int] = {}
         self._fetching = False
         self._dirty = False
         self._exhausted = False
@@ -363,40 +348,20 @@ class ReviewDialog(QDialog):
         items: list[dict[str, Any]] = list(reply.result or [])
         asked = reply.request.args[0] if reply.request.args else FETCH  # type: ignore[attr-defined]
         self._exhausted = len(items) < int(asked)
-        unknown = [
-            str(i["path"]) for i in items if "photo_id" not in i and str(i["path"]) not in self._ids
-        ]
-        reads = self.window_.reads
-        if unknown and reads is not None:
-            reads.read(
-                "",
-                lambda q: resolve_paths(q, unknown),
-                lambda found: self._resolved(items, found),
-                failed=lambda: self._resolved(items, {}),
-            )
-        else:
-            self._resolved(items, {})
-
-    def _resolved(self, items: list[dict[str, Any]], found: object) -> None:
-        if self._closed:
-            return
-        self._ids.update(found)  # type: ignore[arg-type]
         skip = self._answered | self._skipped
         if self.current is not None:
             skip.add(self.current.key)
         upcoming = []
         for i in items:
-            path = str(i["path"])
-            pid = i.get("photo_id", self._ids.get(path))
             item = ReviewItem(
-                int(pid) if pid is not None else -1,
-                path,
+                int(i["photo_id"]),
+                str(i["path"]),
                 str(i["tag"]),
                 float(i.get("score", 0.0)),
                 float(i.get("threshold", 0.0)),
                 bool(i.get("suggested", False)),
             )
-            if pid is not None and item.key not in skip:
+            if item.key not in skip:
                 upcoming.append(item)
                 skip.add(item.key)
         self.upcoming = upcoming

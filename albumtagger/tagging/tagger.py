@@ -958,6 +958,7 @@ class Tagger:
                 continue
             out.append(
                 {
+                    "photo_id": int(ids[i]),
                     "path": path,
                     "tag": tags[j].name,
                     "score": round(float(scores[i, j]), 4),
