@@ -184,10 +184,15 @@ class TagTableModel(QAbstractTableModel):
                 INCLUDE: "Showing only photos with this tag",
                 EXCLUDE: "Hiding photos with this tag",
             }.get(state or "", "Not filtering")
-            th = f"threshold {tag.threshold:.3f}" if tag.threshold is not None else "no threshold"
+            if tag.threshold is None:
+                th = "no threshold yet"
+            elif tag.pinned:
+                th = f"threshold {tag.threshold:.3f}, pinned by hand"
+            else:
+                th = f"threshold {tag.threshold:.3f}, learnt from {tag.events} corrections"
             return plain_tooltip(
                 f"{tag.name}: {n:,} photos under the current filter\n{what}. Click to cycle "
-                f"include / exclude / off.\n{th}, learnt from {tag.events} corrections"
+                f"include / exclude / off.\n{th}"
             )
         if role == Qt.ItemDataRole.AccessibleTextRole:
             return f"{tag.name}, {n} photos" + (f", {state}d" if state else "")

@@ -167,6 +167,8 @@ def test_a_pin_survives_refits_redecisions_corrections_and_new_photos(album: Pat
         value = float(scores[len(scores) // 2])
         session.pin_threshold(name, value)
         carriers = _carriers(session.db_path, tag.id)
+        listed = {t.name: t for t in LibraryQueries(session.db_path).tags()}
+        assert listed[name].pinned and not any(t.pinned for n, t in listed.items() if n != name)
         report = session.tag_report(name)
         assert report.source == "pinned" and "Pinned by hand" in report.source_text
         session.tagger().redecide()

@@ -188,6 +188,8 @@ class TagInfo:
     threshold: float | None
     events: int
     """Feedback events the tag's threshold has learnt from."""
+    pinned: bool = False
+    """The threshold was set by hand (it does not learn)."""
 
 
 @dataclass(frozen=True)
@@ -508,8 +510,10 @@ class LibraryQueries:
     def tags(self) -> list[TagInfo]:
         """The vocabulary for the tags panel, by name."""
         with self._read() as conn:
-            rows = conn.execute("SELECT id, name, threshold, events FROM tags ORDER BY name, id")
-            return [TagInfo(int(r[0]), str(r[1]), r[2], int(r[3])) for r in rows]
+            rows = conn.execute(
+                "SELECT id, name, threshold, events, pinned_threshold FROM tags ORDER BY name, id"
+            )
+            return [TagInfo(int(r[0]), str(r[1]), r[2], int(r[3]), r[4] is not None) for r in rows]
 
     def photo_vectors(
         self, model_id: str, statuses: Sequence[str] = ("ok", "missing")
