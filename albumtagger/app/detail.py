@@ -1,6 +1,7 @@
 """The detail panel: a large preview (decoded off the GUI thread by the library's safe
 loader), the photo's facts, its tags as chips (accept / reject / remove), an add-tag field
-with completion; and, with several photos selected, add / remove a tag on all of them."""
+with completion, and a section that ranks descriptions typed by the user for the photo;
+and, with several photos selected, add / remove a tag on all of them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,17 @@ import datetime as _dt
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, QRect, QRunnable, QSize, Qt, QThreadPool, Signal
+from PySide6.QtCore import (
+    QEvent,
+    QObject,
+    QRect,
+    QRunnable,
+    QSize,
+    Qt,
+    QThreadPool,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QFont, QImage, QKeyEvent, QPalette, QPixmap
 from PySide6.QtWidgets import (
     QCompleter,
@@ -26,6 +37,7 @@ from PySide6.QtWidgets import (
     QWidgetItem,
 )
 
+from albumtagger.app.match_panel import Caller, MatchPanel
 from albumtagger.app.qtcompat import plain_tooltip
 from albumtagger.errors import ImageError
 from albumtagger.library.db.queries import PhotoDetail, PhotoTagInfo
@@ -369,6 +381,16 @@ class DetailPanel(QScrollArea):
         self.remove_field.setAccessibleName("Remove a tag from the selected photos")
         self.remove_field.returnPressed.connect(self._remove)
         layout.addWidget(self.remove_field)
+        self.match = MatchPanel()
+        self.match.setAccessibleName("Match descriptions")
+        self.match.matched.connect(self._match_shown)
+        self._reveal_timer = QTimer(self)
+        self._reveal_timer.setSingleShot(True)
+        self._reveal_timer.setInterval(0)
+        self._reveal_timer.timeout.connect(self._reveal_match)
+        self.match.edit.submitted.connect(self._match_asked)
+        self.match.button.clicked.connect(self._match_asked)
+        layout.addWidget(self.match)
         layout.addStretch(1)
 
         self.completer = QCompleter([], self)
@@ -387,6 +409,11 @@ class DetailPanel(QScrollArea):
 
     # -- content ----------------------------------------------------------------------
 
+    def set_call(self, call: Caller | None) -> None:
+        """The window's `call`, which runs a session method on its worker (the match
+        section asks through it)."""
+        self.match.set_call(call)
+
     def set_vocabulary(self, names: list[str]) -> None:
         self.completer.model().setStringList(names)  # type: ignore[attr-defined]
 
@@ -401,6 +428,8 @@ class DetailPanel(QScrollArea):
         self.no_tags.hide()
         for w in (self.add_field, self.remove_field, self.similar_button, self.tags_title):
             w.hide()
+        self.match.set_photo(None)
+        self.match.hide()
 
     def show_many(self, ids: tuple[int, ...]) -> None:
         self.photo_ids = ids
@@ -416,6 +445,8 @@ class DetailPanel(QScrollArea):
         self.add_field.setPlaceholderText(f"Add a tag to all {len(ids):,}\u2026 (Enter)")
         self.add_field.show()
         self.remove_field.show()
+        self.match.set_photo(None)
+        self.match.hide()
 
     def show_photo(
         self, detail: PhotoDetail, tags: list[PhotoTagInfo], root: Path | None, *, reload=True
@@ -449,6 +480,8 @@ class DetailPanel(QScrollArea):
         current = self._current_chip.info.name if (same and self._current_chip) else None
         self._set_chips(tags, keep=current)
         self.no_tags.setVisible(not tags)
+        self.match.set_photo(detail.id, detail.status)
+        self.match.show()
         if reload or not same:
             if root is not None and detail.status != "missing":
                 self.preview.setText("Loading\u2026")
@@ -532,6 +565,20 @@ class DetailPanel(QScrollArea):
     def _similar(self) -> None:
         if self.detail is not None:
             self.more_like_this.emit(self.detail.id)
+
+    def _match_asked(self) -> None:
+        self._reveal_timer.start()
+
+    def _match_shown(self, asked: bool) -> None:
+        """Bring the ranking the user asked for into view (re-matches leave the scroll),
+        once the new rows are laid out."""
+        if asked:
+            self._reveal_timer.start()
+
+    def _reveal_match(self) -> None:
+        shown = [self.match.message, *self.match.rows[:3]]
+        self.ensureWidgetVisible(shown[-1], 0, 8)
+        self.ensureWidgetVisible(self.match.edit, 0, 8)
 
     def _preview_ready(self, photo_id: int, image: object, problem: str) -> None:
         if self.detail is None or self.detail.id != photo_id:

@@ -243,6 +243,7 @@ class MainWindow(QMainWindow):
         self.detail = DetailPanel()
         self.detail.correct.connect(self.correct)
         self.detail.more_like_this.connect(self.more_like_this)
+        self.detail.set_call(self.call)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.tags_panel)
