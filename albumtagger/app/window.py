@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from albumtagger.app.detail import DetailPanel
+from albumtagger.app.download_panel import ModelDownloadPanel
 from albumtagger.app.grid import DEFAULT_SIZE, MAX_SIZE, MIN_SIZE, PhotoGrid
 from albumtagger.app.pages import (
     Banner,
@@ -68,6 +69,7 @@ from albumtagger.events import (
 )
 from albumtagger.library.db.queries import LibraryQueries, PhotoFilter
 from albumtagger.library.thumbnails import ThumbnailCache
+from albumtagger.tagging.model_files import set_downloads_allowed
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +125,7 @@ class MainWindow(QMainWindow):
         thumbnail_cache: ThumbnailCache | None = None,
     ) -> None:
         super().__init__()
+        set_downloads_allowed(False)  # the model is downloaded only when asked (the panel)
         self.settings = settings
         self.qsettings = qsettings if qsettings is not None else QSettings()
         self._factory = session_factory
@@ -226,6 +229,8 @@ class MainWindow(QMainWindow):
         self.filter_bar.clear.connect(self.clear_filters)
         self.banner = Banner()
         self.banner.action.connect(self.choose_model_folder)
+        self.download_panel = ModelDownloadPanel()
+        self.download_panel.downloaded.connect(self._model_downloaded)
 
         self.tags_panel = TagsPanel()
         self.tags_panel.changed.connect(self.apply_filter)
@@ -261,6 +266,7 @@ class MainWindow(QMainWindow):
         box.addLayout(top)
         box.addWidget(self.filter_bar)
         box.addWidget(self.banner)
+        box.addWidget(self.download_panel)
         box.addWidget(self.splitter, 1)
 
         self.stack.addWidget(self.welcome)
@@ -996,12 +1002,25 @@ class MainWindow(QMainWindow):
             )
             self.job.set_idle("Model unavailable")
             self._update_empty()
+            self.call("apply_settings", on_reply=self._offer_download)
         elif ev.state == "loading":
             self.banner.hide()
             self.statusBar().showMessage(ev.text or "Loading the model\u2026")
         elif ev.state == "ready":
             self.banner.hide()
+            self.download_panel.model_ready()
             self.statusBar().showMessage(ev.text or "Model ready", 5000)
+
+    def _offer_download(self, reply: Reply) -> None:
+        """The model the open library runs with is missing: the panel offers to download
+        it where the hub can be reached."""
+        if not reply.error and self.model_state == "unavailable":
+            self.download_panel.offer(str(reply.result["model"]), str(reply.result["revision"]))
+
+    def _model_downloaded(self, folder: Path) -> None:
+        self.banner.hide()
+        self.statusBar().showMessage(f"Model downloaded to {folder}; loading it", 10000)
+        self.reindex()
 
     def call(self, method: str, *args: object, on_reply=None, **kwargs: object) -> bool:
         """Ask the worker to run `session.method(*args, **kwargs)`; `on_reply(reply)`
@@ -1283,5 +1302,6 @@ class MainWindow(QMainWindow):
             self._stop_handles(handles)
             self.loader.shutdown()
             self.detail.shutdown()
+            self.download_panel.shutdown()
             log.debug("closed in %.2f s", time.perf_counter() - t0)
         event.accept()

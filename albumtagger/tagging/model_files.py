@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ DEFAULT_REVISION = "9cfa6413f704a7c1cf5064d240748e10c876b286"
 """Hub commit of DEFAULT_MODEL that albumtagger pins (the revision MTEB pins too)."""
 
 # Files fetched from the hub: weights (safetensors only), config and tokenizer.
-_HUB_FILES = ["*.json", "*.safetensors", "merges.txt", "vocab.txt", "*.model"]
+HUB_FILES = ["*.json", "*.safetensors", "merges.txt", "vocab.txt", "*.model"]
 # Files whose content defines a local checkpoint's identity (tokenizer included: it
 # decides text token ids).
 _IDENTITY_FILES = (
@@ -156,7 +157,8 @@ def _remote_code_request(folder: Path, config: dict[str, Any]) -> str:
     return ", ".join(found)
 
 
-def _env_offline() -> bool:
+def env_offline() -> bool:
+    """Whether HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) asks for no network at all."""
     for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         if os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on"):
             return True
@@ -197,7 +199,7 @@ def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
     return bool(result and result[0])
 
 
-def _download_hint(repo_id: str, revision: str) -> str:
+def download_hint(repo_id: str, revision: str) -> str:
     rev = f" --revision {revision}" if revision and revision != "main" else ""
     return (
         f"run albumtagger once online, or download it with `hf download {repo_id}{rev} "
@@ -206,21 +208,55 @@ def _download_hint(repo_id: str, revision: str) -> str:
     )
 
 
-def _progress_tqdm(progress: ProgressCallback) -> type:
-    """A huggingface_hub tqdm that also reports to `progress`."""
-    from huggingface_hub.utils import tqdm as hf_tqdm
+_downloads_allowed = True
 
-    class _ReportingTqdm(hf_tqdm):  # type: ignore[misc, valid-type]
-        def update(self, n: float | None = 1) -> bool | None:
-            result = super().update(n)
-            try:
-                total = int(self.total) if self.total else None
-                progress(f"Downloading model: {self.desc or ''}".strip(), int(self.n), total)
-            except Exception:  # a broken callback must not break the download
-                log.exception("progress callback failed")
-            return result
 
-    return _ReportingTqdm
+def set_downloads_allowed(allowed: bool) -> None:
+    """Whether `locate_model` may download a checkpoint that is not cached (the CLI: yes;
+    the app: no, it downloads only when the person asks, with `model_download`)."""
+    global _downloads_allowed
+    _downloads_allowed = bool(allowed)
+
+
+def downloads_allowed() -> bool:
+    return _downloads_allowed
+
+
+def hub_revision(model: str, revision: str | None) -> str:
+    """The revision a hub id is fetched at: the one given, else the pinned commit of the
+    default model, else "main"."""
+    return (revision or "").strip() or (DEFAULT_REVISION if model == DEFAULT_MODEL else "main")
+
+
+def is_hub_model(model: str) -> bool:
+    """Whether `model` names a hub checkpoint (a hub id that is no existing folder)."""
+    model = str(model).strip()
+    return _looks_like_hub_id(model) and not Path(model).expanduser().exists()
+
+
+def _progress_lines(repo_id: str, progress: ProgressCallback | None) -> Callable[[Any], None]:
+    """A `model_download` progress callback for the CLI: `progress(message, done, total)`
+    when given, else a log line every few seconds."""
+    from albumtagger.tagging.model_download import size_text
+
+    last = [0.0]
+
+    def report(p: Any) -> None:
+        parts = [f"Downloading {repo_id}: {size_text(p.done)} of {size_text(p.total)}"]
+        if p.speed:
+            parts.append(f"{size_text(p.speed)}/s")
+        if p.eta_s is not None and p.done < p.total:
+            parts.append(f"about {round(p.eta_s)} s left")
+        message = " \u00b7 ".join(parts)
+        if progress is not None:
+            progress(message, p.done, p.total)
+            return
+        now = time.monotonic()
+        if now - last[0] >= 5.0 or p.done >= p.total:
+            last[0] = now
+            log.info("%s", message)
+
+    return report
 
 
 def _snapshot(
@@ -228,71 +264,44 @@ def _snapshot(
 ) -> Path:
     """Local folder of a hub checkpoint, downloading it (safetensors only) if allowed."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        HfHubHTTPError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
+    from huggingface_hub.errors import LocalEntryNotFoundError
 
-    def fetch(offline: bool) -> str:
-        kwargs: dict[str, Any] = {
-            "revision": revision,
-            "allow_patterns": _HUB_FILES,
-            "local_files_only": offline,
-        }
-        if progress is not None and not offline:
-            kwargs["tqdm_class"] = _progress_tqdm(progress)
-        return snapshot_download(repo_id, **kwargs)
-
-    try:
-        try:
-            # A pinned commit that is already cached needs no network at all.
-            if local_files_only or _COMMIT_RE.match(revision):
-                return Path(fetch(True))
-        except LocalEntryNotFoundError:
-            if local_files_only:
-                raise
-        if not hub_reachable():
-            raise ModelError(
-                f"Model {repo_id}@{revision} is not downloaded and the hub cannot be reached; "
-                f"{_download_hint(repo_id, revision)}.",
-                setting="model",
+    def cached() -> Path:
+        return Path(
+            snapshot_download(
+                repo_id, revision=revision, allow_patterns=HUB_FILES, local_files_only=True
             )
-        log.info("Downloading %s@%s (about 9 GB for the 2B model, once)", repo_id, revision)
-        if progress is not None:
-            progress(f"Downloading {repo_id}", None, None)
-        return Path(fetch(False))
+        )
+
+    local_only = local_files_only or not _downloads_allowed
+    try:
+        # A pinned commit that is already cached needs no network at all.
+        if local_only or _COMMIT_RE.match(revision):
+            return cached()
     except LocalEntryNotFoundError:
-        why = "the hub is offline" if local_files_only else "the hub cannot be reached"
+        if local_files_only:
+            raise ModelError(
+                f"Model {repo_id}@{revision} is not downloaded and the hub is offline; "
+                f"{download_hint(repo_id, revision)}. (No folder named {repo_id} exists "
+                "either.)",
+                setting="model",
+            ) from None
+        if not _downloads_allowed:
+            raise ModelError(
+                f"Model {repo_id}@{revision} is not downloaded on this computer yet "
+                "(about 9 GB for the 2B model); download it, or choose a folder that holds it.",
+                setting="model",
+            ) from None
+    if not hub_reachable():
         raise ModelError(
-            f"Model {repo_id}@{revision} is not downloaded and {why}; "
-            f"{_download_hint(repo_id, revision)}. (No folder named {repo_id} exists either.)",
+            f"Model {repo_id}@{revision} is not downloaded and the hub cannot be reached; "
+            f"{download_hint(repo_id, revision)}.",
             setting="model",
-        ) from None
-    except RevisionNotFoundError:
-        raise ModelError(
-            f"Model {repo_id} has no revision {revision!r} on the hub; check the model and "
-            "revision settings.",
-            setting="revision",
-        ) from None
-    except GatedRepoError:
-        raise ModelError(
-            f"Model {repo_id} is gated on the hub; accept its terms and log in with `hf auth "
-            "login`, or download it yourself and choose that folder as the model.",
-            setting="model",
-        ) from None
-    except RepositoryNotFoundError:
-        raise ModelError(
-            f"Model {repo_id} does not exist on the Hugging Face hub (and no folder of that name "
-            f"exists); pass a GME hub id such as {DEFAULT_MODEL} or a checkpoint folder."
-        ) from None
-    except (HfHubHTTPError, OSError) as exc:
-        raise ModelError(
-            f"Cannot download {repo_id}@{revision}: {exc}. Check the network, or "
-            f"{_download_hint(repo_id, revision)}."
-        ) from None
+        )
+    from albumtagger.tagging.model_download import download_model
+
+    log.info("Downloading %s@%s (about 9 GB for the 2B model, once)", repo_id, revision)
+    return download_model(repo_id, revision, progress=_progress_lines(repo_id, progress))
 
 
 def locate_model(
@@ -305,10 +314,10 @@ def locate_model(
     """(checkpoint folder, model id) of a hub id or local folder, downloading a hub
     checkpoint that is not cached when allowed. Raises `ModelError` saying what to do."""
     model = str(model).strip()
-    offline = _env_offline() if local_files_only is None else bool(local_files_only)
+    offline = env_offline() if local_files_only is None else bool(local_files_only)
     path = Path(model).expanduser()
     if not path.exists() and _looks_like_hub_id(model):
-        rev = (revision or "").strip() or (DEFAULT_REVISION if model == DEFAULT_MODEL else "main")
+        rev = hub_revision(model, revision)
         folder = _snapshot(model, rev, offline, progress)
         model_id = f"{model}@{folder.name if _COMMIT_RE.match(folder.name) else rev}"
         _check_checkpoint_folder(folder)
