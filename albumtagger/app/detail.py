@@ -460,8 +460,11 @@ class DetailPanel(QScrollArea):
         lines = [f"Folder: {folder or '(top)'}", f"Size: {human_size(detail.size)}"]
         if detail.width and detail.height:
             lines.append(f"Dimensions: {detail.width} \u00d7 {detail.height}")
-        taken = _dt.datetime.fromtimestamp(detail.mtime_ns / 1e9)
-        lines.append(f"Date: {taken:%Y-%m-%d %H:%M}")
+        if detail.taken_at is not None:
+            lines.append(f"Taken: {_dt.datetime.fromtimestamp(detail.taken_at):%Y-%m-%d %H:%M}")
+        else:  # the photo does not say: the file's time is the best guess
+            modified = _dt.datetime.fromtimestamp(detail.mtime_ns / 1e9)
+            lines.append(f"File date: {modified:%Y-%m-%d %H:%M}")
         status = {
             "ok": "tagged",
             "pending": "waiting to be tagged",

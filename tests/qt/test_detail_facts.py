@@ -1,0 +1,40 @@
+"""The detail panel's file facts: the date taken when the photo says, the file's date
+(named as such) when it does not, and the reason of a damaged photo."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from albumtagger.app.detail import DetailPanel
+from albumtagger.library.db.queries import PhotoDetail
+
+
+def detail(**changes) -> PhotoDetail:
+    base = dict(
+        id=1,
+        path="trip/a.jpg",
+        status="ok",
+        error=None,
+        width=640,
+        height=480,
+        size=65_000,
+        content_hash="h",
+        mtime_ns=int(dt.datetime(2022, 3, 4, 5, 6).timestamp() * 1e9),
+        added_at=0.0,
+        updated_at=0.0,
+        taken_at=None,
+    )
+    base.update(changes)
+    return PhotoDetail(**base)
+
+
+def test_date_taken_or_the_files_date(qtbot) -> None:
+    panel = DetailPanel()
+    qtbot.addWidget(panel)
+    panel.show_photo(detail(taken_at=dt.datetime(2019, 8, 1, 17, 30).timestamp()), [], None)
+    assert "Taken: 2019-08-01 17:30" in panel.facts.text()
+    panel.show_photo(detail(id=2), [], None)
+    facts = panel.facts.text()
+    assert "File date: 2022-03-04 05:06" in facts and "Taken" not in facts
+    panel.show_photo(detail(id=3, status="damaged", error="truncated JPEG"), [], None)
+    assert "truncated JPEG" in panel.facts.text()
