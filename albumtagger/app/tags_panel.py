@@ -4,17 +4,22 @@ damaged, missing, pending)."""
 
 from __future__ import annotations
 
+import time
+
 from PySide6.QtCore import (
     QAbstractTableModel,
+    QEvent,
     QModelIndex,
+    QObject,
     QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
     Signal,
 )
-from PySide6.QtGui import QAction, QFont, QPalette
+from PySide6.QtGui import QAction, QFont, QMouseEvent, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QCheckBox,
     QComboBox,
     QHBoxLayout,
@@ -200,9 +205,11 @@ class TagTableModel(QAbstractTableModel):
 
 
 class TagsPanel(QWidget):
-    """Emits `changed` whenever the filter it describes changes."""
+    """Emits `changed` whenever the filter it describes changes, and
+    `inspect_requested(name)` on a double click or the menu's "Inspect tag…"."""
 
     changed = Signal()
+    inspect_requested = Signal(str)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -251,6 +258,11 @@ class TagsPanel(QWidget):
             1, self.view.fontMetrics().horizontalAdvance("  1,000,000  ") + 2 * _CELL_PADDING
         )
         self.view.clicked.connect(self._clicked)
+        self.view.viewport().installEventFilter(self)
+        # The first click may show the filter bar, which moves the list under the mouse.
+        self.view.header().viewport().installEventFilter(self)
+        self._last_click: tuple[int, str | None, float] | None = None
+        self._ignore_clicks_until = 0.0
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._menu)
 
@@ -373,8 +385,47 @@ class TagsPanel(QWidget):
 
     def _clicked(self, index: QModelIndex) -> None:
         tag_id = index.data(TAG_ID_ROLE)
-        if tag_id is not None:
-            self.cycle(int(tag_id))
+        if tag_id is None:
+            return
+        now = time.monotonic()
+        if now < self._ignore_clicks_until:
+            return  # the release that ends a double click
+        self._last_click = (int(tag_id), self.model.state(int(tag_id)), now)
+        self.cycle(int(tag_id))
+
+    @staticmethod
+    def _double_click_s() -> float:
+        return QApplication.doubleClickInterval() / 1000
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        if (
+            obj in (self.view.viewport(), self.view.header().viewport())
+            and event.type() == QEvent.Type.MouseButtonDblClick
+            and isinstance(event, QMouseEvent)
+            and event.button() == Qt.MouseButton.LeftButton
+        ):
+            on_rows = obj is self.view.viewport()
+            index = self.view.indexAt(event.position().toPoint()) if on_rows else QModelIndex()
+            if self._double_clicked(index):
+                return True
+        return super().eventFilter(obj, event)
+
+    def _double_clicked(self, index: QModelIndex) -> bool:
+        """Inspect the tag double-clicked, leaving its filter as it was before. The tag
+        is the one the first click hit: the rows may have moved since (the first click
+        filters, which re-sorts the list and shows the filter bar above it)."""
+        now = time.monotonic()
+        last, self._last_click = self._last_click, None
+        if last is not None and now - last[2] <= self._double_click_s():
+            tag_id = last[0]
+            self.set_tag_state(tag_id, last[1])
+        elif index.isValid() and index.data(TAG_ID_ROLE) is not None:
+            tag_id = int(index.data(TAG_ID_ROLE))
+        else:
+            return False
+        self._ignore_clicks_until = now + self._double_click_s()
+        self.inspect_requested.emit(self.tag_name(tag_id))
+        return True
 
     def _menu(self, pos) -> None:
         index = self.view.indexAt(pos)
@@ -393,6 +444,12 @@ class TagsPanel(QWidget):
                 lambda _=False, s=state: self.set_tag_state(tag_id, s)  # GUI thread only
             )
             menu.addAction(action)
+        menu.addSeparator()
+        inspect = QAction("Inspect tag\u2026", menu)
+        inspect.setToolTip("Its threshold, score histogram and the photos either side")
+        tag_name = str(index.data(NAME_ROLE))
+        inspect.triggered.connect(lambda _=False: self.inspect_requested.emit(tag_name))
+        menu.addAction(inspect)
         menu.exec(self.view.viewport().mapToGlobal(pos))
 
     def _emit_changed(self, *_: object) -> None:

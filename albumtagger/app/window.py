@@ -234,6 +234,7 @@ class MainWindow(QMainWindow):
 
         self.tags_panel = TagsPanel()
         self.tags_panel.changed.connect(self.apply_filter)
+        self.tags_panel.inspect_requested.connect(self.inspect_tag)
         self.grid = PhotoGrid(self.model, self.loader)
         self.grid.opened.connect(self._open_photo)
         self.grid.selectionModel().selectionChanged.connect(self._selection_changed)
@@ -359,6 +360,13 @@ class MainWindow(QMainWindow):
         if self.act_settings.shortcut().isEmpty():
             self.act_settings.setShortcut(QKeySequence("Ctrl+,"))
         self.act_settings.setMenuRole(QAction.MenuRole.PreferencesRole)
+        self.act_vocabulary = self._action(
+            "&Vocabulary\u2026",
+            "Ctrl+Shift+V",
+            self.show_vocabulary,
+            "Add, rename and remove tags, edit their prompts, import a list",
+        )
+        m.addAction(self.act_vocabulary)
         m.addAction(self.act_settings)
 
         m = bar.addMenu("&View")
@@ -384,8 +392,15 @@ class MainWindow(QMainWindow):
             self.open_duplicates,
             "Groups of photos that are nearly the same: bursts, copies, edits",
         )
+        self.act_inspect = self._action(
+            "&Inspect tag\u2026",
+            "Ctrl+I",
+            lambda: self.inspect_tag(None),
+            "The threshold, score histogram and nearest photos of the tag chosen in the tags list",
+        )
         m.addAction(self.act_review)
         m.addAction(self.act_duplicates)
+        m.addAction(self.act_inspect)
 
         m = bar.addMenu("&Help")
         self.act_keys = self._action("&Keyboard shortcuts", K.HelpContents, self.show_keys)
@@ -1188,6 +1203,19 @@ class MainWindow(QMainWindow):
             current.deleteLater()
         self.duplicates = DuplicatesDialog(self)
         self.duplicates.start()
+
+    def inspect_tag(self, name: str | None = None):  # -> TagInspector | None
+        """The tag inspector of `name` (default: the tag chosen in the tags list), one
+        dialog per tag beside the window."""
+        from albumtagger.app.inspector import open_inspector
+
+        return open_inspector(self, name)
+
+    def show_vocabulary(self):  # -> VocabularyEditor | None
+        """Edit > Vocabulary: add, rename and remove tags, prompts, import, defaults."""
+        from albumtagger.app.vocabulary_editor import open_vocabulary_editor
+
+        return open_vocabulary_editor(self)
 
     def toggle_full_screen(self) -> None:
         if self.isFullScreen():
