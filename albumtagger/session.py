@@ -396,7 +396,10 @@ class LibrarySession:
         return self.tagger().add_tags(specs)
 
     def remove_tags(self, names: Sequence[str]) -> VocabularyChange:
-        return self.tagger().remove_tags(names)
+        """Remove tags from the vocabulary and from every photo (XMP sidecars follow)."""
+        change = self.tagger().remove_tags(names)
+        self.write_xmp()
+        return change
 
     def review_queue(self, limit: int = 20) -> list[dict]:
         return self.tagger().review_queue(limit)

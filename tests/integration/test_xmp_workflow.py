@@ -47,6 +47,10 @@ def test_write_on_change_follows_corrections_and_undo(album: Path, isolated_env:
         session.undo()
         text = sidecar.read_text()
         assert "sunset" in text and "grandma" not in text
+        session.rename_tag("sunset", "dusk")
+        assert "dusk" in sidecar.read_text() and "sunset" not in sidecar.read_text()
+        session.remove_tags(["dusk"])  # its last tag: our sidecar of it goes
+        assert not sidecar.exists()
 
 
 @pytest.mark.skipif(EXIFTOOL is None, reason="exiftool is not installed")
