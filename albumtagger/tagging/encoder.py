@@ -539,6 +539,8 @@ class GmeEncoder:
             pad if pad is not None else (getattr(text_config, "pad_token_id", 0) or 0)
         )
         self._templates: dict[str, tuple[list[int], list[int]]] = {}
+        self._prefixes: dict[tuple[int, ...], list[tuple[Any, Any]] | None] = {}
+        self._cache_kw = _cache_keyword(self._lm)
         self._batch_token_limit: int | None = None
         self.model_id = model_id
         self.dim = int(text_config.hidden_size)
@@ -696,6 +698,7 @@ class GmeEncoder:
         self.device = cpu
         self.dtype = dtype
         self._batch_token_limit = None
+        self._prefixes.clear()
 
     def _release_memory(self) -> None:
         import gc
@@ -712,16 +715,60 @@ class GmeEncoder:
 
     # -- the forward pass
 
+    def _prefix_states(self, prefix: tuple[int, ...]) -> list[tuple[Any, Any]] | None:
+        """Every layer's keys and values of a prompt prefix ([1, kv heads, n, head dim]),
+        computed once and kept; None where this transformers version's cache cannot be
+        read back (the prefix is then computed with each batch, as before)."""
+        if prefix in self._prefixes:
+            return self._prefixes[prefix]
+        import torch
+
+        states = None
+        if self._cache_kw is not None:
+            try:
+                from transformers import DynamicCache
+
+                ids = torch.tensor([prefix], dtype=torch.long, device=self.device)
+                positions = torch.arange(len(prefix), device=self.device).view(1, 1, -1)
+                cache = DynamicCache()
+                with torch.inference_mode():
+                    self._lm(
+                        inputs_embeds=self._lm.embed_tokens(ids),
+                        position_ids=positions.expand(3, 1, -1),
+                        use_cache=True,
+                        **{self._cache_kw: cache},
+                    )
+                states = _cache_states(cache)
+            except Exception as exc:
+                if _is_oom(exc):
+                    raise
+                log.debug("Prompt prefix not cached: %s", exc)
+                states = None
+        self._prefixes[prefix] = states
+        return states
+
     def _forward(self, batch: Sequence[_Item]) -> np.ndarray:
-        """One forward over a batch: float32 [len(batch), dim], L2-normalised."""
+        """One forward over a batch: float32 [len(batch), dim], L2-normalised.
+
+        Photos' prompts all start with the same tokens (system prompt, instruction, up to
+        the image): attention is causal, so those tokens' keys and values in every layer
+        never depend on the photo. They are computed once (`_prefix_states`) and each
+        batch runs only from the image on, with the prefix as a cache: the same vectors,
+        about 15 fewer tokens per photo through the language model (a fifth of it at a
+        first pass's 64 image tokens)."""
         import torch
 
         device = self.device
         lengths = [len(item.ids) for item in batch]
         width = max(lengths)
-        ids = torch.full((len(batch), width), self._pad_id, dtype=torch.long)
+        skip, states = 0, None
+        before = self._shared_image_prefix(batch)
+        if before:
+            states = self._prefix_states(before)
+            skip = len(before) if states is not None else 0
+        ids = torch.full((len(batch), width - skip), self._pad_id, dtype=torch.long)
         for row, item in enumerate(batch):  # right padding
-            ids[row, : len(item.ids)] = torch.as_tensor(item.ids, dtype=torch.long)
+            ids[row, : len(item.ids) - skip] = torch.as_tensor(item.ids[skip:], dtype=torch.long)
         ids = ids.to(device)
         images = [item.image for item in batch if item.image is not None]
         with torch.inference_mode():
@@ -740,15 +787,66 @@ class GmeEncoder:
                     )
                 embeds[mask] = features.to(embeds.dtype)
             # Plain sequential positions, the same in all three M-RoPE sections.
-            positions = torch.arange(width, device=device).view(1, 1, width)
-            positions = positions.expand(3, len(batch), width)
-            hidden = self._lm(
-                inputs_embeds=embeds, position_ids=positions, use_cache=False
-            ).last_hidden_state
-            last = torch.as_tensor(lengths, device=device) - 1
+            positions = torch.arange(skip, width, device=device).view(1, 1, width - skip)
+            positions = positions.expand(3, len(batch), width - skip)
+            extra: dict[str, Any] = {"use_cache": False}
+            if states is not None:
+                from transformers import DynamicCache
+
+                cache = DynamicCache()
+                for layer, (keys, values) in enumerate(states):
+                    n = len(batch)
+                    cache.update(
+                        keys.expand(n, *keys.shape[1:]), values.expand(n, *values.shape[1:]), layer
+                    )
+                extra = {"use_cache": True, self._cache_kw: cache}
+            hidden = self._lm(inputs_embeds=embeds, position_ids=positions, **extra)
+            hidden = hidden.last_hidden_state
+            last = torch.as_tensor(lengths, device=device) - 1 - skip
             pooled = hidden[torch.arange(len(batch), device=device), last].float()
             pooled = torch.nn.functional.normalize(pooled, p=2, dim=-1)
         return pooled.cpu().numpy()
+
+    def _shared_image_prefix(self, batch: Sequence[_Item]) -> tuple[int, ...] | None:
+        """The prompt tokens before the image, where every item of the batch is a photo
+        whose prompt starts with the same ones (a template's own prefix)."""
+        first = batch[0].ids
+        for before, _ in self._templates.values():
+            n = len(before)
+            if n and all(
+                item.image is not None and len(item.ids) > n and item.ids[:n] == before
+                for item in batch
+            ):
+                return tuple(first[:n])
+        return None
+
+
+def _cache_keyword(lm: Any) -> str | None:
+    """The name the language model's forward takes a key-value cache by."""
+    import inspect
+
+    try:
+        params = inspect.signature(lm.forward).parameters
+    except (TypeError, ValueError):
+        return None
+    for name in ("cache", "past_key_values"):
+        if name in params:
+            return name
+    return None
+
+
+def _cache_states(cache: Any) -> list[tuple[Any, Any]] | None:
+    """[(keys, values)] per layer of a filled `DynamicCache`, across transformers versions."""
+    layers = getattr(cache, "layers", None)
+    if layers:
+        states = [(layer.keys, layer.values) for layer in layers]
+    elif getattr(cache, "key_cache", None):
+        states = list(zip(cache.key_cache, cache.value_cache, strict=True))
+    else:
+        return None
+    if any(k is None or v is None for k, v in states):
+        return None
+    return states
 
 
 def _padded_tokens(batch: Sequence[_Item]) -> int:

@@ -13,6 +13,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Generator, Iterator
@@ -153,13 +156,39 @@ def load_encoder(settings: Settings) -> GmeEncoder:
     )
 
 
-def default_batch_size(encoder: GmeEncoder, requested: int) -> int:
+def default_batch_size(encoder: GmeEncoder, requested: int, max_tokens: int | None = None) -> int:
     """Photos per forward: the setting, else 16 on a CUDA GPU (the out-of-memory back-off
-    halves it where that does not fit), 4 on mps, 2 on a CPU (compute-bound: bigger
-    batches gain nothing there and hold more pixels in memory)."""
+    halves it where that does not fit), 4 on mps; on a CPU about `CPU_BATCH_TOKENS` image
+    tokens per forward, 2 to 8 photos (`max_tokens`: the budget the batch runs at, the
+    encoder's by default): 2 at the CPU budget and above (compute-bound: bigger batches
+    gain nothing and hold more pixels), 4 at a first pass's 64 tokens, where a photo's
+    sequence is short enough that more rows keep the matrix kernels fuller (8 measured
+    slower again on a 2-core CPU: the activations outgrow the caches)."""
     if requested > 0:
         return requested
+    if encoder.device.type == "cpu":
+        tokens = max(1, int(max_tokens or encoder.max_image_tokens))
+        return max(2, min(8, CPU_BATCH_TOKENS // tokens))
     return {"cuda": 16, "mps": 4}.get(encoder.device.type, 2)
+
+
+CPU_BATCH_TOKENS = 256
+"""Image tokens per forward on a CPU with the automatic batch size."""
+
+
+def _reader_thread_init() -> None:
+    """Reader threads yield the CPU to the model: at a lower priority (Linux, where a
+    thread has its own nice value) they decode mostly in the model's gaps and while it
+    waits for them, rather than taking a core from the model's thread team mid-operation
+    (its threads wait for each other at the end of every operation). Decoding is a few
+    percent of the work at these budgets, so this is a small gain at most."""
+    if sys.platform != "linux":
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + 10))
+    except (AttributeError, OSError):
+        pass
 
 
 DRAFT_SLACK = 0.9
@@ -298,7 +327,7 @@ def tag_pending(
 
     pending = store.pending_photos()
     total = len(pending)
-    batch_size = default_batch_size(encoder, settings.model.batch_size)
+    batch_size = default_batch_size(encoder, settings.model.batch_size, budget[1])
     # Photos grouped by token count per window; prepared pixels are large (about 24 MB
     # at 1280 tokens), so the read-ahead is one window plus one batch.
     window = max(batch_size * 2, 4)
@@ -311,7 +340,9 @@ def tag_pending(
 
     done = 0
     yield Progress(phase, 0, total)
-    with ThreadPoolExecutor(READ_WORKERS, thread_name_prefix="albumtagger-read") as pool:
+    with ThreadPoolExecutor(
+        READ_WORKERS, thread_name_prefix="albumtagger-read", initializer=_reader_thread_init
+    ) as pool:
         queue: deque[Future[_Item]] = deque()
         rows = iter(pending)
 
@@ -446,7 +477,9 @@ def refine_steps(
     tagger = Tagger(store, settings, model_id=encoder.model_id, image_model_id=image_id)
     marker = np.zeros(0, dtype=np.float32)
     yield Progress("refine", done, total)
-    with ThreadPoolExecutor(READ_WORKERS, thread_name_prefix="albumtagger-refine") as pool:
+    with ThreadPoolExecutor(
+        READ_WORKERS, thread_name_prefix="albumtagger-refine", initializer=_reader_thread_init
+    ) as pool:
         futures = deque(pool.submit(_read_for_refine, library.root, r, budget) for r in rows)
         pending_rows = deque(rows)
         while futures:
