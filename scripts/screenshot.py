@@ -1,11 +1,14 @@
-"""Render the main window with tagged photos to docs/main-window.png (offscreen).
+"""Render the README's pictures from the real app (offscreen): the main window with
+tagged photos (docs/main-window.png), review mode (docs/review-mode.png) and the tag
+inspector (docs/tag-inspector.png).
 
-    python scripts/screenshot.py [--out docs/main-window.png] [--photos 40]
+    python scripts/screenshot.py [--docs docs] [--photos 40]
 
 Makes a library of small generated photos in a temporary folder, lets the real window
 tag them (with the model of ALBUMTAGGER_MODEL, else the golden test checkpoint), accepts
-one suggestion and rejects another on a photo so every kind of tag chip shows, and saves
-`QWidget.grab()` of the window. Look at the picture before committing it.
+one suggestion and rejects another on a photo so every kind of tag chip shows, answers a
+few review questions, and saves `QWidget.grab()` of each window. Look at the pictures
+before committing them.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ def make_photos(folder: Path, count: int, seed: int = 3) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=REPO / "docs" / "main-window.png")
+    parser.add_argument("--docs", type=Path, default=REPO / "docs", help="where to write")
     parser.add_argument("--photos", type=int, default=40)
     parser.add_argument("--size", default="1400x860", help="window size, WIDTHxHEIGHT")
     args = parser.parse_args(argv)
@@ -126,14 +129,44 @@ def main(argv: list[str] | None = None) -> int:
         spin(lambda: not window.counts_pending() and not window.loader.busy())
         settle(1.0)
         window.statusBar().clearMessage()
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        if not window.grab().save(str(args.out)):
-            print(f"could not write {args.out}", file=sys.stderr)
-            return 1
+        args.docs.mkdir(parents=True, exist_ok=True)
+        shots = [(window, args.docs / "main-window.png")]
+        save(shots[-1])
+
+        # Review mode: a few answers, then the next question with its preview.
+        window.open_review()
+        review = window.review
+        for key in ("yes", "no"):
+            spin(lambda: review.current is not None and review.current.photo_id in review._images)
+            answered: list[object] = []
+            review.answered.connect(answered.append)
+            review.answer(key == "yes")
+            spin(lambda answered=answered: bool(answered))
+        spin(lambda: review.current is not None and review.current.photo_id in review._images)
+        settle(1.0)
+        save((review, args.docs / "review-mode.png"))
+        review.close()
+
+        # The inspector of the tag most photos carry.
+        busiest = max(window.queries.tag_counts().items(), key=lambda kv: kv[1])[0]
+        name = next(t.name for t in window.queries.tags() if t.id == busiest)
+        inspector = window.inspect_tag(name)
+        assert inspector is not None
+        spin(lambda: inspector.report is not None)
+        spin(lambda: not inspector.loader.busy())
+        settle(1.0)
+        save((inspector, args.docs / "tag-inspector.png"))
+        inspector.close()
     finally:
         window.close()
-    print(args.out)
     return 0
+
+
+def save(shot) -> None:
+    widget, path = shot
+    if not widget.grab().save(str(path)):
+        raise OSError(f"could not write {path}")
+    print(path)
 
 
 if __name__ == "__main__":
