@@ -674,42 +674,9 @@ def cmd_vocab(args: argparse.Namespace) -> int:
             print(_printable(t.name) + ("  (not scored yet)" if t.name in unscored else ""))
     else:
         for change in changes:
-            for line in _vocab_lines(change):
+            for line in change.lines():
                 print(_printable(line))
     return 0
-
-
-def _vocab_lines(change) -> list[str]:
-    lines = []
-    if change.added:
-        lines.append("Added " + ", ".join(repr(n) for n in change.added) + ".")
-    if change.existing:
-        lines.append("Already in the vocabulary: " + ", ".join(repr(n) for n in change.existing))
-    for old, new in change.renamed:
-        lines.append(f"Renamed {old!r} to {new!r}.")
-    if change.reprompted:
-        lines.append("New prompts for " + ", ".join(repr(n) for n in change.reprompted) + ".")
-    if change.removed:
-        lines.append("Removed " + ", ".join(repr(n) for n in change.removed) + ".")
-    if change.unscored:
-        why = f" ({change.reason})" if change.reason else ""
-        lines.append(
-            f"Not scored yet: {', '.join(repr(n) for n in change.unscored)}. The model is "
-            f"not at hand{why}; the tags are scored across the library the next time "
-            "`albumtagger index FOLDER` or the app loads it."
-        )
-    if change.photos_scored:
-        lines.append(
-            f"Scored {_plural(change.photos_scored, 'photo')} from their stored vectors in "
-            f"{change.seconds:.1f} s; no photo was encoded again "
-            f"({_plural(change.prompts_encoded, 'prompt')} went through the model)."
-        )
-    changed = len(change.changes.photo_ids())
-    if change.added or change.removed or change.reprompted:
-        lines.append(f"{_plural(changed, 'photo')} changed tags.")
-    if not lines:
-        lines.append("Nothing changed.")
-    return lines
 
 
 def cmd_export_xmp(args: argparse.Namespace) -> int:

@@ -189,6 +189,10 @@ class VocabularyChange:
 
     def describe(self) -> str:
         """What the edit did, in a few sentences for the user."""
+        return " ".join(self.lines())
+
+    def lines(self) -> list[str]:
+        """What the edit did, a sentence a line."""
         parts = []
         if self.added:
             parts.append("Added " + ", ".join(repr(n) for n in self.added) + ".")
@@ -206,7 +210,8 @@ class VocabularyChange:
             why = f" ({self.reason})" if self.reason else ""
             parts.append(
                 f"Not scored yet: {', '.join(repr(n) for n in self.unscored)}; the model is "
-                f"not at hand{why}. They are scored when it is next loaded."
+                f"not at hand{why}. They are scored across the library the next time it is "
+                "loaded (`albumtagger index FOLDER`, or the app)."
             )
         if self.photos_scored:
             prompts = _count(self.prompts_encoded, "prompt")
@@ -218,7 +223,7 @@ class VocabularyChange:
         changed = len(self.changes.photo_ids())
         if changed or parts:
             parts.append(f"{_count(changed, 'photo')} changed tags.")
-        return " ".join(parts) or "Nothing changed."
+        return parts or ["Nothing changed."]
 
 
 def _count(n: int, word: str) -> str:
