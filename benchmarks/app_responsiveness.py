@@ -262,17 +262,22 @@ def _measure_window(
     window.correction_done.connect(replies.append)
     searched: list[Any] = []
     window.search_done.connect(searched.append)
+    # The corrections are chosen first: the benchmark's own queries must not run in the
+    # GUI thread while the probe measures it.
     ids = window.model.ids
-    probe.start()
-    t = time.perf_counter()
-    corrections = 0
+    planned = []
     for k, (tag_id, tag_name) in enumerate(tags):
         pid = int(ids[(k * 7919) % len(ids)])
         action = "accept" if k % 2 == 0 else "reject"
         if action == "reject":
             carried = window.queries.photo_ids(PhotoFilter(tags=(tag_id,)))
             pid = int(carried[len(carried) // 2])
-        window.handle.submit(Correct((pid,), tag_name, action))
+        planned.append(Correct((pid,), tag_name, action))
+    probe.start()
+    t = time.perf_counter()
+    corrections = 0
+    for request in planned:
+        window.handle.submit(request)
         corrections += 1
     spin_until(lambda: len(replies) == corrections, timeout=600)
     spin_until(lambda: not window._requery_timer.isActive() and not window.counts_pending())
