@@ -4,4 +4,5 @@ import sys
 
 from albumtagger.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # (a model process started by the app imports this module)
+    sys.exit(main())

@@ -80,6 +80,7 @@ def run_app(folder: Path | None, settings: Settings) -> int:
     """Open the window (on `folder`, if given) and run until it is closed."""
     from albumtagger.app.qtcompat import tune_interpreter
     from albumtagger.app.window import MainWindow
+    from albumtagger.app.worker import ENCODERS
 
     tune_interpreter()
 
@@ -104,4 +105,5 @@ def run_app(folder: Path | None, settings: Settings) -> int:
     finally:
         waker.restore()
         qInstallMessageHandler(None)
+        ENCODERS.close()
     return int(code)

@@ -27,6 +27,7 @@ from PySide6.QtCore import QCoreApplication, QObject, QThread, QTimer, Signal, S
 from albumtagger.config import Settings
 from albumtagger.errors import LibraryOfflineError, ModelError, UserError
 from albumtagger.events import Event, JobProgress
+from albumtagger.tagging.encoder_process import EncoderProcess
 from albumtagger.tagging.shared_model import EncoderPool
 
 log = logging.getLogger(__name__)
@@ -125,8 +126,9 @@ class _Flags:
 
 SessionFactory = Callable[..., Any]
 
-ENCODERS = EncoderPool()
-"""The app's models: libraries that use the same one share its weights."""
+ENCODERS = EncoderPool(EncoderProcess)
+"""The app's models, each in a process of its own (so the window never waits on one);
+libraries that use the same model share it."""
 
 
 MODEL_SOURCE_FIELDS = ("model", "revision", "min_image_tokens", "max_image_tokens")

@@ -129,8 +129,9 @@ class IndexSummary:
         return "\n".join(lines)
 
 
-def load_encoder(settings: Settings) -> GmeEncoder:
-    """The GME encoder the settings ask for (imports torch, so only when needed)."""
+def check_model(settings: Settings) -> None:
+    """Fail fast, before torch is imported (or a model process started), when the
+    settings ask for a budget that cannot be or a model that cannot be had."""
     from albumtagger.config import DEFAULT_MODEL
     from albumtagger.tagging.model_files import locate_model
 
@@ -142,10 +143,16 @@ def load_encoder(settings: Settings) -> GmeEncoder:
             "(0 for either: automatic).",
             setting="min_image_tokens",
         )
-    locate_model(m.model or DEFAULT_MODEL, m.revision or None)  # fails fast, before torch
+    locate_model(m.model or DEFAULT_MODEL, m.revision or None)
 
+
+def load_encoder(settings: Settings) -> GmeEncoder:
+    """The GME encoder the settings ask for (imports torch, so only when needed)."""
+    from albumtagger.config import DEFAULT_MODEL
     from albumtagger.tagging.encoder import GmeEncoder
 
+    check_model(settings)
+    m = settings.model
     return GmeEncoder(
         m.model or DEFAULT_MODEL,
         revision=m.revision or None,

@@ -58,6 +58,8 @@ class EncoderPool:
 
         key = _weights_key(settings)
         with self._lock:
+            if key in self._loaded and not getattr(self._loaded[key][0], "alive", True):
+                del self._loaded[key]  # its process ended (out of memory?): load it again
             if key not in self._loaded:
                 self._loaded[key] = (self._load(settings), threading.Lock())
             base, lock = self._loaded[key]
@@ -74,3 +76,12 @@ class EncoderPool:
         """How many models are in memory."""
         with self._lock:
             return len(self._loaded)
+
+    def close(self) -> None:
+        """Let go of every model (a model in a process of its own stops)."""
+        with self._lock:
+            loaded, self._loaded = list(self._loaded.values()), {}
+        for encoder, _ in loaded:
+            close = getattr(encoder, "close", None)
+            if close is not None:
+                close()

@@ -525,13 +525,13 @@ def test_every_library_is_watched_and_tagged_behind_the_one_shown(
     finally:
         behind.close()
     assert window.root == indexed_folder
-    # A search on screen needs the model too: the two libraries share its weights.
+    # A search on screen needs the model too: the two libraries share its process.
     window.search.setText("a new kind of search")
     with qtbot.waitSignal(window.search_done, timeout=60_000):
         window.run_search()
     front = window.handle.worker._session._encoder
     back = handle.worker._session._encoder
-    assert front._model is back._model
+    assert front._process is back._process and front._process.is_alive()  # one model process
 
 
 def test_cancel_stops_tagging_until_tag_again(qtbot, make_window, tmp_path: Path) -> None:
