@@ -109,7 +109,7 @@ class PreviewLoader(QObject):
         super().__init__(parent)
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)
-        self._signals = _PreviewSignals()
+        self._signals = _PreviewSignals(self)  # dies with this object, in the GUI thread
         self._signals.done.connect(self._done)
         self._token = 0
 

@@ -61,7 +61,7 @@ class ReadPool(QObject):
             self._connections.put(LibraryQueries(db_path))
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(THREADS)
-        self._signals = _Signals()
+        self._signals = _Signals(self)  # dies with the pool, in the GUI thread
         self._signals.done.connect(self._done)
         self._tokens: dict[str, int] = {}
         self._callbacks: dict[tuple[str, int], Callable[[Any], None]] = {}

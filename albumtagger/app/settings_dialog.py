@@ -148,12 +148,17 @@ class ModelCheck(QRunnable):
     """Holds each check from Python's side until it has run (the pool deletes it)."""
 
     def __init__(
-        self, settings: Settings, token: int, loader: Callable[[Settings], Any] | None = None
+        self,
+        settings: Settings,
+        token: int,
+        signals: _CheckSignals,
+        loader: Callable[[Settings], Any] | None = None,
     ) -> None:
+        """`signals`: owned by the dialog (a QObject must not die in the pool's thread)."""
         super().__init__()
         self.settings = settings
         self.token = token
-        self.signals = _CheckSignals()
+        self.signals = signals
         self._loader = loader
 
     def run(self) -> None:
@@ -246,6 +251,8 @@ class SettingsDialog(QDialog):
         self.result_settings: Settings | None = None
         self._model_loader = model_loader
         self._check_token = 0
+        self._check_signals = _CheckSignals(self)
+        self._check_signals.done.connect(self._check_done)
         self.fields: dict[str, QWidget] = {}
         self.errors: dict[str, ErrorLine] = {}
         self._overrides = overridden_by_environment(environ)
@@ -680,8 +687,7 @@ class SettingsDialog(QDialog):
         self.check_button.setEnabled(False)
         self.check_result.setText("Checking: loading the model\u2026")
         self.check_result.show()
-        job = ModelCheck(self.values(), self._check_token, self._model_loader)
-        job.signals.done.connect(self._check_done)
+        job = ModelCheck(self.values(), self._check_token, self._check_signals, self._model_loader)
         job.start(check_pool())
 
     def _check_done(self, token: int, ok: bool, message: str) -> None:

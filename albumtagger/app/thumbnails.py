@@ -116,7 +116,7 @@ class ThumbnailLoader(QObject):
         self._size = size
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(max(1, threads))
-        self._signals = _JobSignals()
+        self._signals = _JobSignals(self)  # dies with the loader, in the GUI thread
         self._signals.done.connect(self._on_done)
         self._generation = [0]
         self._pending: dict[int, _ThumbJob] = {}
