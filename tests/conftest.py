@@ -18,6 +18,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 TESTS = Path(__file__).resolve().parent
 GOLDEN = TESTS / "data" / "gme-golden"
 GOLDEN_MODEL = GOLDEN / "model"
+GOLDEN_SETTINGS_ENV = {
+    "ALBUMTAGGER_MODEL": str(GOLDEN_MODEL),
+    "ALBUMTAGGER_DEVICE": "cpu",
+    "ALBUMTAGGER_DTYPE": "float32",
+    "ALBUMTAGGER_MIN_IMAGE_TOKENS": "4",
+    "ALBUMTAGGER_MAX_IMAGE_TOKENS": "16",
+    "ALBUMTAGGER_BATCH_SIZE": "8",
+}
+"""The golden checkpoint, float32 on the CPU, a small image budget: fast tests."""
 REPO = TESTS.parent
 
 
@@ -89,17 +98,9 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, s
 def golden_env(isolated_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Environment that points albumtagger at the golden checkpoint, fp32 on the CPU,
     with a small token budget so tests stay fast."""
-    extra = {
-        "ALBUMTAGGER_MODEL": str(GOLDEN_MODEL),
-        "ALBUMTAGGER_DEVICE": "cpu",
-        "ALBUMTAGGER_DTYPE": "float32",
-        "ALBUMTAGGER_MIN_IMAGE_TOKENS": "4",
-        "ALBUMTAGGER_MAX_IMAGE_TOKENS": "16",
-        "ALBUMTAGGER_BATCH_SIZE": "8",
-    }
-    for key, value in extra.items():
+    for key, value in GOLDEN_SETTINGS_ENV.items():
         monkeypatch.setenv(key, value)
-    return {**isolated_env, **extra}
+    return {**isolated_env, **GOLDEN_SETTINGS_ENV}
 
 
 def run_cli(

@@ -18,17 +18,9 @@ from albumtagger.session import LibrarySession
 from albumtagger.tagging.encoder import QUERY_INSTRUCTION
 from albumtagger.tagging.pipeline import load_encoder
 from albumtagger.tagging.vocabulary import default_vocabulary
-from tests.conftest import GOLDEN_MODEL, make_photo
+from tests.conftest import GOLDEN_SETTINGS_ENV, make_photo
 
-GOLDEN_ENV = {
-    "ALBUMTAGGER_MODEL": str(GOLDEN_MODEL),
-    "ALBUMTAGGER_DEVICE": "cpu",
-    "ALBUMTAGGER_DTYPE": "float32",
-    "ALBUMTAGGER_MIN_IMAGE_TOKENS": "4",
-    "ALBUMTAGGER_MAX_IMAGE_TOKENS": "16",
-    "ALBUMTAGGER_BATCH_SIZE": "8",
-    "HF_HUB_OFFLINE": "1",
-}
+GOLDEN_ENV = {**GOLDEN_SETTINGS_ENV, "HF_HUB_OFFLINE": "1"}
 
 
 @pytest.fixture(scope="module")

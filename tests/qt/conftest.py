@@ -74,7 +74,7 @@ def wait_indexed(qtbot, window, photos: int, timeout: int = 120_000) -> None:
 @pytest.fixture(scope="session")
 def indexed_template(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     """A folder of photos indexed once with the golden model (by the CLI); tests copy it."""
-    from tests.conftest import GOLDEN_MODEL, run_cli
+    from tests.conftest import GOLDEN_SETTINGS_ENV, run_cli
 
     base = tmp_path_factory.mktemp("template")
     folder = base / "photos"
@@ -86,12 +86,7 @@ def indexed_template(tmp_path_factory) -> tuple[Path, dict[str, str]]:
         "ALBUMTAGGER_DATA_DIR": str(base / "data"),
         "ALBUMTAGGER_CACHE_DIR": str(base / "cache"),
         "HF_HUB_OFFLINE": "1",
-        "ALBUMTAGGER_MODEL": str(GOLDEN_MODEL),
-        "ALBUMTAGGER_DEVICE": "cpu",
-        "ALBUMTAGGER_DTYPE": "float32",
-        "ALBUMTAGGER_MIN_IMAGE_TOKENS": "4",
-        "ALBUMTAGGER_MAX_IMAGE_TOKENS": "16",
-        "ALBUMTAGGER_BATCH_SIZE": "8",
+        **GOLDEN_SETTINGS_ENV,
     }
     run_cli("index", str(folder), env=env)
     return folder, env

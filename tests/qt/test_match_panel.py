@@ -16,22 +16,7 @@ from albumtagger.config import load_settings
 from albumtagger.library.db.store import sidecar_path
 from albumtagger.session import LibrarySession
 from albumtagger.tagging.tagger import IMAGE_MODEL_ID_KEY, MODEL_ID_KEY
-from tests.qt.conftest import PHOTOS
-
-
-def open_indexed(qtbot, make_window, folder: Path, **kwargs):
-    window = make_window(**kwargs)
-    with qtbot.waitSignal(window.library_opened, timeout=30_000):
-        window.open_folder(folder)
-    qtbot.waitUntil(
-        lambda: (
-            window.model.rowCount() == PHOTOS
-            and window.tags_panel.model.rowCount() > 0
-            and not window.counts_pending()
-        ),
-        timeout=30_000,
-    )
-    return window
+from tests.qt.test_window import open_indexed
 
 
 def select_row(qtbot, window, row: int) -> int:

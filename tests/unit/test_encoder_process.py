@@ -26,8 +26,7 @@ from tests.conftest import REPO
 def photos() -> list[Image.Image]:
     rng = np.random.default_rng(3)
     return [
-        Image.fromarray(rng.integers(0, 255, (48 + 8 * i, 64, 3), dtype=np.uint8))
-        for i in range(3)
+        Image.fromarray(rng.integers(0, 255, (48 + 8 * i, 64, 3), dtype=np.uint8)) for i in range(3)
     ]
 
 
