@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
 import sys
 
@@ -49,8 +50,12 @@ SWITCH_INTERVAL_S = 0.001
 def tune_interpreter() -> None:
     """A shorter GIL switch interval (default 5 ms): while the worker thread runs Python,
     the GUI thread waits for the GIL at every call from Qt into Python (a paint, a slot);
-    1 ms keeps those waits short, at a small cost in the worker's throughput."""
+    1 ms keeps those waits short, at a small cost in the worker's throughput. And the
+    objects loaded by now (Qt's wrappers, numpy, every module) are moved out of the
+    cyclic garbage collector's sight: a full collection walks every tracked object while
+    holding the GIL, and with them it froze the window for tens of milliseconds."""
     sys.setswitchinterval(SWITCH_INTERVAL_S)
+    gc.freeze()
 
 
 def plain_tooltip(text: str) -> str:

@@ -376,7 +376,8 @@ class Tagger:
                 else {}
             )
             scored = [t for t in tags if all(p in cached for p in t.prompts)]
-            self._unscored = [t for t in tags if t not in scored]
+            scored_ids = {t.id for t in scored}
+            self._unscored = [t for t in tags if t.id not in scored_ids]
             if scored:
                 matrix = np.stack([np.mean([cached[p] for p in t.prompts], axis=0) for t in scored])
                 matrix /= np.linalg.norm(matrix, axis=1, keepdims=True).clip(min=1e-12)
