@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing as mp
+import os
 import threading
 from typing import Any
 
@@ -34,6 +35,10 @@ START_TIMEOUT_S = 900.0
 this long is taken for dead."""
 
 _CALLS = ("embed_texts", "embed_prepared", "embed_images")
+
+MODEL_NICENESS = 10
+"""The model process runs at a lower CPU priority than the app, so on a machine with few
+cores the scheduler does not keep the window waiting behind a forward pass."""
 
 
 class Device:
@@ -60,6 +65,8 @@ def _serve(conn: Any, settings: Settings, allow_downloads: bool) -> None:
     """The child: load the model, then answer calls until told to stop."""
     from albumtagger.tagging.pipeline import load_encoder
 
+    if hasattr(os, "nice"):
+        os.nice(MODEL_NICENESS)  # background work: the window's process comes first
     set_downloads_allowed(allow_downloads)
     try:
         encoder = load_encoder(settings)
