@@ -7,6 +7,7 @@ the worker (`app.worker`), whose session reports changes back as events.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -550,6 +551,9 @@ class MainWindow(QMainWindow):
         for handle in handles:
             handle.stop()
             handle.deleteLater()
+        # What they leave behind is collected from the event loop, with nothing of Qt's
+        # in use, not by a collection that happens to start inside a slot later.
+        QTimer.singleShot(0, gc.collect)
 
     def _open_background(self) -> None:
         """Keep every library of the selector watched and tagged, not only this one."""

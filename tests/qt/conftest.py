@@ -3,6 +3,7 @@ the golden checkpoint, QSettings and caches in temporary folders."""
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,20 @@ from PySide6.QtCore import QSettings
 from tests.conftest import make_photo
 
 PHOTOS = 12
+
+
+@pytest.fixture(autouse=True)
+def collect_qt_garbage(qapp):
+    """After each test (and after qtbot closed its widgets): run the deferred deletes and
+    the cyclic garbage collector now, at the top of the stack, so a test's windows,
+    workers and dialogs are not torn down at a random moment inside the next test's
+    event loop (PySide crashes when a collection frees a QObject that Qt is using)."""
+    yield
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    gc.collect()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 @pytest.fixture
