@@ -1189,7 +1189,13 @@ class MainWindow(QMainWindow):
         if current is not None:
             current.deleteLater()
         self.review = ReviewDialog(self)
+        self.review.finished.connect(self._back_to_grid)
         self.review.start()
+
+    def _back_to_grid(self, *_: object) -> None:
+        """After review mode the keys go to the grid again (menus' shortcuts included)."""
+        self.activateWindow()
+        self.grid.setFocus()
 
     def open_duplicates(self) -> None:
         """The near-duplicates view beside the window (`self.duplicates`)."""
