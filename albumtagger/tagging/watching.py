@@ -345,25 +345,31 @@ class FolderKeeper:
         elif not store.pending_photos(limit=1):
             return
         self.last_activity = time.monotonic()
+        encoder, cancel = self._job_start()
+        self._job = tag_pending(
+            self.library,
+            self.settings,
+            encoder,
+            cancel,
+            settle=initial,
+            thumbnails=self.thumbnails,
+        )
+
+    def _job_start(self) -> tuple[object, LinkedCancel]:
+        """The model (loaded on first use) and the cancel token of a job about to start."""
         if self.encoder is None:
             try:
                 self.encoder = self._encoder_factory()
             except Exception as exc:
                 raise _Fatal(exc) from exc
         self._job_cancel = LinkedCancel(self.cancel)
-        self._job = tag_pending(
-            self.library,
-            self.settings,
-            self.encoder,
-            self._job_cancel,
-            settle=initial,
-            thumbnails=self.thumbnails,
-        )
         self._job_checked = time.monotonic()
+        return self.encoder, self._job_cancel
 
     def _refine(self) -> bool:
-        """Nothing else to do: refine a few first-pass photos at the full budget (newest
-        first); `step` advances it a batch at a time. True if a refinement started."""
+        """Nothing else to do: refine a few first-pass photos at the full budget (the most
+        viewed, then the newest, first); `step` advances it a batch at a time. True if a
+        refinement started."""
         now = time.monotonic()
         if now < self._refine_after:
             return False
@@ -372,20 +378,10 @@ class FolderKeeper:
         if not image_id or not refinement_backlog(store, image_id)[0]:
             self._refine_after = now + REFINE_RECHECK_S
             return False
-        if self.encoder is None:
-            try:
-                self.encoder = self._encoder_factory()
-            except Exception as exc:
-                raise _Fatal(exc) from exc
-        self._job_cancel = LinkedCancel(self.cancel)
+        encoder, cancel = self._job_start()
         self._job = refine_steps(
-            self.library,
-            self.settings,
-            self.encoder,
-            self._job_cancel,
-            max_photos=REFINE_CHUNK,
+            self.library, self.settings, encoder, cancel, max_photos=REFINE_CHUNK
         )
-        self._job_checked = time.monotonic()
         return True
 
     def _advance(self) -> None:
