@@ -7,16 +7,14 @@ from __future__ import annotations
 import time
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QEvent,
     QModelIndex,
     QObject,
-    QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
     Signal,
 )
-from PySide6.QtGui import QAction, QFont, QMouseEvent, QPalette
+from PySide6.QtGui import QAction, QFont, QMouseEvent, QPalette, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -49,38 +47,36 @@ QUICK = (
 _STATUS_QUICK = ("damaged", "missing", "pending")
 
 _MARK = {INCLUDE: "+", EXCLUDE: "\u2212"}
-_ALIGN = int(Qt.ItemDataRole.TextAlignmentRole)
 _FONT = int(Qt.ItemDataRole.FontRole)
 _FOREGROUND = int(Qt.ItemDataRole.ForegroundRole)
-_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+_DISPLAY = int(Qt.ItemDataRole.DisplayRole)
+_TOOLTIP = int(Qt.ItemDataRole.ToolTipRole)
+_SPOKEN = int(Qt.ItemDataRole.AccessibleTextRole)
+_RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 _CELL_PADDING = 6
-_ROLES = frozenset(
-    int(r)
-    for r in (
-        TAG_ID_ROLE,
-        NAME_ROLE,
-        Qt.ItemDataRole.DisplayRole,
-        Qt.ItemDataRole.TextAlignmentRole,
-        Qt.ItemDataRole.FontRole,
-        Qt.ItemDataRole.ForegroundRole,
-        Qt.ItemDataRole.ToolTipRole,
-        Qt.ItemDataRole.AccessibleTextRole,
-    )
-)
+SORT_ROLE = Qt.ItemDataRole.UserRole + 13
+_MAX_COUNT = 10**12
 
 
-def _count_text(n: int) -> str:
-    return f"{n:,}"
+class TagTableModel(QStandardItemModel):
+    """Rows are tags; column 0 the name (with its filter mark), column 1 the count.
 
-
-class TagTableModel(QAbstractTableModel):
-    """Rows are tags; column 0 the name (with its filter mark), column 1 the count."""
+    The cells are Qt's own items and the proxy sorts them by `SORT_ROLE`, so painting,
+    laying out and sorting the list never call into Python. (A Python model is asked for
+    thousands of cells, row and column counts per repaint; while the worker tags photos
+    each such call waits for the interpreter lock, which froze the window for tens of
+    milliseconds at every count update.) The rows stay in the order the tags came in."""
 
     def __init__(self, parent=None) -> None:
-        super().__init__(parent)
+        super().__init__(0, 2, parent)
+        self.setHorizontalHeaderLabels(["Tag", "Photos"])
         self._tags: list[TagInfo] = []
+        self._row: dict[int, int] = {}
         self._counts: dict[int, int] = {}
         self._states: dict[int, str] = {}
+        self._order: list[int] = []
+        self._shown: list[tuple[dict[int, object], dict[int, object]]] = []
+        """Per row, the values each item holds (role: value), to set only what changed."""
         self._bold = QFont()
         self._bold.setBold(True)
         self._struck = QFont(self._bold)
@@ -88,43 +84,107 @@ class TagTableModel(QAbstractTableModel):
         self._dim = QPalette().brush(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
 
     def set_tags(self, tags: list[TagInfo]) -> None:
+        old = self._tags
+        self._tags = list(tags)
+        self._row = {t.id: r for r, t in enumerate(self._tags)}
+        self._states = {k: v for k, v in self._states.items() if k in self._row}
+        if [t.id for t in old] == [t.id for t in self._tags]:  # thresholds moved, say
+            self._refill([r for r, t in enumerate(self._tags) if t != old[r]])
+            return
         self.beginResetModel()
-        self._tags = sorted(tags, key=self._key)
-        known = {t.id for t in tags}
-        self._states = {k: v for k, v in self._states.items() if k in known}
+        self.blockSignals(True)  # one reset instead of a signal per cell
+        try:
+            self.setRowCount(len(self._tags))
+            self._shown = [({}, {}) for _ in self._tags]
+            for row in range(len(self._tags)):
+                self.setItem(row, 0, QStandardItem())
+                count = QStandardItem()
+                count.setTextAlignment(_RIGHT)
+                count.setEditable(False)
+                self.item(row, 0).setEditable(False)
+                self.setItem(row, 1, count)
+                self._fill(row)
+        finally:
+            self.blockSignals(False)
         self.endResetModel()
 
-    def _key(self, tag: TagInfo) -> tuple:
-        """Filtered tags first, then by count, then by name (sorted here, in one go: a
-        proxy's per-comparison Python calls would cost far more)."""
-        return (
-            0 if tag.id in self._states else 1,
-            -self._counts.get(tag.id, 0),
-            tag.name.casefold(),
-        )
+    def _fill(self, row: int) -> None:
+        """Put a tag's name, count, filter state and tooltip in its row's items (only
+        the values that changed: each is a call into Qt)."""
+        tag = self._tags[row]
+        state = self._states.get(tag.id)
+        n = self._counts.get(tag.id, 0)
+        what = {
+            INCLUDE: "Showing only photos with this tag",
+            EXCLUDE: "Hiding photos with this tag",
+        }.get(state or "", "Not filtering")
+        if tag.threshold is None:
+            th = "no threshold yet"
+        elif tag.pinned:
+            th = f"threshold {tag.threshold:.3f}, pinned by hand"
+        else:
+            th = f"threshold {tag.threshold:.3f}, learnt from {tag.events} corrections"
+        both = {
+            _FOREGROUND: self._dim if not state and n == 0 else None,
+            _TOOLTIP: plain_tooltip(
+                f"{tag.name}: {n:,} photos under the current filter\n{what}. Click to cycle "
+                f"include / exclude / off.\n{th}"
+            ),
+            _SPOKEN: f"{tag.name}, {n} photos" + (f", {state}d" if state else ""),
+        }
+        name = {
+            TAG_ID_ROLE: tag.id,
+            NAME_ROLE: tag.name,
+            _DISPLAY: f"{_MARK[state]} {tag.name}" if state else f"   {tag.name}",
+            SORT_ROLE: f"{0 if state else 1}{_MAX_COUNT - n:013d}{tag.name.casefold()}",
+            _FONT: None if not state else (self._struck if state == EXCLUDE else self._bold),
+            **both,
+        }
+        count = {_DISPLAY: f"{n:,}", **both}
+        for column, values in enumerate((name, count)):
+            item, shown = self.item(row, column), self._shown[row][column]
+            for role, value in values.items():
+                if role not in shown or shown[role] != value:
+                    item.setData(value, role)
+                    shown[role] = value
 
-    def resort(self) -> None:
-        order = sorted(self._tags, key=self._key)
-        if [t.id for t in order] == [t.id for t in self._tags]:
+    def _refill(self, rows: list[int]) -> None:
+        """Refill these rows and tell the views once (one signal, not one per cell)."""
+        if not rows:
             return
-        self.layoutAboutToBeChanged.emit()
-        old = self.persistentIndexList()
-        old_ids = [self._tags[i.row()].id for i in old]
-        self._tags = order
-        row_of = {t.id: r for r, t in enumerate(order)}
-        self.changePersistentIndexList(
-            old, [self.index(row_of[t], i.column()) for t, i in zip(old_ids, old, strict=True)]
-        )
-        self.layoutChanged.emit()
+        self.blockSignals(True)
+        try:
+            for row in rows:
+                self._fill(row)
+        finally:
+            self.blockSignals(False)
+        self.dataChanged.emit(self.index(min(rows), 0), self.index(max(rows), 1))
+
+    def order_changed(self) -> bool:
+        """Whether the sorted order (filtered tags first, then by count, then by name)
+        differs from the last time this was asked."""
+        order = [
+            t.id
+            for t in sorted(
+                self._tags,
+                key=lambda t: (
+                    0 if t.id in self._states else 1,
+                    -self._counts.get(t.id, 0),
+                    t.name.casefold(),
+                ),
+            )
+        ]
+        changed, self._order = order != self._order, order
+        return changed
 
     def tags(self) -> list[TagInfo]:
         return self._tags
 
     def set_counts(self, counts: dict[int, int]) -> None:
         old, self._counts = self._counts, dict(counts)
-        rows = [r for r, t in enumerate(self._tags) if old.get(t.id, 0) != counts.get(t.id, 0)]
-        if rows:  # only the rows whose count changed (a view re-reads every cell it is told of)
-            self.dataChanged.emit(self.index(rows[0], 0), self.index(rows[-1], 1))
+        self._refill(
+            [r for r, t in enumerate(self._tags) if old.get(t.id, 0) != counts.get(t.id, 0)]
+        )
 
     def count(self, tag_id: int) -> int:
         return self._counts.get(tag_id, 0)
@@ -140,68 +200,13 @@ class TagTableModel(QAbstractTableModel):
             self._states.pop(tag_id, None)
         else:
             self._states[tag_id] = state
-        for row, t in enumerate(self._tags):
-            if t.id == tag_id:
-                self.dataChanged.emit(self.index(row, 0), self.index(row, 1))
-                break
+        if tag_id in self._row:
+            self._refill([self._row[tag_id]])
 
     def clear_states(self) -> None:
+        rows = [self._row[t] for t in self._states if t in self._row]
         self._states.clear()
-        if self._tags:
-            self.dataChanged.emit(self.index(0, 0), self.index(len(self._tags) - 1, 1))
-
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._tags)
-
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else 2
-
-    def headerData(self, section: int, orientation, role: int = Qt.ItemDataRole.DisplayRole):
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return ("Tag", "Photos")[section]
-        return None
-
-    def data(self, index, role: int = Qt.ItemDataRole.DisplayRole):
-        # Called thousands of times per repaint: plain ints, nothing built per call.
-        role = int(role)
-        if role not in _ROLES or not index.isValid():
-            return None
-        tag = self._tags[index.row()]
-        state = self._states.get(tag.id)
-        n = self._counts.get(tag.id, 0)
-        col = index.column()
-        if role == TAG_ID_ROLE:
-            return tag.id
-        if role == NAME_ROLE:
-            return tag.name
-        if role == Qt.ItemDataRole.DisplayRole:
-            if col == 0:
-                return f"{_MARK[state]} {tag.name}" if state else f"   {tag.name}"
-            return _count_text(n)
-        if role == _ALIGN:
-            return _RIGHT if col == 1 else None
-        if role == _FONT:
-            return None if not state else (self._struck if state == EXCLUDE else self._bold)
-        if role == _FOREGROUND:
-            return self._dim if not state and n == 0 else None
-        if role == Qt.ItemDataRole.ToolTipRole:
-            what = {
-                INCLUDE: "Showing only photos with this tag",
-                EXCLUDE: "Hiding photos with this tag",
-            }.get(state or "", "Not filtering")
-            if tag.threshold is None:
-                th = "no threshold yet"
-            elif tag.pinned:
-                th = f"threshold {tag.threshold:.3f}, pinned by hand"
-            else:
-                th = f"threshold {tag.threshold:.3f}, learnt from {tag.events} corrections"
-            return plain_tooltip(
-                f"{tag.name}: {n:,} photos under the current filter\n{what}. Click to cycle "
-                f"include / exclude / off.\n{th}"
-            )
-        if role == Qt.ItemDataRole.AccessibleTextRole:
-            return f"{tag.name}, {n} photos" + (f", {state}d" if state else "")
-        return None
+        self._refill(rows)
 
 
 class TagsPanel(QWidget):
@@ -219,7 +224,8 @@ class TagsPanel(QWidget):
         self.proxy.setFilterRole(NAME_ROLE)
         self.proxy.setFilterKeyColumn(0)
         self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-        self.proxy.setDynamicSortFilter(False)
+        self.proxy.setDynamicSortFilter(False)  # sorted once per change (`_resort`)
+        self.proxy.setSortRole(SORT_ROLE)
 
         title = QLabel("<b>Tags</b>")
         self.filter_box = QLineEdit()
@@ -304,7 +310,8 @@ class TagsPanel(QWidget):
         self._resort()
 
     def _resort(self) -> None:
-        self.model.resort()
+        if self.model.order_changed():
+            self.proxy.sort(0)
 
     def tag_by_name(self, name: str) -> TagInfo | None:
         folded = name.casefold()
