@@ -351,6 +351,9 @@ class Tagger:
     def _forget_all(self) -> None:
         self._tags: list[TagRow] | None = None
         """The scored tags: the columns of the score matrix."""
+        self._tags_key: tuple[int, int] | None = None
+        """The store's `tags_key` when they were loaded."""
+        self._fresh: tuple[tuple[int, int], list[TagRow]] | None = None
         self._unscored: list[TagRow] = []
         self._tag_matrix: np.ndarray | None = None
         self._forget_library()
@@ -368,6 +371,7 @@ class Tagger:
     def _load_tags(self) -> tuple[list[TagRow], np.ndarray]:
         """The scored tags and their unit vectors (from cached prompt vectors only)."""
         if self._tags is None or self._tag_matrix is None:
+            self._tags_key = self.store.tags_key()
             tags = self.store.tags()
             prompts = [p for t in tags for p in t.prompts]
             cached = (
@@ -496,8 +500,20 @@ class Tagger:
     def _fresh_tag_rows(self) -> list[TagRow]:
         """The scored tags as stored now (their thresholds may have been refitted)."""
         tags, _ = self._load_tags()
-        by_id = {t.id: t for t in self.store.tags()}
-        return [by_id[t.id] for t in tags]
+        key = self.store.tags_key()
+        if self._fresh is None or self._fresh[0] != key:
+            by_id = {t.id: t for t in self.store.tags()}
+            self._fresh = key, [by_id[t.id] for t in tags]
+        return self._fresh[1]
+
+    def _forget_stale(self) -> None:
+        """Before deciding new photos: the library's scores are out of date, and the tags
+        too if the store has written them since they were loaded (once per batch while
+        tagging; reloading every tag and prompt vector each time is what it saves)."""
+        if self._tags_key != self.store.tags_key():
+            self._forget_all()
+        else:
+            self._forget_library()
 
     def _pins(self) -> np.ndarray:
         """Thresholds pinned by hand per scored tag, float64 (NaN: learned)."""
@@ -605,7 +621,7 @@ class Tagger:
             self.store.set_status([int(i) for i in photo_ids], "ok")
             since = self.photos_since_redecide() + len(photo_ids)
             self.store.set_setting(SINCE_REDECIDE_KEY, str(since))
-            self._forget_all()
+            self._forget_stale()
             tags, tag_matrix = self._load_tags()
             if not tags:
                 return SuggestionChanges()

@@ -187,6 +187,41 @@ def test_new_photos_are_decided_without_a_pass_over_the_library(library, monkeyp
     assert "beach" in names and names["beach"].confidence == "high"
 
 
+def test_batches_reuse_the_loaded_tags_until_the_store_changes_them(library) -> None:
+    """Tagging decides a batch at a time: the tags and their prompt vectors are read once,
+    and read again only after a write to them, from this store or another connection."""
+    store, tag_vecs = library
+    tagger = Tagger(store, Settings())
+    tagger.redecide()
+
+    def new_photo(name: str, vector: np.ndarray) -> int:
+        with store.transaction():
+            pid = store.add_photo(f"{name}.jpg", 1, 1)
+            store.record_read(pid, content_hash=name, size=1, mtime_ns=1, width=1, height=1)
+            store.put_embeddings(MODEL, [(name, vector)])
+        return pid
+
+    loads: list[int] = []
+    real_text_vectors, real_tags = store.text_vectors, store.tags
+    store.text_vectors = lambda *a: loads.append(1) or real_text_vectors(*a)  # type: ignore[method-assign]
+    store.tags = lambda: loads.append(2) or real_tags()  # type: ignore[method-assign]
+    tagger.tag_photos([new_photo("a", tag_vecs[2])])
+    loads.clear()
+    tagger.tag_photos([new_photo("b", tag_vecs[2])])
+    assert loads == []  # nothing about the tags was read again
+    assert "beach" in {t.name for t in store.photo_tags([store.photo_by_path("b.jpg").id])}
+
+    # Another connection pins "beach" far above every score: the next batch sees it.
+    beach = next(t for t in real_tags() if t.name == "beach")
+    with Store(store.db_path, backups=False) as other, other.transaction():
+        other.set_pinned_threshold(beach.id, 0.99)
+    pid = new_photo("c", _unit(tag_vecs[2] + tag_vecs[3]))  # scores about 0.7
+    tagger.tag_photos([pid])
+    assert loads != []
+    cells = {t.name: t for t in store.photo_tags([pid])}
+    assert "beach" not in cells or cells["beach"].fallback
+
+
 def test_a_rejection_never_spreads_a_tag_and_a_confirmation_changes_nothing_else(
     library,
 ) -> None:

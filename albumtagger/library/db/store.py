@@ -433,6 +433,7 @@ class Store:
         self._closed = False
         self._listener: Callable[[dict[str, set[int]]], None] | None = None
         self._changes: dict[str, set[int]] = {}
+        self._tag_writes = 0
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         self._check_file()
         self._migrate()
@@ -461,6 +462,14 @@ class Store:
         changes, self._changes = self._changes, {}
         if changes and self._listener is not None:
             self._listener(changes)
+
+    def tags_key(self) -> tuple[int, int]:
+        """Changes whenever the tags, their thresholds or their text vectors may have
+        changed: a count of this store's writes to them (and of rollbacks), and SQLite's
+        `data_version` (commits by other connections). Lets a reader keep what it built
+        from them until then."""
+        version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        return self._tag_writes, int(version)
 
     # -- connections ----------------------------------------------------------
 
@@ -596,6 +605,7 @@ class Store:
             conn.execute("COMMIT")
         except BaseException:
             self._changes = {}
+            self._tag_writes += 1  # what was read inside the transaction is gone
             self._abandon(conn)
             raise
         self._flush()
@@ -1072,6 +1082,7 @@ class Store:
         return None if row is None else self._tag(row)
 
     def add_tag(self, name: str, prompts: Sequence[str]) -> int:
+        self._tag_writes += 1
         cur = self.conn.execute(
             "INSERT INTO tags(name, prompts, created_at) VALUES (?, ?, ?)",
             (name, json.dumps(list(prompts), ensure_ascii=False), _now()),
@@ -1081,6 +1092,7 @@ class Store:
         return tag_id
 
     def add_tags(self, items: Iterable[tuple[str, Sequence[str]]]) -> None:
+        self._tag_writes += 1
         now = _now()
         self.conn.executemany(
             "INSERT OR IGNORE INTO tags(name, prompts, created_at) VALUES (?, ?, ?)",
@@ -1089,6 +1101,7 @@ class Store:
         self._note("vocabulary", [])
 
     def remove_tag(self, tag_id: int) -> None:
+        self._tag_writes += 1
         photos = [
             r[0]
             for r in self.conn.execute(
@@ -1101,6 +1114,7 @@ class Store:
 
     def rename_tag(self, tag_id: int, name: str) -> None:
         """Give a tag another name; its cells, answers and threshold stay (same id)."""
+        self._tag_writes += 1
         self.conn.execute("UPDATE tags SET name = ? WHERE id = ?", (name, tag_id))
         photos = [
             r[0]
@@ -1113,6 +1127,7 @@ class Store:
 
     def set_tag_prompts(self, tag_id: int, prompts: Sequence[str]) -> None:
         """Replace a tag's prompts (its vector is the mean of theirs)."""
+        self._tag_writes += 1
         self.conn.execute(
             "UPDATE tags SET prompts = ? WHERE id = ?",
             (json.dumps(list(prompts), ensure_ascii=False), tag_id),
@@ -1121,6 +1136,7 @@ class Store:
 
     def set_pinned_threshold(self, tag_id: int, value: float | None) -> None:
         """Pin a tag's threshold to `value` (None: give it back to learning)."""
+        self._tag_writes += 1
         self.conn.execute(
             "UPDATE tags SET pinned_threshold = ? WHERE id = ?",
             (None if value is None else float(value), tag_id),
@@ -1152,6 +1168,7 @@ class Store:
 
     def remove_tag_if_unused(self, tag_id: int) -> None:
         """Drop a tag that no photo row and no feedback event refers to."""
+        self._tag_writes += 1
         self.conn.execute(
             "DELETE FROM tags WHERE id = ? AND NOT EXISTS (SELECT 1 FROM photo_tags "
             "WHERE tag_id = ?) AND NOT EXISTS (SELECT 1 FROM feedback WHERE tag_id = ? "
@@ -1162,6 +1179,7 @@ class Store:
 
     def set_tag_thresholds(self, items: Iterable[tuple[int, float, int, float, float]]) -> None:
         """(tag id, fitted threshold, feedback events, score median, score scale) per tag."""
+        self._tag_writes += 1
         rows = [(float(t), int(n), float(m), float(sc), int(tid)) for tid, t, n, m, sc in items]
         self.conn.executemany(
             "UPDATE tags SET threshold = ?, events = ?, score_median = ?, score_scale = ? "
@@ -1179,6 +1197,7 @@ class Store:
 
     def restore_tag_policy_rows(self, rows: Sequence[Sequence]) -> None:
         """Put tags' thresholds back as in a `tag_policy_rows` snapshot."""
+        self._tag_writes += 1
         self.conn.executemany(
             "UPDATE tags SET threshold = ?, events = ?, score_median = ?, score_scale = ? "
             "WHERE id = ?",
@@ -1203,6 +1222,7 @@ class Store:
     def put_text_vectors(
         self, model_id: str, instruction: str, items: Iterable[tuple[str, np.ndarray]]
     ) -> None:
+        self._tag_writes += 1
         self.conn.executemany(
             "INSERT OR REPLACE INTO tag_embeddings(model_id, instruction, prompt, dim, vector) "
             "VALUES (?, ?, ?, ?, ?)",
