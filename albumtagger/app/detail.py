@@ -452,6 +452,9 @@ class DetailPanel(QScrollArea):
         self, detail: PhotoDetail, tags: list[PhotoTagInfo], root: Path | None, *, reload=True
     ) -> None:
         same = self.detail is not None and self.detail.id == detail.id
+        unchanged = same and detail == self.detail and self.photo_ids == (detail.id,)
+        if unchanged and not reload and [c.info for c in self._chip_widgets] == tags:
+            return  # a refresh that changed nothing: new chips would relayout the panel
         self.photo_ids = (detail.id,)
         self.detail = detail
         folder, _, name = detail.path.rpartition("/")

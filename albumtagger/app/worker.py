@@ -32,7 +32,7 @@ from albumtagger.tagging.shared_model import EncoderPool
 
 log = logging.getLogger(__name__)
 
-PROGRESS_INTERVAL_S = 0.1
+PROGRESS_INTERVAL_S = 0.25
 IDLE_WATCH_MS = 300
 """Pause between watch steps that found nothing to do."""
 WATCH_STEP_S = 0.25

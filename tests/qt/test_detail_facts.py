@@ -38,3 +38,23 @@ def test_date_taken_or_the_files_date(qtbot) -> None:
     assert "File date: 2022-03-04 05:06" in facts and "Taken" not in facts
     panel.show_photo(detail(id=3, status="damaged", error="truncated JPEG"), [], None)
     assert "truncated JPEG" in panel.facts.text()
+
+
+def test_a_refresh_that_changed_nothing_keeps_the_chips(qtbot) -> None:
+    """While photos are tagged the window refreshes the shown photo after every batch;
+    rebuilding its chips each time would relayout and repaint the panel for nothing."""
+    from albumtagger.library.db.queries import PhotoTagInfo
+
+    def tag(name: str, state: str = "suggested") -> PhotoTagInfo:
+        tag_id = {"dog": 1, "beach": 2}[name]
+        return PhotoTagInfo(tag_id, name, 0.4, state, "auto", False, "high", 0.3)
+
+    panel = DetailPanel()
+    qtbot.addWidget(panel)
+    panel.show_photo(detail(), [tag("dog"), tag("beach")], None)
+    chips = panel.chip_widgets()
+    panel.show_photo(detail(), [tag("dog"), tag("beach")], None, reload=False)
+    assert panel.chip_widgets() == chips
+    panel.show_photo(detail(), [tag("dog", "accepted"), tag("beach")], None, reload=False)
+    assert panel.chip_widgets() != chips
+    assert panel.chip_widgets()[0].info.state == "accepted"
