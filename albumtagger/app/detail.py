@@ -10,7 +10,6 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import (
-    QEvent,
     QObject,
     QRect,
     QRunnable,
@@ -280,19 +279,6 @@ class TagChip(QFrame):
         self.setPalette(palette)
         self.label.setPalette(palette)
         self.label.setFont(font)
-
-    _KEYS = (Qt.Key.Key_A, Qt.Key.Key_R, Qt.Key.Key_Delete, Qt.Key.Key_Backspace)
-
-    def event(self, event) -> bool:
-        # Handle A / R / Delete here (not as the window's shortcuts) when a chip has focus.
-        if (
-            event.type() == QEvent.Type.ShortcutOverride
-            and event.key() in self._KEYS
-            and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
-        ):
-            event.accept()
-            return True
-        return super().event(event)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         key = event.key()
