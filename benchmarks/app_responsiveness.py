@@ -167,12 +167,12 @@ def popular(db: Path, k: int) -> list[tuple[int, str]]:
 def measure_large(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from PySide6.QtCore import QSettings
 
-    from albumtagger.app.qtcompat import tune_interpreter
+    from albumtagger.app.qtcompat import tune_app_process
     from albumtagger.app.window import MainWindow
     from albumtagger.app.worker import default_session_factory
     from albumtagger.config import Settings
 
-    tune_interpreter()  # as run_app does
+    tune_app_process()  # as run_app does
     out: dict[str, Any] = {}
     t0 = time.perf_counter()
     built = build_library(args.dir, args.photos, args.tags, args.seed)

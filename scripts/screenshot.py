@@ -80,11 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QCoreApplication, QEventLoop, QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from albumtagger.app.qtcompat import tune_interpreter
+    from albumtagger.app.qtcompat import tune_app_process
     from albumtagger.app.window import MainWindow
     from albumtagger.config import load_settings
 
-    tune_interpreter()
+    tune_app_process()
     _app = QApplication.instance() or QApplication([])  # kept alive until the end
     qsettings = QSettings(str(work / "qt.ini"), QSettings.Format.IniFormat)
     window = MainWindow(load_settings(), qsettings)

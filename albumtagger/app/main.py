@@ -78,11 +78,11 @@ def _qt_message(mode: QtMsgType, context, message: str) -> None:
 
 def run_app(folder: Path | None, settings: Settings) -> int:
     """Open the window (on `folder`, if given) and run until it is closed."""
-    from albumtagger.app.qtcompat import tune_interpreter
+    from albumtagger.app.qtcompat import tune_app_process
     from albumtagger.app.window import MainWindow
     from albumtagger.app.worker import ENCODERS
 
-    tune_interpreter()
+    tune_app_process()
 
     QCoreApplication.setOrganizationName(ORGANIZATION)
     QCoreApplication.setApplicationName(APPLICATION)

@@ -7,6 +7,8 @@ import gc
 import logging
 import sys
 
+from albumtagger import priority
+
 log = logging.getLogger(__name__)
 
 _GUARD = 1 << 40
@@ -47,15 +49,21 @@ def _version() -> str:
 SWITCH_INTERVAL_S = 0.001
 
 
-def tune_interpreter() -> None:
-    """A shorter GIL switch interval (default 5 ms): while the worker thread runs Python,
+def tune_app_process() -> None:
+    """Settings of the app's process that keep the window answering while it works.
+
+    A shorter GIL switch interval (default 5 ms): while the worker thread runs Python,
     the GUI thread waits for the GIL at every call from Qt into Python (a paint, a slot);
-    1 ms keeps those waits short, at a small cost in the worker's throughput. And the
-    objects loaded by now (Qt's wrappers, numpy, every module) are moved out of the
-    cyclic garbage collector's sight: a full collection walks every tracked object while
-    holding the GIL, and with them it froze the window for tens of milliseconds."""
+    1 ms keeps those waits short, at a small cost in the worker's throughput. The objects
+    loaded by now (Qt's wrappers, numpy, every module) are moved out of the cyclic
+    garbage collector's sight: a full collection walks every tracked object while holding
+    the GIL, and with them it froze the window for tens of milliseconds. And the model
+    process and the photo readers run under the idle scheduling policy (`priority`):
+    with them at a mere lower nice value the window's thread, woken after every event,
+    still waited milliseconds for a CPU each time."""
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     gc.freeze()
+    priority.use_idle_policy()
 
 
 def plain_tooltip(text: str) -> str:

@@ -18,10 +18,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing as mp
-import os
 import threading
 from typing import Any
 
+from albumtagger import priority
 from albumtagger.config import Settings
 from albumtagger.errors import ModelError, UserError
 from albumtagger.tagging.encoder import GmeEncoder
@@ -35,10 +35,6 @@ START_TIMEOUT_S = 900.0
 this long is taken for dead."""
 
 _CALLS = ("embed_texts", "embed_prepared", "embed_images")
-
-MODEL_NICENESS = 10
-"""The model process runs at a lower CPU priority than the app, so on a machine with few
-cores the scheduler does not keep the window waiting behind a forward pass."""
 
 
 class Device:
@@ -61,12 +57,14 @@ def _failure(exc: BaseException) -> tuple[str, str, str | None]:
     return kind, text, getattr(exc, "setting", None)
 
 
-def _serve(conn: Any, settings: Settings, allow_downloads: bool) -> None:
+def _serve(conn: Any, settings: Settings, allow_downloads: bool, idle: bool) -> None:
     """The child: load the model, then answer calls until told to stop."""
     from albumtagger.tagging.pipeline import load_encoder
 
-    if hasattr(os, "nice"):
-        os.nice(MODEL_NICENESS)  # background work: the window's process comes first
+    # Background work: the window's process comes first (on a machine with few cores the
+    # scheduler would otherwise keep it waiting behind a forward pass).
+    priority.use_idle_policy(idle)
+    priority.lower_this_process()  # before PyTorch starts its threads: they inherit it
     set_downloads_allowed(allow_downloads)
     try:
         encoder = load_encoder(settings)
@@ -117,7 +115,7 @@ class EncoderProcess:
         self._conn, child = context.Pipe()
         self._process = context.Process(
             target=_serve,
-            args=(child, settings, downloads_allowed()),
+            args=(child, settings, downloads_allowed(), priority.idle_policy_used()),
             name="albumtagger-model",
             daemon=True,
         )

@@ -13,9 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import sys
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Generator, Iterator
@@ -25,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from albumtagger import priority
 from albumtagger.config import Settings, replace_section
 from albumtagger.errors import UserError
 from albumtagger.library import keywords
@@ -184,18 +182,11 @@ CPU_BATCH_TOKENS = 256
 
 
 def _reader_thread_init() -> None:
-    """Reader threads yield the CPU to the model: at a lower priority (Linux, where a
-    thread has its own nice value) they decode mostly in the model's gaps and while it
-    waits for them, rather than taking a core from the model's thread team mid-operation
-    (its threads wait for each other at the end of every operation). Decoding is a few
-    percent of the work at these budgets, so this is a small gain at most."""
-    if sys.platform != "linux":
-        return
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + 10))
-    except (AttributeError, OSError):
-        pass
+    """Reader threads yield the CPU to the model (and, in the app, to everything): at a
+    lower priority they decode mostly in the model's gaps and while it waits for them,
+    rather than taking a core from the model's thread team mid-operation (its threads
+    wait for each other at the end of every operation)."""
+    priority.lower_this_thread()
 
 
 DRAFT_SLACK = 0.9
