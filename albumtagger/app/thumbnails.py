@@ -1,7 +1,8 @@
-"""Thumbnails off the GUI thread: a QThreadPool reads the on-disk cache (or makes the
-thumbnail), a QRunnable sends a QImage back, and the GUI thread keeps scaled QPixmaps in
-a small LRU. Only what the grid paints is asked for; jobs for rows scrolled away are
-taken back before they start."""
+"""Thumbnails off the GUI thread: a QThreadPool reads the on-disk cache, a second one
+makes the thumbnails that are not there yet (at a lower CPU priority: decoding photos is
+background work), a QRunnable sends a QImage back, and the GUI thread keeps scaled
+QPixmaps in a small LRU. Only what the grid paints is asked for; jobs for rows scrolled
+away are taken back before they start."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QImage, QImageReader, QPixmap
 
+from albumtagger import priority
 from albumtagger.errors import ImageError
 from albumtagger.library.db.queries import PhotoSummary
 from albumtagger.library.db.store import PhotoRow
@@ -47,9 +49,12 @@ class _ThumbJob(QRunnable):
         signals: _JobSignals,
         current: list[int],
         size: int,
+        makers: QThreadPool,
     ) -> None:
         super().__init__()
         self._size = size
+        self._makers: QThreadPool | None = makers
+        """Where a thumbnail that is not cached yet is made (None: here)."""
         self.setAutoDelete(False)  # the loader keeps it until done (tryTake needs it)
         self._cache = cache
         self._root = root
@@ -63,6 +68,13 @@ class _ThumbJob(QRunnable):
         if self._current[0] != self._generation:
             self._signals.done.emit(s.id, self._generation, None, "")
             return
+        cached = s.content_hash is not None and s.status != "pending"
+        if self._makers is not None and not (cached and s.content_hash in self._cache):
+            makers, self._makers = self._makers, None
+            makers.start(self)  # the photo must be read and decoded: background work
+            return
+        if self._makers is None:
+            priority.lower_this_thread()
         image: QImage | None = None
         problem = ""
         try:
@@ -116,6 +128,8 @@ class ThumbnailLoader(QObject):
         self._size = size
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(max(1, threads))
+        self._makers = QThreadPool(self)
+        self._makers.setMaxThreadCount(max(1, threads))
         self._signals = _JobSignals(self)  # dies with the loader, in the GUI thread
         self._signals.done.connect(self._on_done)
         self._generation = [0]
@@ -177,6 +191,7 @@ class ThumbnailLoader(QObject):
             self._signals,
             self._generation,
             self._size,
+            self._makers,
         )
         self._pending[pid] = job
         self._pool.start(job)
@@ -188,13 +203,13 @@ class ThumbnailLoader(QObject):
             return
         for pid in [p for p in self._pending if p not in photo_ids]:
             job = self._pending[pid]
-            if self._pool.tryTake(job):
+            if self._pool.tryTake(job) or self._makers.tryTake(job):
                 del self._pending[pid]
 
     def _drop_pending(self) -> None:
         self._generation[0] += 1
         for pid, job in list(self._pending.items()):
-            if self._pool.tryTake(job):
+            if self._pool.tryTake(job) or self._makers.tryTake(job):
                 del self._pending[pid]
 
     def _on_done(self, photo_id: int, generation: int, image: object, problem: str) -> None:
@@ -227,5 +242,6 @@ class ThumbnailLoader(QObject):
 
     def shutdown(self) -> None:
         self._drop_pending()
-        self._pool.clear()
-        self._pool.waitForDone(5000)
+        for pool in (self._pool, self._makers):  # readers may hand a job to the makers
+            pool.clear()
+            pool.waitForDone(5000)
