@@ -238,3 +238,23 @@ def test_a_rejection_never_spreads_a_tag_and_a_confirmation_changes_nothing_else
         assert rejected.added == 0
         confirmed = tagger.correct(carried[1], name, "accept")
         assert confirmed.threshold_after == pytest.approx(confirmed.threshold_before)
+
+
+def test_deciding_a_library_keeps_the_cyclic_collector_out(library, monkeypatch) -> None:
+    """A library's decisions make a few objects per photo and tag; the cyclic collector
+    walking them held the interpreter lock long enough to freeze the app's window."""
+    import gc
+
+    store, _ = library
+    seen: list[bool] = []
+    real = Tagger._suggestions
+
+    def spying(self, *args):
+        seen.append(gc.isenabled())
+        return real(self, *args)
+
+    monkeypatch.setattr(Tagger, "_suggestions", spying)
+    assert gc.isenabled()
+    assert len(Tagger(store, Settings()).redecide()) > 0
+    assert seen and not any(seen)
+    assert gc.isenabled()
