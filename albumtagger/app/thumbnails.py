@@ -49,12 +49,12 @@ class _ThumbJob(QRunnable):
         signals: _JobSignals,
         current: list[int],
         size: int,
-        makers: QThreadPool,
+        background: bool,
     ) -> None:
         super().__init__()
         self._size = size
-        self._makers: QThreadPool | None = makers
-        """Where a thumbnail that is not cached yet is made (None: here)."""
+        self._background = background
+        """The thumbnail is not cached: the photo is read and decoded, at a lower priority."""
         self.setAutoDelete(False)  # the loader keeps it until done (tryTake needs it)
         self._cache = cache
         self._root = root
@@ -68,12 +68,7 @@ class _ThumbJob(QRunnable):
         if self._current[0] != self._generation:
             self._signals.done.emit(s.id, self._generation, None, "")
             return
-        cached = s.content_hash is not None and s.status != "pending"
-        if self._makers is not None and not (cached and s.content_hash in self._cache):
-            makers, self._makers = self._makers, None
-            makers.start(self)  # the photo must be read and decoded: background work
-            return
-        if self._makers is None:
+        if self._background:
             priority.lower_this_thread()
         image: QImage | None = None
         problem = ""
@@ -183,6 +178,11 @@ class ThumbnailLoader(QObject):
         if summary.status == "missing":
             self._failed[pid] = "missing"
             return None
+        cached = (  # a stat in the local cache: quick
+            summary.content_hash is not None
+            and summary.status != "pending"
+            and summary.content_hash in self._cache
+        )
         job = _ThumbJob(
             self._cache,
             self.root,
@@ -191,10 +191,10 @@ class ThumbnailLoader(QObject):
             self._signals,
             self._generation,
             self._size,
-            self._makers,
+            not cached,
         )
         self._pending[pid] = job
-        self._pool.start(job)
+        (self._pool if cached else self._makers).start(job)
         return None
 
     def retain(self, photo_ids: set[int]) -> None:
@@ -242,6 +242,6 @@ class ThumbnailLoader(QObject):
 
     def shutdown(self) -> None:
         self._drop_pending()
-        for pool in (self._pool, self._makers):  # readers may hand a job to the makers
+        for pool in (self._pool, self._makers):
             pool.clear()
             pool.waitForDone(5000)
