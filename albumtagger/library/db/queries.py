@@ -38,6 +38,7 @@ from albumtagger.library.db.store import (
     PHOTO_STATUSES,
     SCHEMA_MAJOR,
     TAKEN_SQL,
+    VECTOR_BLOCK_ROWS,
     version_text,
 )
 
@@ -536,7 +537,7 @@ class LibraryQueries:
             matrix = np.empty((n, int(dim)), dtype=np.float32)
             cur = conn.execute(f"SELECT p.id, e.dtype, e.dim, e.vector {sql} ORDER BY p.id", args)
             i = 0
-            while rows := cur.fetchmany(4096):
+            while rows := cur.fetchmany(VECTOR_BLOCK_ROWS):
                 _fill(ids, matrix, i, rows)
                 i += len(rows)
         return ids[:i], matrix[:i]

@@ -208,6 +208,12 @@ def version_text(version: int) -> str:
     return f"{version // 100}.{version % 100}"
 
 
+VECTOR_BLOCK_ROWS = 1024
+"""Vectors are read this many rows at a time: turning a block into a matrix holds the
+interpreter lock (about a millisecond for this many; four times that froze the window
+noticeably when a search loaded 100k vectors)."""
+
+
 @dataclass(frozen=True)
 class PhotoRow:
     id: int
@@ -1032,7 +1038,7 @@ class Store:
         matrix: np.ndarray | None = None
         n = 0
         for rows in batches:
-            while block := rows.fetchmany(4096):
+            while block := rows.fetchmany(VECTOR_BLOCK_ROWS):
                 if matrix is None:
                     matrix = np.empty((upper, int(block[0][2])), dtype=np.float32)
                 k = len(block)
