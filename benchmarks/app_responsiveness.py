@@ -381,9 +381,12 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     app = QApplication.instance() or QApplication([])
     out: dict[str, Any] = {"photos": args.photos, "tags": args.tags}
-    out.update(measure_large(args, work))
-    if args.real_photos:
-        out.update(measure_tagging(args, work))
+    try:
+        out.update(measure_large(args, work))
+        if args.real_photos:
+            out.update(measure_tagging(args, work))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the library's copy: half a GB at 100k
     out["platform"] = os.environ.get("QT_QPA_PLATFORM")
     out["cpu"] = os.cpu_count()
     out["python"] = sys.version.split()[0]
