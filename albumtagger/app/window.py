@@ -165,6 +165,8 @@ class MainWindow(QMainWindow):
         self._requery_timer.setSingleShot(True)
         self._requery_timer.setInterval(REQUERY_MS)
         self._requery_timer.timeout.connect(self._requery)
+        self._ids_stale = True
+        """The grid's photos may have changed (not only their tags): read them again."""
         self._counts_timer = QTimer(self)
         self._counts_timer.setSingleShot(True)
         self._counts_timer.setInterval(0)
@@ -776,7 +778,10 @@ class MainWindow(QMainWindow):
         if self.reads is None:
             return
         changed, self._changed_ids = self._changed_ids, set()
-        if self._query is None:
+        # Tag changes alone leave the grid's photos as they are unless the filter looks at
+        # tags: at 100k photos reading them again is a query the window can do without.
+        stale, self._ids_stale = self._ids_stale, False
+        if self._query is None and (stale or self.tags_panel.is_filtering()):
             f = self.current_filter()
             self.reads.read("ids", lambda q: q.photo_ids(f), self._ids_ready)
         self._update_counts()
@@ -994,9 +999,11 @@ class MainWindow(QMainWindow):
             if not self.job.paused or ev.finished:
                 self.job.set_progress(ev)
             if ev.finished:
+                self._ids_stale = True
                 self._requery_timer.start(0)
         elif isinstance(ev, (PhotosChanged, TagsChanged)):
             self._changed_ids.update(ev.ids)
+            self._ids_stale |= isinstance(ev, PhotosChanged)
             if isinstance(ev, PhotosChanged) and ev.kind in ("updated", "moved", "removed"):
                 self.loader.forget(ev.ids)
             if not self._requery_timer.isActive():

@@ -607,3 +607,44 @@ def test_a_photo_looked_at_counts_as_viewed(qtbot, make_window, indexed_folder: 
 
     qtbot.waitUntil(lambda: views(pid) == 1, timeout=10_000)
     assert views(glance) == 0
+
+
+def test_tag_changes_read_the_photos_again_only_when_the_filter_looks_at_tags(
+    qtbot, make_window, indexed_folder: Path
+) -> None:
+    """At 100k photos reading the grid's photos again is a query the window does without
+    when only tags changed and nothing in the filter depends on them."""
+    from albumtagger.app.worker import Correct
+
+    window = open_indexed(qtbot, make_window, indexed_folder)
+    keys: list[str] = []
+    real = window.reads.read
+
+    def spy(key, fn, callback, **kwargs):
+        keys.append(key)
+        return real(key, fn, callback, **kwargs)
+
+    window.reads.read = spy  # type: ignore[method-assign]
+    ids = window.model.ids.tolist()
+    a, b = popular_tags(window, 2)
+
+    def correct(pid: int, tag_id: int, action: str) -> None:
+        keys.clear()
+        name = window.tags_panel.tag_name(tag_id)
+        with qtbot.waitSignal(window.correction_done, timeout=30_000) as blocker:
+            window.handle.submit(Correct((pid,), name, action))
+        assert not blocker.args[0].error
+        qtbot.waitUntil(
+            lambda: not window._requery_timer.isActive() and not window.reads.pending(),
+            timeout=30_000,
+        )
+
+    correct(ids[0], a, "reject")
+    assert "counts" in keys and "ids" not in keys
+    assert window.model.ids.tolist() == ids
+
+    apply(qtbot, window, window.tags_panel.set_tag_state, b, "include")
+    carriers = window.model.ids.tolist()
+    correct(carriers[0], b, "reject")
+    assert "ids" in keys
+    qtbot.waitUntil(lambda: carriers[0] not in window.model.ids.tolist(), timeout=30_000)
