@@ -29,6 +29,7 @@ from albumtagger.errors import LibraryOfflineError, ModelError, UserError
 from albumtagger.events import Event, JobProgress
 from albumtagger.tagging.encoder_process import EncoderProcess
 from albumtagger.tagging.shared_model import EncoderPool
+from albumtagger.tagging.tagger import cyclic_gc_paused
 
 log = logging.getLogger(__name__)
 
@@ -389,7 +390,8 @@ class Worker(QObject):
         session = self._session
         t0 = time.perf_counter()
         try:
-            result = self._answer(session, request)
+            with cyclic_gc_paused():  # what a request makes is freed when it returns
+                result = self._answer(session, request)
         except ModelError as exc:
             reply = Reply(request, error=str(exc), error_kind="model")
         except LibraryOfflineError as exc:

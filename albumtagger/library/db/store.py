@@ -55,7 +55,7 @@ TAG_STATES = ("suggested", "accepted", "rejected")
 TAG_SOURCES = ("auto", "user")
 FEEDBACK_ACTIONS = ("accept", "reject", "add", "remove")
 
-_JSON_CHUNK = 2000
+_JSON_CHUNK = 500
 
 
 def _dumps(data: dict) -> str:
