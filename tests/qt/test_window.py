@@ -617,6 +617,14 @@ def test_tag_changes_read_the_photos_again_only_when_the_filter_looks_at_tags(
     from albumtagger.app.worker import Correct
 
     window = open_indexed(qtbot, make_window, indexed_folder)
+    # Whatever the worker does on opening (checking the folder) changes photos: let it
+    # finish, keep it from starting more, and let the window catch up first.
+    qtbot.waitUntil(lambda: window.handle.idle, timeout=30_000)
+    window.pause()
+    qtbot.waitUntil(
+        lambda: not window._requery_timer.isActive() and not window.reads.pending(),
+        timeout=30_000,
+    )
     keys: list[str] = []
     real = window.reads.read
 
