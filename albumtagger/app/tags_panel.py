@@ -136,7 +136,7 @@ class TagTableModel(QStandardItemModel):
             TAG_ID_ROLE: tag.id,
             NAME_ROLE: tag.name,
             _DISPLAY: f"{_MARK[state]} {tag.name}" if state else f"   {tag.name}",
-            SORT_ROLE: f"{0 if state else 1}{_MAX_COUNT - n:013d}{tag.name.casefold()}",
+            SORT_ROLE: self._sort_key(tag),
             _FONT: None if not state else (self._struck if state == EXCLUDE else self._bold),
             **both,
         }
@@ -160,20 +160,15 @@ class TagTableModel(QStandardItemModel):
             self.blockSignals(False)
         self.dataChanged.emit(self.index(min(rows), 0), self.index(max(rows), 1))
 
+    def _sort_key(self, tag: TagInfo) -> str:
+        """What the proxy sorts by: filtered tags first, then by count, then by name."""
+        n = self._counts.get(tag.id, 0)
+        return f"{0 if tag.id in self._states else 1}{_MAX_COUNT - n:013d}{tag.name.casefold()}"
+
     def order_changed(self) -> bool:
-        """Whether the sorted order (filtered tags first, then by count, then by name)
-        differs from the last time this was asked."""
-        order = [
-            t.id
-            for t in sorted(
-                self._tags,
-                key=lambda t: (
-                    0 if t.id in self._states else 1,
-                    -self._counts.get(t.id, 0),
-                    t.name.casefold(),
-                ),
-            )
-        ]
+        """Whether the sorted order differs from the last time this was asked (sorting
+        the proxy again would relayout the list even when nothing moved)."""
+        order = [t.id for t in sorted(self._tags, key=self._sort_key)]
         changed, self._order = order != self._order, order
         return changed
 
