@@ -583,7 +583,7 @@ def cmd_correct(args: argparse.Namespace) -> int:
             results.append(undone)
         else:
             photo = _photo_id(session.library, args.photo)
-            with session.store.transaction():  # all of them or none
+            with session.store.transaction(durable=True):  # all of them or none
                 for action, name in actions:
                     results.extend(session.correct([photo], name, action))
     _print_corrections(results, args.json)
@@ -606,7 +606,7 @@ def cmd_review(args: argparse.Namespace) -> int:
         answers.append((photo, tag, answer.lower() == "yes"))
     with _session(args, backup=False) as session:
         if answers:
-            with session.store.transaction():  # all of them or none
+            with session.store.transaction(durable=True):  # all of them or none
                 results = [
                     session.answer(_photo_id(session.library, p), tag, yes)
                     for p, tag, yes in answers
@@ -639,7 +639,9 @@ def cmd_vocab(args: argparse.Namespace) -> int:
     prompt_specs = [_prompt_spec(t) for t in args.prompts or []]
     with _session(args, create=True, backup=False, write=not args.list) as session:
         changes = []
-        edit = session.store.transaction() if not args.list else contextlib.nullcontext()
+        edit = (
+            session.store.transaction(durable=True) if not args.list else contextlib.nullcontext()
+        )
         with edit:  # all of it or none
             if args.add:
                 changes.append(session.add_tags(args.add))

@@ -373,7 +373,7 @@ class LibrarySession:
                 raise NotFoundError(f"Photo {pid} is not in the library any more.")
             paths.append(row.path)
         tagger = self.tagger()
-        with self._own(), self.store.transaction():
+        with self._own(), self.store.transaction(durable=True):
             results = [tagger.correct(path, tag, action) for path in paths]
         self.write_xmp()
         return results

@@ -580,10 +580,11 @@ class Tagger:
     # -- deciding -------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _atomic(self) -> Iterator[None]:
-        """One transaction for a whole change; in-memory state is dropped if it fails."""
+    def _atomic(self, *, durable: bool = False) -> Iterator[None]:
+        """One transaction for a whole change; in-memory state is dropped if it fails.
+        `durable`: the user's own action, safe from a power cut once saved."""
         try:
-            with self.store.transaction():
+            with self.store.transaction(durable=durable):
                 yield
         except BaseException:
             self._forget_all()
@@ -820,7 +821,7 @@ class Tagger:
         if action not in _VERBS:
             raise UserError(f"Unknown correction {action!r}.")
         name = clean_name(tag_name)
-        with self._atomic():
+        with self._atomic(durable=True):
             photo = self._photo(path)
             tag = self.store.tag_by_name(name)
             created = None
@@ -931,7 +932,7 @@ class Tagger:
         changed (the cell, the photos re-decided with it, the thresholds) is put back
         exactly; otherwise the cell is put back and its tag re-fitted and re-decided.
         """
-        with self._atomic():
+        with self._atomic(durable=True):
             last = self.store.last_feedback()
             if last is None:
                 return None
@@ -1027,7 +1028,7 @@ class Tagger:
     def _add_specs(self, parsed: Sequence[TagSpec]) -> VocabularyChange:
         start = time.perf_counter()
         result = VocabularyChange()
-        with self._atomic():
+        with self._atomic(durable=True):
             new: set[int] = set()
             for spec in parsed:
                 existing = self.store.tag_by_name(spec.name)
@@ -1065,7 +1066,7 @@ class Tagger:
         """Give a tag another name: the same tag, with its cells, answers, threshold and
         prompts. Raises `UsageError` for an empty name or one another tag has."""
         result = VocabularyChange()
-        with self._atomic():
+        with self._atomic(durable=True):
             tag = self._tag_row(old)
             name = clean_name(new)
             other = self.store.tag_by_name(name)
@@ -1089,7 +1090,7 @@ class Tagger:
         if not cleaned:
             raise UsageError("A tag needs at least one prompt.")
         result = VocabularyChange()
-        with self._atomic():
+        with self._atomic(durable=True):
             tag = self._tag_row(name)
             if list(tag.prompts) != cleaned:
                 self.store.set_tag_prompts(tag.id, cleaned)
@@ -1103,7 +1104,7 @@ class Tagger:
         their shipped prompts again; tags of the user's own stay as they are."""
         start = time.perf_counter()
         result = VocabularyChange()
-        with self._atomic():
+        with self._atomic(durable=True):
             touched: set[int] = set()
             for spec in default_vocabulary():
                 tag = self.store.tag_by_name(spec.name)
@@ -1178,7 +1179,7 @@ class Tagger:
         always. Not part of the corrections' undo: pin `previous_pin` again to go back.
         """
         value = _threshold_value(value)
-        with self._atomic():
+        with self._atomic(durable=True):
             tag = self._tag_row(name)
             j = self._column(tag.id)
             before_ids = self.store.carrier_ids(tag.id)
@@ -1408,7 +1409,7 @@ class Tagger:
         """Remove tags with their suggestions, decisions and feedback; the photos that
         carried them are re-decided (another tag may take the freed place)."""
         result = VocabularyChange()
-        with self._atomic():
+        with self._atomic(durable=True):
             found = []
             for name in names:
                 tag = self.store.tag_by_name(clean_name(name))

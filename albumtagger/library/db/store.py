@@ -598,22 +598,35 @@ class Store:
         self.close()
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT, rolled back on any error (a failed COMMIT too: a
-        full disk or an I/O error raises `SidecarWriteError`). Nests as a no-op."""
+        full disk or an I/O error raises `SidecarWriteError`). Nests as a no-op.
+
+        `durable`: the user's own action (a correction, an answer, a vocabulary edit, a
+        pin, an undo): committed with `synchronous = FULL`, so it survives a power cut
+        once this returns. Bulk writes keep `NORMAL` (a power cut may lose their last
+        commits, never the file). Only the outermost transaction's choice counts.
+        """
         conn = self.conn
         if conn.in_transaction:
             yield conn
             return
-        conn.execute("BEGIN IMMEDIATE")
+        if durable:  # SQLite takes the level only outside a transaction
+            conn.execute("PRAGMA synchronous = FULL")
         try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            self._changes = {}
-            self._tag_writes += 1  # what was read inside the transaction is gone
-            self._abandon(conn)
-            raise
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                self._changes = {}
+                self._tag_writes += 1  # what was read inside the transaction is gone
+                self._abandon(conn)
+                raise
+        finally:
+            if durable:  # (a connection closed by `_abandon` is gone with its level)
+                with contextlib.suppress(sqlite3.Error):
+                    sqlite3.Connection.execute(conn, "PRAGMA synchronous = NORMAL")
         self._flush()
 
     def _abandon(self, conn: sqlite3.Connection) -> None:
