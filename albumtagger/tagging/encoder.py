@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -305,12 +306,24 @@ def select_device(requested: str = "auto") -> torch.device:
     return device
 
 
-@functools.lru_cache(maxsize=1)
-def cpu_has_fast_bf16() -> bool:
-    """True where the CPU has native bf16 matrix instructions (AMX, AVX512-BF16, ARM BF16).
+ASSUME_NO_BF16_ENV = "ALBUMTAGGER_ASSUME_NO_BF16"
+"""Set to 1: treat the CPU as one without fast bfloat16 (tests, benchmarks, comparisons)."""
 
-    Elsewhere bf16 matmuls on the CPU are emulated and far slower than float32.
+
+def cpu_has_fast_bf16() -> bool:
+    """True where the CPU has native bf16 matrix instructions (AMX, AVX512-BF16, ARM BF16)
+    and `ALBUMTAGGER_ASSUME_NO_BF16` is not set.
+
+    Elsewhere bf16 matmuls on the CPU are emulated and far slower than float32 (measured
+    40x on a 2-core AVX2 EPYC).
     """
+    if os.environ.get(ASSUME_NO_BF16_ENV, "").strip() not in ("", "0"):
+        return False
+    return bool(_cpu_flags() & {"amx_bf16", "avx512_bf16", "bf16"})
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_flags() -> frozenset[str]:
     flags: set[str] = set()
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
@@ -319,8 +332,25 @@ def cpu_has_fast_bf16() -> bool:
                 if key.strip().lower() in ("flags", "features"):
                     flags.update(value.split())
     except OSError:
-        return False
-    return bool(flags & {"amx_bf16", "avx512_bf16", "bf16"})
+        pass
+    return frozenset(flags)
+
+
+def cpu_int8_wins() -> bool:
+    """Whether `dtype = auto` picks dynamic int8 on this CPU: an x86 CPU (PyTorch's fbgemm
+    kernels) without AMX.
+
+    Measured with `benchmarks/encoder_throughput.py` on the 2B architecture, first pass:
+    int8 4.0x float32 and 1.55x bfloat16 on a 2-core EPYC with AVX512-BF16, and (README
+    "Speed") several times float32 on a 2-core EPYC with AVX2 only, where bfloat16 is
+    emulated; cosine to float32 >= 0.995. Not measured: AMX (its bf16 tiles may well beat
+    int8, so those keep bfloat16) and ARM (PyTorch's qnnpack kernels).
+    """
+    import torch
+
+    engines = getattr(torch.backends.quantized, "supported_engines", ())
+    amx = "amx_bf16" in _cpu_flags() and cpu_has_fast_bf16()
+    return "fbgemm" in engines and not amx
 
 
 _DTYPE_NAMES = {
@@ -339,8 +369,10 @@ INT8 = "int8"
 
 
 def select_dtype(requested: str | Any, device: torch.device | str) -> torch.dtype:
-    """auto: bf16 on a CUDA GPU that supports it (else fp32), fp32 on mps, on the CPU bf16
-    only with native bf16 instructions (else fp32). Explicit: float32, bfloat16, float16."""
+    """The floating-point dtype of the weights. auto: bf16 on a CUDA GPU that supports it
+    (else fp32), fp32 on mps, on the CPU bf16 only with native bf16 instructions (else
+    fp32). Explicit: float32, bfloat16, float16. (int8 is a precision, not a dtype: see
+    `select_precision`.)"""
     import torch
 
     if isinstance(requested, torch.dtype):
@@ -363,24 +395,35 @@ def select_dtype(requested: str | Any, device: torch.device | str) -> torch.dtyp
     return dtype
 
 
-def wants_int8(requested: str | Any, device: torch.device | str) -> bool:
-    """Whether `requested` asks for dynamic int8 weights; only the CPU has them.
+def select_precision(
+    requested: str | Any, device: torch.device | str, *, device_was_auto: bool = False
+) -> str:
+    """The precision a `dtype` setting gives on a device: int8, bfloat16, float32 or float16.
 
-    `auto` never picks int8: its golden-checkpoint vectors are within cosine 0.997 of
-    float32, but its whole-model speed against bfloat16 on the 2B model is not measured
-    yet (a single 1536x8960 layer ran about 2x bfloat16 on a CPU with VNNI).
+    auto on a CPU is int8 where `cpu_int8_wins`, else as `select_dtype`; on a GPU as
+    `select_dtype`. int8 runs on the CPU only: asked for on a GPU it is an error, unless
+    the GPU was picked automatically (`device_was_auto`: a library tagged with int8 on a
+    CPU, opened where there is a GPU), where the GPU's automatic precision runs instead.
     """
+    import torch
+
+    device = torch.device(device) if isinstance(device, str) else device
     name = str(requested or "auto").strip().lower()
-    if name not in (INT8, "qint8"):
-        return False
-    kind = device.type if not isinstance(device, str) else device.split(":")[0]
-    if kind != "cpu":
-        raise UserError(
-            f"Precision int8 runs on the CPU only, not on {kind}; choose the dtype auto, "
-            "bfloat16 or float32 there.",
-            setting="dtype",
-        )
-    return True
+    if name in (INT8, "qint8"):
+        if device.type == "cpu":
+            return INT8
+        if not device_was_auto:
+            raise UserError(
+                f"Precision int8 runs on the CPU only, not on {device.type}; choose the "
+                "dtype auto, bfloat16 or float32 there.",
+                setting="dtype",
+            )
+        fallback = _dtype_name(select_dtype("auto", device))
+        log.warning("int8 runs on the CPU only; using %s on %s instead", fallback, device)
+        return fallback
+    if name == "auto" and device.type == "cpu" and cpu_int8_wins():
+        return INT8
+    return _dtype_name(select_dtype(requested, device))
 
 
 def quantize_int8(model: Any) -> Any:
@@ -466,8 +509,11 @@ class GmeEncoder:
             min_image_tokens, max_image_tokens, torch_device.type
         )
         _check_budget(min_image_tokens, max_image_tokens)
-        int8 = wants_int8(dtype, torch_device)
-        torch_dtype = select_dtype("float32" if int8 else dtype, torch_device)
+        precision = select_precision(
+            dtype, torch_device, device_was_auto=(device or "auto").strip().lower() == "auto"
+        )
+        int8 = precision == INT8
+        torch_dtype = select_dtype("float32" if int8 else precision, torch_device)
         folder, model_id = locate_model(
             model, revision, local_files_only=local_files_only, progress=progress
         )
@@ -697,6 +743,7 @@ class GmeEncoder:
         self._release_memory()
         self.device = cpu
         self.dtype = dtype
+        self.precision = _dtype_name(dtype)
         self._batch_token_limit = None
         self._prefixes.clear()
 
@@ -940,5 +987,6 @@ __all__ = [
     "resolve_image_budget",
     "select_device",
     "select_dtype",
+    "select_precision",
     "target_size",
 ]

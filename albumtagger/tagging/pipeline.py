@@ -48,8 +48,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MODEL_SOURCE_KEY = "model_source"
-"""Library setting: the model the library was tagged with (JSON: model, revision, budget)."""
-MODEL_SOURCE_FIELDS = ("model", "revision", "min_image_tokens", "max_image_tokens")
+"""Library setting: the model the library was tagged with (JSON: model, revision, budget,
+precision)."""
+MODEL_SOURCE_FIELDS = ("model", "revision", "min_image_tokens", "max_image_tokens", "dtype")
 FIRST_PASS_SUFFIX = "|first-pass"
 """Embeddings under `IMAGE_ID + FIRST_PASS_SUFFIX` are the coarse first-pass vectors of
 photos tagged that way (kept, the photo's own vector is under IMAGE_ID)."""
@@ -631,26 +632,35 @@ def index_steps(
 
 def model_source(settings: Settings, encoder: GmeEncoder | None = None) -> dict[str, Any]:
     """What of the model settings the stored vectors depend on; with the encoder, the
-    budget it actually runs (an automatic budget resolved for its device)."""
+    budget it actually runs (an automatic budget resolved for its device) and, for
+    `dtype = auto`, the precision auto resolved to (int8, bfloat16, float32). A precision
+    asked for is recorded as asked (int8 stays the library's even where a GPU ran it in
+    its own precision, see `select_precision`)."""
     m = settings.model
     source = {name: getattr(m, name) for name in MODEL_SOURCE_FIELDS}
     if encoder is not None:
         source["min_image_tokens"] = encoder.min_image_tokens
         source["max_image_tokens"] = encoder.max_image_tokens
+        if m.dtype == "auto" and getattr(encoder, "precision", None):
+            source["dtype"] = encoder.precision
     return source
 
 
 _AUTO_FIELDS = ("min_image_tokens", "max_image_tokens")
 
 
+def _is_automatic(name: str, value: Any) -> bool:
+    return (name in _AUTO_FIELDS and not value) or (name == "dtype" and value == "auto")
+
+
 def _same_source(recorded: dict[str, Any], wanted: dict[str, Any]) -> bool:
     """Whether vectors made with `recorded` are what `wanted` asks for; an automatic
-    budget end (0) accepts whatever the library has, and so does a field it never
-    recorded."""
+    budget end (0) or precision accepts whatever the library has, and so does a field it
+    never recorded."""
     return all(
         recorded[name] == value
         for name, value in wanted.items()
-        if name in recorded and not (name in _AUTO_FIELDS and not value)
+        if name in recorded and not _is_automatic(name, value)
     )
 
 
@@ -694,11 +704,18 @@ def _budget_from_image_id(image_id: str | None) -> dict[str, Any] | None:
 
 def library_settings(store, settings: Settings, explicit: Collection[str] = ()) -> Settings:
     """`settings` with the library's own model (id or folder, revision, token budget),
-    except for the model fields named in `explicit` (given on purpose by the caller)."""
+    except for the model fields named in `explicit` (given on purpose by the caller).
+
+    The library's precision applies where the settings ask for `dtype = auto`: auto is
+    resolved once, when the library is first tagged, and its vectors stay of one
+    precision (a precision set on purpose, in the settings or as an option, wins and
+    becomes the library's from then on)."""
     recorded = recorded_model_source(store)
     if not recorded:
         return settings
     keep = {k: v for k, v in recorded.items() if k not in explicit}
+    if settings.model.dtype != "auto" or keep.get("dtype") in (None, "auto"):
+        keep.pop("dtype", None)
     return replace_section(settings, "model", **keep)
 
 

@@ -562,7 +562,7 @@ def test_cuda_selection_without_a_gpu(monkeypatch):
     forced = replace_section(Settings(), "model", coarse_first="on")
     assert first_pass_budget(forced, gpu) == (64, 64)
     with pytest.raises(UserError, match="CPU only"):
-        enc_mod.wants_int8("int8", device)
+        enc_mod.select_precision("int8", torch.device("cuda:0"))
 
     cpu = SimpleNamespace(device=torch.device("cpu"), min_image_tokens=64, max_image_tokens=256)
     assert default_batch_size(cpu, 0) == 2
