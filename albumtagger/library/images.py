@@ -19,8 +19,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
-import stat
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +39,7 @@ from PIL import (
 )
 
 from albumtagger.errors import ImageError
+from albumtagger.library import safe_io
 
 log = logging.getLogger(__name__)
 
@@ -219,21 +218,15 @@ def load_thumbnail(path: Path, size: int, *, max_pixels: int = MAX_IMAGE_PIXELS)
 
 
 def read_file_bytes(path: Path) -> bytes:
-    """The whole file, read once; refuses non-regular and oversized files. Opened
-    without blocking, so a pipe named like a photo cannot hang the caller."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    with open(fd, "rb") as file:
-        info = os.fstat(file.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise PhotoDecodeError("not a regular file", content_hash=None, size=0)
-        if hasattr(os, "set_blocking"):
-            os.set_blocking(fd, True)
-        if info.st_size > MAX_FILE_BYTES:
-            raise _file_too_large(info.st_size)
-        data = file.read(MAX_FILE_BYTES + 1)
-    if len(data) > MAX_FILE_BYTES:
-        raise _file_too_large(len(data))
-    return data
+    """The whole file, read once (`safe_io.read_regular`): a pipe named like a photo
+    cannot hang the caller, nor a device fill its memory. Raises `PhotoDecodeError` for
+    a file that is not a regular one or is too large, OSError else."""
+    try:
+        return safe_io.read_regular(path, MAX_FILE_BYTES)
+    except safe_io.NotRegularFileError:
+        raise PhotoDecodeError("not a regular file", content_hash=None, size=0) from None
+    except safe_io.FileTooLargeError as exc:
+        raise _file_too_large(exc.size) from None
 
 
 def _file_too_large(size: int) -> PhotoDecodeError:
