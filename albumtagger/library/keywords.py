@@ -8,7 +8,10 @@ gives "paris"). Keywords that albumtagger itself wrote (listed in its own namesp
 `xmp.py`) are not read back as the user's.
 
 Importing never overrides a decision the user made in albumtagger: a rejected tag stays
-rejected; only cells without a user decision become `accepted` (source `user`).
+rejected; only cells without a user decision become `accepted` (source `user`). One
+source gives at most `MAX_KEYWORDS` keywords and one import makes at most
+`MAX_NEW_TAGS` tags; what is left out is reported with the photo, like a sidecar that
+cannot be read. Sidecars are read only if they are regular files (not through a link).
 
 What was imported is remembered per photo (content hash, sidecar name and mtime) in a
 setting `keywords.seen.<photo id>`, so unchanged sources are not imported twice (a tag
@@ -17,6 +20,8 @@ the user deleted does not come back) and a changed sidecar is imported again.
 
 from __future__ import annotations
 
+import codecs
+import errno
 import io
 import json
 import logging
@@ -26,10 +31,12 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from PIL import Image, IptcImagePlugin
 
 from albumtagger.errors import UserError
+from albumtagger.library import safe_io
 from albumtagger.library.db.store import PhotoRow, Store
 from albumtagger.library.folder import Library
 from albumtagger.tagging.vocabulary import clean_name, default_prompts
@@ -72,6 +79,11 @@ KEYWORD_BAGS: dict[str, str | None] = {SUBJECT: None, HIERARCHICAL: "|", TAGS_LI
 """Keyword properties and the separator of their hierarchy levels."""
 
 MAX_PACKET_BYTES = 16 * 1024 * 1024
+MAX_KEYWORDS = 500
+"""Keywords taken from one source (a sidecar, a photo's own metadata); the rest are left
+out and reported (20,000 keywords in one sidecar once made an index take minutes)."""
+MAX_NEW_TAGS = 5000
+"""Tags one import (one index) makes from keywords; the rest are left out and reported."""
 SIDECAR_SUFFIXES = (".xmp", ".XMP")
 
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
@@ -94,13 +106,17 @@ def fold(text: str) -> str:
 def parse_packet(data: bytes) -> tuple[ET.Element, list[tuple[str, str]]]:
     """Parse an XMP packet: (root element, the (prefix, uri) pairs it declares).
 
-    Comments inside the root are kept. Documents with a DTD are refused (XMP has none,
-    and entity tricks have no business in a photo's metadata).
+    UTF-8 and UTF-16 (either byte order, with or without a byte order mark). Comments
+    inside the root are kept. Documents with a DTD are refused (XMP has none, and entity
+    tricks have no business in a photo's metadata); the check reads the text as the XML
+    parser will, so no encoding hides a DTD from it.
     """
     if len(data) > MAX_PACKET_BYTES:
         raise XmpParseError("larger than any XMP packet should be")
-    data = data.rstrip(b"\x00 \t\r\n")
-    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+    if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        raise XmpParseError("UTF-32 text (XMP is UTF-8 or UTF-16)")
+    data, text = _trimmed_text(data)
+    if "<!DOCTYPE" in text or "<!ENTITY" in text:
         raise XmpParseError("it declares a DTD")
     parser = ET.XMLParser(target=ET.TreeBuilder(insert_comments=True))
     prefixes: list[tuple[str, str]] = []
@@ -116,6 +132,23 @@ def parse_packet(data: bytes) -> tuple[ET.Element, list[tuple[str, str]]]:
     if root is None or root.tag not in (f"{{{X_NS}}}xmpmeta", f"{{{RDF_NS}}}RDF"):
         raise XmpParseError("not an XMP packet (no x:xmpmeta or rdf:RDF at its top)")
     return root, prefixes
+
+
+def _trimmed_text(data: bytes) -> tuple[bytes, str]:
+    """(the packet without trailing padding, its text), in the encoding the XML parser
+    (expat) will read it in: UTF-16 when a byte order mark or a NUL byte in the first
+    two says so, else an ASCII-compatible one (read here as Latin-1: the markup is
+    ASCII whatever the declared encoding)."""
+    if data.startswith(codecs.BOM_UTF16_BE) or data[:1] == b"\x00":
+        codec = "utf-16-be"
+    elif data.startswith(codecs.BOM_UTF16_LE) or data[1:2] == b"\x00":
+        codec = "utf-16-le"
+    else:
+        data = data.rstrip(b"\x00 \t\r\n")
+        return data, data.decode("latin-1")
+    trimmed = data.rstrip(b"\x00")  # NUL padding, keeping whole 2-byte units
+    data = trimmed + b"\x00" * ((len(data) - len(trimmed)) % 2)
+    return data, data.decode(codec, "replace")
 
 
 def descriptions(root: ET.Element) -> list[ET.Element]:
@@ -231,16 +264,20 @@ def find_sidecar(photo: Path, listing: dict[str, tuple[str, int]] | None = None)
     return None
 
 
+def read_sidecar_bytes(path: Path) -> bytes:
+    """A sidecar's bytes: a regular file (a link is not followed), at most
+    `MAX_PACKET_BYTES`. Raises OSError (`safe_io`'s errors among them)."""
+    return safe_io.read_regular(path, MAX_PACKET_BYTES, follow_links=False)
+
+
 def read_sidecar(path: Path) -> tuple[list[str], int]:
     """(keywords not written by albumtagger, mtime_ns) of a sidecar file.
 
     Raises OSError or XmpParseError.
     """
-    st = path.stat()
-    if st.st_size > MAX_PACKET_BYTES:
-        raise XmpParseError("larger than any XMP packet should be")
-    root, _ = parse_packet(path.read_bytes())
-    return packet_keywords(root), st.st_mtime_ns
+    mtime_ns = path.lstat().st_mtime_ns
+    root, _ = parse_packet(read_sidecar_bytes(path))
+    return packet_keywords(root), mtime_ns
 
 
 def embedded_keywords(source: bytes | Path) -> list[str]:
@@ -248,7 +285,13 @@ def embedded_keywords(source: bytes | Path) -> list[str]:
 
     Raises OSError, XmpParseError, or Pillow's errors for files it cannot open.
     """
-    fp: io.BytesIO | Path = io.BytesIO(source) if isinstance(source, bytes) else source
+    if isinstance(source, bytes):
+        return _embedded_keywords(io.BytesIO(source))
+    with safe_io.open_regular(source) as file:
+        return _embedded_keywords(file)
+
+
+def _embedded_keywords(fp: BinaryIO) -> list[str]:
     out: dict[str, str] = {}
     with Image.open(fp) as im:
         xmp = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp")
@@ -309,13 +352,14 @@ def photo_keywords(
         try:
             words, mtime = read_sidecar(sidecar)
             sidecar_name = sidecar.name
-            for w in words:
+            for w in _capped(words, sidecar.name, problems):
                 names.setdefault(w.casefold(), w)
         except (OSError, XmpParseError) as exc:
             problems.append(f"{sidecar.name}: {_why(exc)}")
     if embedded:
         try:
-            for w in embedded_keywords(data if data is not None else photo):
+            words = embedded_keywords(data if data is not None else photo)
+            for w in _capped(words, "embedded metadata", problems):
                 names.setdefault(w.casefold(), w)
         except (XmpParseError, OSError) as exc:
             problems.append(f"embedded metadata: {_why(exc)}")
@@ -330,8 +374,21 @@ def photo_keywords(
     )
 
 
+def _capped(words: list[str], source: str, problems: list[str]) -> list[str]:
+    """The first `MAX_KEYWORDS` of a source's keywords; a problem noted if it had more."""
+    if len(words) > MAX_KEYWORDS:
+        problems.append(
+            f"{source}: holds {len(words):,} keywords; only the first {MAX_KEYWORDS} were taken"
+        )
+    return words[:MAX_KEYWORDS]
+
+
 def _why(exc: BaseException) -> str:
+    if isinstance(exc, safe_io.NotRegularFileError):
+        return f"{exc.strerror}; not read"
     if isinstance(exc, OSError):
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link; sidecars are not read or written through links"
         return f"cannot read ({exc.strerror or exc})"
     return f"not read as XMP: {exc}"
 
@@ -348,6 +405,8 @@ class Accepted:
     kept_rejected: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     """(keyword, why) for keywords that cannot be tag names."""
+    left_out: int = 0
+    """Keywords not taken because the import made as many new tags as it may."""
 
 
 def tag_name(keyword: str) -> str:
@@ -355,11 +414,15 @@ def tag_name(keyword: str) -> str:
     return clean_name(clean_keyword(keyword))
 
 
-def accept_keywords(store: Store, photo_id: int, keywords: Iterable[str]) -> Accepted:
+def accept_keywords(
+    store: Store, photo_id: int, keywords: Iterable[str], *, new_tags: int | None = None
+) -> Accepted:
     """Make keywords accepted user tags of a photo (inside the caller's transaction).
 
-    Missing tags are created with the default prompts; cells the user decided keep
-    their decision (a rejected tag stays rejected, an accepted one stays).
+    Missing tags are created with the default prompts, at most `new_tags` of them (None:
+    no limit; the keywords that would need more are counted in `left_out`); cells the
+    user decided keep their decision (a rejected tag stays rejected, an accepted one
+    stays).
     """
     out = Accepted()
     with store.transaction():
@@ -370,6 +433,9 @@ def accept_keywords(store: Store, photo_id: int, keywords: Iterable[str]) -> Acc
                 out.skipped.append((keyword, str(exc)))
                 continue
             tag = store.tag_by_name(name)
+            if tag is None and new_tags is not None and len(out.created) >= new_tags:
+                out.left_out += 1
+                continue
             if tag is None:
                 tag_id = store.add_tag(name, default_prompts(name))
                 out.created.append(name)
@@ -405,8 +471,52 @@ def remember_sidecar(store: Store, photo_id: int, name: str, mtime_ns: int) -> N
     store.set_setting(_seen_key(photo_id), json.dumps(record))
 
 
-def record_found(store: Store, photo_id: int, found: Found) -> Accepted:
-    """Import what a read found, unless these sources were imported before.
+@dataclass
+class ImportReport:
+    """What one import (one index) took; its `created` tags count against
+    `MAX_NEW_TAGS`."""
+
+    photos: int = 0
+    """Photos looked at."""
+    with_keywords: int = 0
+    created: list[str] = field(default_factory=list)
+    accepted: int = 0
+    kept_rejected: int = 0
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    """(photo path, what could not be read or taken), each once."""
+
+    def __post_init__(self) -> None:
+        self._reported = set(self.problems)
+
+    def problem(self, path: str, what: str) -> None:
+        """Note a problem, unless it was noted already (a sidecar is read at the scan
+        and again with its photo)."""
+        if (path, what) not in self._reported:
+            self._reported.add((path, what))
+            self.problems.append((path, what))
+
+    def add(self, path: str, found: Found, result: Accepted) -> None:
+        self.with_keywords += bool(found.names)
+        self.created.extend(result.created)
+        self.accepted += len(result.accepted)
+        self.kept_rejected += len(result.kept_rejected)
+        for what in found.problems:
+            self.problem(path, what)
+        for keyword, why in result.skipped:
+            self.problem(path, f"keyword {keyword!r}: {why}")
+        if result.left_out:
+            self.problem(
+                path,
+                f"{result.left_out:,} keywords not taken: one index makes at most "
+                f"{MAX_NEW_TAGS:,} new tags from keywords",
+            )
+
+
+def record_found(
+    store: Store, photo_id: int, path: str, found: Found, report: ImportReport
+) -> None:
+    """Import what a read found, unless these sources were imported before, and note it
+    (problems included) in `report`.
 
     The photo's own keywords are imported once per content; the sidecar's once per
     (name, mtime). Called from the scanner's `apply_read`, inside its transaction.
@@ -417,36 +527,19 @@ def record_found(store: Store, photo_id: int, found: Found) -> Accepted:
         record.get("sidecar") != found.sidecar or record.get("mtime_ns") != found.sidecar_mtime_ns
     )
     if not (new_hash or new_sidecar):
-        return Accepted()
-    result = accept_keywords(store, photo_id, found.names) if found.names else Accepted()
+        for what in found.problems:
+            report.problem(path, what)
+        return
+    room = max(0, MAX_NEW_TAGS - len(report.created))
+    result = accept_keywords(store, photo_id, found.names, new_tags=room) if found.names else None
+    report.add(path, found, result or Accepted())
     if new_hash and found.names:  # photos without keywords of their own need no record
         record["hash"] = found.content_hash
     elif not new_sidecar:
-        return result
+        return
     if new_sidecar:
         record.update(sidecar=found.sidecar, mtime_ns=found.sidecar_mtime_ns)
     store.set_setting(_seen_key(photo_id), json.dumps(record))
-    return result
-
-
-@dataclass
-class ImportReport:
-    photos: int = 0
-    """Photos looked at."""
-    with_keywords: int = 0
-    created: list[str] = field(default_factory=list)
-    accepted: int = 0
-    kept_rejected: int = 0
-    problems: list[tuple[str, str]] = field(default_factory=list)
-    """(photo path, what could not be read)."""
-
-    def add(self, path: str, found: Found, result: Accepted) -> None:
-        self.with_keywords += bool(found.names)
-        self.created.extend(result.created)
-        self.accepted += len(result.accepted)
-        self.kept_rejected += len(result.kept_rejected)
-        self.problems.extend((path, p) for p in found.problems)
-        self.problems.extend((path, f"keyword {k!r}: {why}") for k, why in result.skipped)
 
 
 BATCH = 500
@@ -475,7 +568,7 @@ def import_keywords(
         ]
         with store.transaction():
             for row, f in zip(chunk, found, strict=True):
-                report.add(row.path, f, record_found(store, row.id, f))
+                record_found(store, row.id, row.path, f, report)
         report.photos += len(chunk)
     return report
 
@@ -532,7 +625,7 @@ def import_changed_sidecars(
         ]
         with store.transaction():
             for (row, _), f in zip(chunk, found, strict=True):
-                report.add(row.path, f, record_found(store, row.id, f))
+                record_found(store, row.id, row.path, f, report)
     return report
 
 

@@ -314,12 +314,15 @@ def read_file(
     return result
 
 
-def apply_read(store: Store, result: ReadResult) -> int | None:
+def apply_read(
+    store: Store, result: ReadResult, imports: keywords.ImportReport | None = None
+) -> int | None:
     """Record a read in the sidecar (inside the caller's transaction).
 
     Returns the photo's id (which changes when the file turns out to be a moved photo),
     or None when the photo is damaged, unreadable or gone.
-    Keywords the photo carries (sidecar, embedded XMP, IPTC) become accepted user tags.
+    Keywords the photo carries (sidecar, embedded XMP, IPTC) become accepted user tags;
+    what they gave and the problems reading them are noted in `imports`.
     """
     if result.gone:
         store.mark_missing([result.photo_id])
@@ -350,5 +353,6 @@ def apply_read(store: Store, result: ReadResult) -> int | None:
         taken_at=result.taken_at,
     )
     if result.keywords is not None:
-        keywords.record_found(store, photo_id, result.keywords)
+        report = imports if imports is not None else keywords.ImportReport()
+        keywords.record_found(store, photo_id, result.path, result.keywords, report)
     return photo_id

@@ -33,6 +33,7 @@ from typing import Literal
 from albumtagger import __version__
 from albumtagger.errors import LibraryOfflineError, UserError
 from albumtagger.library import keywords as kw
+from albumtagger.library import safe_io
 from albumtagger.library.db.store import PhotoRow, PhotoTag, Store
 from albumtagger.library.folder import Library
 from albumtagger.library.keywords import (
@@ -198,7 +199,8 @@ class Merge:
 
     root: ET.Element
     foreign: list[str]
-    """Keywords in the file that albumtagger did not write (to become accepted tags)."""
+    """Keywords in the file that albumtagger did not write (to become accepted tags; the
+    first `MAX_KEYWORDS`, as when importing)."""
     removed_elsewhere: list[str]
     """Keywords albumtagger wrote that are gone from the file (removed in another program)."""
     changed: bool
@@ -227,7 +229,7 @@ def merge(
         for entry in before.bags[prop]
     }
     written_before = {fold(k): clean_keyword(k) for k in kw.written_by_us(root)}
-    foreign = kw.packet_keywords(root)
+    foreign = kw.packet_keywords(root)[: kw.MAX_KEYWORDS]
     removed_elsewhere = [k for f, k in written_before.items() if f and f not in present]
     gone = {fold(k) for k in removed_elsewhere}
     want: dict[str, str] = {}
@@ -385,34 +387,23 @@ def _is_full_name(sidecar: Path | None, photo: Path) -> bool:
 
 
 def _write_atomic(target: Path, data: bytes) -> None:
-    """Write `data` to `target` via a temporary file in its folder; keep its mode.
+    """Write `data` to `target` via a new temporary file in its folder; keep its mode.
 
-    Raises PermissionError for a read-only existing file (even for root), OSError else.
+    Never writes through a link or into anything but a regular file: a link planted at
+    the sidecar's name is refused (ELOOP), not followed. Raises PermissionError for a
+    read-only existing file (even for root), OSError else.
     """
-    if target.is_symlink():
-        target = Path(os.path.realpath(target))
     try:
-        st: os.stat_result | None = target.stat()
+        st: os.stat_result | None = target.lstat()
     except FileNotFoundError:
         st = None
+    if st is not None and stat.S_ISLNK(st.st_mode):
+        raise OSError(errno.ELOOP, "a symbolic link", str(target))
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise safe_io.NotRegularFileError(target)
     if st is not None and (not st.st_mode & stat.S_IWUSR or not os.access(target, os.W_OK)):
         raise PermissionError(errno.EACCES, "the file is read-only", str(target))
-    tmp = target.with_name(f".{target.name}.{os.getpid()}{TMP_SUFFIX}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if st is not None:
-            os.chmod(tmp, stat.S_IMODE(st.st_mode))
-            with contextlib.suppress(OSError):
-                os.chown(tmp, st.st_uid, st.st_gid)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    safe_io.write_atomic(target, data, like=st, sync=True, suffix=TMP_SUFFIX)
 
 
 def _write_problem(rel: str, target: Path, exc: OSError) -> str:
@@ -432,7 +423,19 @@ def _write_problem(rel: str, target: Path, exc: OSError) -> str:
         )
     if exc.errno == errno.ENOSPC:
         return f"the disk is full, so {rel} was not written; free some space and export again"
+    if exc.errno == errno.ELOOP:
+        return (
+            f"{rel} is a symbolic link, and albumtagger does not write through links; "
+            "replace it with the file itself and export again"
+        )
     return f"{rel} was not written ({exc.strerror or exc}); check the folder and export again"
+
+
+def _read_problem(rel: str, target: Path, exc: OSError) -> str:
+    """Why an existing sidecar could not be read (so was not written), in one line."""
+    if exc.errno == errno.ELOOP:
+        return _write_problem(rel, target, exc)
+    return f"{rel} cannot be read ({exc.strerror or exc})"
 
 
 def _failure_message(failed: list[tuple[str, str]], total: int, what: str) -> str:
@@ -565,11 +568,11 @@ def _export_one(
     rel = PurePosixPath(row.path).with_name(target.name).as_posix()
     names, suggestions = keywords_of(tags, include_suggested)
     try:
-        data: bytes | None = target.read_bytes()
+        data: bytes | None = kw.read_sidecar_bytes(target)
     except FileNotFoundError:
         data = None
     except OSError as exc:
-        report.failed.append((rel, f"{rel} cannot be read ({exc.strerror or exc})"))
+        report.failed.append((rel, _read_problem(rel, target, exc)))
         return None
     if data is None and not names:
         return None  # an untagged photo gets no file
@@ -669,8 +672,7 @@ def remove_sidecars(library: Library, photo_paths: Iterable[str]) -> SidecarClea
                 continue
             rel = PurePosixPath(path).with_name(name).as_posix()
             try:
-                data = sidecar.read_bytes()
-                root, prefixes = kw.parse_packet(data)
+                root, prefixes = kw.parse_packet(kw.read_sidecar_bytes(sidecar))
             except (OSError, XmpParseError):
                 continue
             if not kw.written_by_us(root) and not any(

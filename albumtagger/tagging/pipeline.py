@@ -125,6 +125,7 @@ class IndexSummary:
         if t.cancelled:
             lines.append("Stopped early; run again to finish.")
         lines.extend(f"Could not read {p}: {why}" for p, why in s.problems[:20])
+        lines.extend(f"Keywords of {p}: {why}" for p, why in self.keywords.problems[:20])
         return "\n".join(lines)
 
 
@@ -293,6 +294,7 @@ def tag_pending(
     *,
     settle: bool = True,
     thumbnails: ThumbnailCache | None = None,
+    imports: keywords.ImportReport | None = None,
 ) -> Generator[Progress, None, TagReport]:
     """Read, embed and tag every pending photo. Yields progress; returns a report.
 
@@ -300,9 +302,11 @@ def tag_pending(
     a new library). With `settle` (an index run) a finished run ends with a full
     re-decision, so the result does not depend on how the run was split; without it (a
     watched folder's trickle) that happens once the new photos reach `REDECIDE_SHARE`.
+    Keywords the photos carry are noted in `imports` (an index's, shared with its scan).
     """
     store = library.store
     report = TagReport()
+    imports = imports if imports is not None else keywords.ImportReport()
     start = time.monotonic()
     model_id, image_id = encoder.model_id, encoder.image_model_id
     coarse = first_pass_budget(settings, encoder)
@@ -372,14 +376,14 @@ def tag_pending(
                     f.cancel()
                 break
             if others:
-                _write(store, tagger, others, None, report)
+                _write(store, tagger, others, None, report, imports)
                 done += len(others)
             for batch in _batches(to_embed, batch_size):
                 if cancel is not None and cancel.cancelled:
                     report.cancelled = True
                     break
                 vectors = encoder.embed_prepared([it.prepared for it in batch])
-                _write(store, tagger, batch, vectors, report, image_id, also)
+                _write(store, tagger, batch, vectors, report, imports, image_id, also)
                 known_hashes.update(it.read.content_hash for it in batch if it.read.content_hash)
                 done += len(batch)
                 elapsed = time.monotonic() - start
@@ -534,6 +538,7 @@ def _write(
     items: list[_Item],
     vectors: np.ndarray | None,
     report: TagReport,
+    imports: keywords.ImportReport,
     image_id: str | None = None,
     also: Collection[str] = (),
 ) -> None:
@@ -546,7 +551,7 @@ def _write(
                 store.put_embeddings(key, rows)
         finished: list[int] = []
         for it in items:
-            photo_id = apply_read(store, it.read)
+            photo_id = apply_read(store, it.read, imports)
             if photo_id is None:
                 report.gone += it.read.gone
                 report.damaged += it.read.error is not None
@@ -618,14 +623,14 @@ def index_steps(
             yield Progress("model", 0, 0)
             encoder = encoder_factory() if encoder_factory else load_encoder(settings)
     if not tag:
-        summary.tagging = _read_only(library, cancel)
+        summary.tagging = _read_only(library, cancel, summary.keywords)
         return summary
     if not work:
         settle_decisions(Tagger(store, settings), force=True)
         return summary
     assert encoder is not None
     summary.tagging = yield from tag_pending(
-        library, settings, encoder, cancel, thumbnails=thumbnails
+        library, settings, encoder, cancel, thumbnails=thumbnails, imports=summary.keywords
     )
     return summary
 
@@ -731,7 +736,9 @@ def needs_model(library: Library, settings: Settings) -> bool:
     return bool(store.count_photos()["ok"]) and bool(Tagger(store, settings).unscored_tags())
 
 
-def _read_only(library: Library, cancel: CancelToken | None) -> TagReport:
+def _read_only(
+    library: Library, cancel: CancelToken | None, imports: keywords.ImportReport
+) -> TagReport:
     """`index --scan-only`: hash and check pending photos without the model."""
     report = TagReport()
     store = library.store
@@ -741,7 +748,7 @@ def _read_only(library: Library, cancel: CancelToken | None) -> TagReport:
             break
         result = read_file(library.root, row, target_pixels=256 * 256)
         with store.transaction():
-            apply_read(store, result)
+            apply_read(store, result, imports)
         report.damaged += result.error is not None
         report.gone += result.gone
     return report
