@@ -13,6 +13,7 @@ from typing import Any
 import platformdirs
 
 from albumtagger.errors import UserError
+from albumtagger.library import safe_io
 from albumtagger.tagging.thresholds import ThresholdSettings
 
 if sys.version_info >= (3, 11):
@@ -22,6 +23,7 @@ else:  # pragma: no cover
 
 APP_NAME = "albumtagger"
 DEFAULT_MODEL = "Alibaba-NLP/gme-Qwen2-VL-2B-Instruct"
+MAX_SETTINGS_BYTES = 2**20
 
 
 @dataclass
@@ -144,8 +146,9 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
     path = path or config_path()
     if path.is_file():
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+            text = safe_io.read_regular(path, MAX_SETTINGS_BYTES).decode("utf-8")
+            data = tomllib.loads(text)
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise UserError(f"Cannot read settings file {path}: {exc}. Fix or remove it.") from None
         for section_name, values in data.items():
             section = getattr(settings, section_name, None)
@@ -206,7 +209,8 @@ def _toml_value(value: Any) -> str:
 
 
 def save_settings(settings: Settings, path: Path | None = None) -> Path:
-    """Write the settings that differ from the defaults as TOML (atomically)."""
+    """Write the settings that differ from the defaults as TOML (atomically: a link at
+    its name is replaced, never written through)."""
     validate(settings)
     path = path or config_path()
     defaults = Settings()
@@ -224,9 +228,7 @@ def save_settings(settings: Settings, path: Path | None = None) -> Path:
             lines.extend(f"{name} = {_toml_value(value)}" for name, value in changed)
             lines.append("")
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    partial.write_text("\n".join(lines), encoding="utf-8")
-    os.replace(partial, path)
+    safe_io.write_atomic(path, "\n".join(lines).encode("utf-8"))
     return path
 
 

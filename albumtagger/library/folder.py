@@ -12,6 +12,7 @@ from pathlib import Path
 from albumtagger.errors import LibraryOfflineError, SidecarError, UsageError, UserError
 from albumtagger.library.db.store import SIDECAR_DIR, Store, fallback_sidecar_path, sidecar_path
 from albumtagger.library.lock import Holder, WriterLock
+from albumtagger.library.safe_io import check_sidecar_folder
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ def open_library(
     root = Path(root).expanduser().absolute()
     if root.exists() and not root.is_dir():
         raise UsageError(f"{root} is a file, not a folder; give the folder that holds the photos.")
+    check_sidecar_folder(root / SIDECAR_DIR, root)
     inside = sidecar_path(root)
     outside = fallback_sidecar_path(root, data_dir)
     if inside.is_file():

@@ -14,18 +14,18 @@ EXIF orientation, reduced JPEG decoding). Nothing is ever evicted here.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
 import os
 import re
-import tempfile
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
 from PIL import Image
 
+from albumtagger.library import safe_io
 from albumtagger.library.db.store import PhotoRow
 from albumtagger.library.images import WEBP_SUPPORTED, read_photo
 
@@ -36,6 +36,8 @@ CACHE_ENV = "ALBUMTAGGER_CACHE_DIR"
 THUMBNAIL_SIZE = 256
 """Default long side of a thumbnail, in pixels."""
 FORMATS = {"jpeg": ("JPEG", ".jpg"), "webp": ("WEBP", ".webp")}
+MAX_THUMBNAIL_BYTES = 16 * 2**20
+"""A cached file larger than this is not a thumbnail of ours and is not read."""
 
 _HASH = re.compile(r"[0-9a-f]{16,128}")
 
@@ -86,14 +88,23 @@ class ThumbnailCache:
         return self.root / str(self.size) / content_hash[:2] / (content_hash + self._suffix)
 
     def get(self, content_hash: str) -> bytes | None:
-        """The encoded thumbnail, or None when it is not cached."""
+        """The encoded thumbnail, or None when it is not cached (or what is there is not
+        a plain file of a thumbnail's size: a link or a pipe planted there is not read)."""
         try:
-            return self.path(content_hash).read_bytes()
+            return safe_io.read_regular(
+                self.path(content_hash), MAX_THUMBNAIL_BYTES, follow_links=False
+            )
         except FileNotFoundError:
+            return None
+        except OSError as exc:
+            log.warning("Ignoring the cached thumbnail %s: %s", self.path(content_hash), exc)
             return None
 
     def __contains__(self, content_hash: str) -> bool:
-        return self.path(content_hash).is_file()
+        try:
+            return stat.S_ISREG(self.path(content_hash).lstat().st_mode)
+        except OSError:
+            return False
 
     def put_image(self, content_hash: str, image: Image.Image) -> Thumbnail:
         """Store the thumbnail of a decoded, oriented RGB image (left unchanged)."""
@@ -137,14 +148,7 @@ class ThumbnailCache:
 
 
 def _write_atomic(target: Path, data: bytes) -> None:
-    """Write to a unique temporary file beside `target`, then rename it into place."""
+    """Write to a new temporary file beside `target`, then rename it into place (which
+    replaces a link planted at `target`, never writing through it)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    safe_io.write_atomic(target, data)

@@ -1047,12 +1047,7 @@ class Tagger:
         `name: prompt | prompt`; blank lines and lines starting with # are ignored. Tags
         already in the vocabulary are left as they are (listed in `existing`)."""
         path = Path(path)
-        try:
-            text = path.read_text("utf-8")
-        except UnicodeDecodeError:
-            raise UserError(f"{path} is not a UTF-8 text file; save it as UTF-8.") from None
-        except OSError as exc:
-            raise UserError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+        text = vocabulary.read_vocabulary_file(path)
         for number, line in enumerate(text.splitlines(), 1):
             line = line.strip()
             if line and not line.startswith("#"):

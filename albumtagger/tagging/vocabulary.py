@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from albumtagger.errors import UsageError
+from albumtagger.errors import UsageError, UserError
+from albumtagger.library import safe_io
 from albumtagger.library.db.store import Store, TagRow
 from albumtagger.paths import resource
 from albumtagger.tagging.encoder import QUERY_INSTRUCTION
@@ -23,6 +25,7 @@ log = logging.getLogger(__name__)
 
 
 MAX_TAG_NAME = 80
+MAX_VOCABULARY_BYTES = 4 * 2**20
 
 
 class TextEncoder(Protocol):
@@ -73,6 +76,22 @@ def parse_vocabulary(text: str) -> list[TagSpec]:
             spec = parse_spec(line)
             specs.setdefault(spec.name, spec)
     return list(specs.values())
+
+
+def read_vocabulary_file(path: Path) -> str:
+    """The text of a vocabulary file the user gave: a regular file (a pipe or a device
+    is refused, not read) of at most `MAX_VOCABULARY_BYTES`, in UTF-8."""
+    try:
+        return safe_io.read_regular(path, MAX_VOCABULARY_BYTES).decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not a UTF-8 text file; save it as UTF-8.") from None
+    except safe_io.FileTooLargeError:
+        raise UserError(
+            f"{path} is larger than {MAX_VOCABULARY_BYTES // 2**20} MiB; a vocabulary file "
+            "lists tags, one a line."
+        ) from None
+    except OSError as exc:
+        raise UserError(f"Cannot read {path}: {exc.strerror or exc}.") from None
 
 
 def default_vocabulary() -> list[TagSpec]:
