@@ -6,7 +6,7 @@ is (its kind) and what must come of it:
 - "ok": a photo, read and tagged;
 - "damaged:<words>": a photo row with status damaged and those words in its reason;
 - "problem:<words>": no photo row, reported by the scan (index --json scan.problems);
-- "skipped": not a photo row and not reported (not a regular file: FIFOs, devices);
+- "skipped": not a photo row, and nothing blocked on it (links to devices);
 - "ignored": not considered at all (hidden, or not a photo file name).
 """
 
@@ -269,6 +269,10 @@ def build_corpus(root: Path, *, outside: Path) -> list[Entry]:
     (root / "with-bad-xmp.jpg.xmp").write_bytes(os.urandom(300))
     photo("XMP sidecar with an entity-expansion bomb", "with-xmp-bomb.jpg")
     (root / "with-xmp-bomb.jpg.xmp").write_bytes(_XMP_BOMB)
+    photo("XMP sidecar that is a FIFO", "with-fifo-xmp.jpg")
+    os.mkfifo(root / "with-fifo-xmp.jpg.xmp")
+    photo("XMP sidecar linked to /dev/zero", "with-zero-xmp.jpg")
+    os.symlink("/dev/zero", root / "with-zero-xmp.jpg.xmp")
     # --- links, permissions, special files ---------------------------------------------
     outside.mkdir(parents=True, exist_ok=True)
     (outside / "elsewhere.jpg").write_bytes(_jpeg(21))
@@ -287,7 +291,7 @@ def build_corpus(root: Path, *, outside: Path) -> list[Entry]:
     os.chmod(root / "private", 0)
     entries.append(Entry("unreadable folder (mode 000)", "private", "problem:Permission denied"))
     os.mkfifo(root / "pipe.jpg")
-    entries.append(Entry("FIFO named .jpg", "pipe.jpg", "skipped"))
+    entries.append(Entry("FIFO named .jpg", "pipe.jpg", "problem:not a file"))
     os.symlink("/dev/zero", root / "zeros.jpg")
     entries.append(Entry("device file (/dev/zero) named .jpg", "zeros.jpg", "skipped"))
     os.symlink("/dev/urandom", root / "urandom.png")
@@ -295,7 +299,7 @@ def build_corpus(root: Path, *, outside: Path) -> list[Entry]:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(str(root / "socket.jpg"))
-        entries.append(Entry("Unix socket named .jpg", "socket.jpg", "skipped"))
+        entries.append(Entry("Unix socket named .jpg", "socket.jpg", "problem:not a file"))
     except OSError:
         pass  # paths too long for a socket address
     finally:

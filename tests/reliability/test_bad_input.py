@@ -51,6 +51,9 @@ def test_hostile_corpus_is_indexed_without_a_crash(tmp_path: Path) -> None:
         restore_permissions(root)
     rows = {r["path"]: r for r in cli_json("tags", str(root), env=env)}
     problems = dict(first["scan"]["problems"])
+    sidecar_problems = dict(first["keywords"]["problems"])
+    for name in ("with-bad-xmp", "with-xmp-bomb", "with-fifo-xmp", "with-zero-xmp"):
+        assert f"{name}.jpg" in sidecar_problems, sidecar_problems
     outcome: dict[str, int] = {}
     for e in entries:
         what = e.expect.split(":", 1)[0]
