@@ -37,7 +37,11 @@ class ModelSettings:
     device: str = "auto"
     """auto, cuda, mps or cpu."""
     dtype: str = "auto"
-    """auto, float32, bfloat16, float16, or int8 (CPU only: dynamic int8 weights)."""
+    """auto, float32, bfloat16, float16, or int8 (CPU only: dynamic int8 weights). auto:
+    on a CUDA GPU bfloat16 where it has it, else float32; on a CPU int8 where it measured
+    faster (x86 without AMX), else bfloat16 with native bf16, else float32. A library
+    keeps the precision auto gave it at its first index; one set here wins and becomes
+    the library's."""
     min_image_tokens: int = 0
     max_image_tokens: int = 0
     """The image token budget: speed against detail. One token is a 28 x 28 pixel patch
