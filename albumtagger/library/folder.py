@@ -10,7 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from albumtagger.errors import LibraryOfflineError, SidecarError, UsageError, UserError
-from albumtagger.library.db.store import SIDECAR_DIR, Store, fallback_sidecar_path, sidecar_path
+from albumtagger.library.db.store import (
+    SIDECAR_DIR,
+    Store,
+    access_error,
+    check_not_lost,
+    fallback_sidecar_path,
+    sidecar_path,
+)
 from albumtagger.library.lock import Holder, WriterLock
 from albumtagger.library.safe_io import check_sidecar_folder
 
@@ -116,10 +123,15 @@ def open_library(
     check_sidecar_folder(root / SIDECAR_DIR, root)
     inside = sidecar_path(root)
     outside = fallback_sidecar_path(root, data_dir)
-    if inside.is_file():
+    try:
+        in_folder = inside.is_file()
+    except PermissionError:
+        raise access_error(inside.parent) from None
+    if in_folder:
         return Library(root, *_with_lock(inside, write, True))
     if outside.is_file():
         return Library(root, *_with_lock(outside, write, False))
+    check_not_lost(inside)  # missing beside its backups: never started over silently
     if not root.is_dir():
         raise LibraryOfflineError(
             f"The folder {root} is not there (a drive unplugged or a folder renamed?). "

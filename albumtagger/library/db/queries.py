@@ -39,6 +39,9 @@ from albumtagger.library.db.store import (
     SCHEMA_MAJOR,
     TAKEN_SQL,
     VECTOR_BLOCK_ROWS,
+    check_own_files,
+    full_at_open,
+    out_of_space,
     version_text,
 )
 
@@ -318,10 +321,13 @@ class LibraryQueries:
                 f"There is no library database at {self.db_path}. Open the folder in "
                 "albumtagger (or index it) to create it."
             )
+        check_own_files(self.db_path)
         uri = self.db_path.resolve().as_uri() + "?mode=ro"
         try:
             conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
         except sqlite3.Error as exc:
+            if out_of_space(exc, self.db_path.parent):
+                raise full_at_open(self.db_path) from None
             raise SidecarError(
                 f"The library database {self.db_path} cannot be opened for reading ({exc})."
             ) from None
@@ -339,6 +345,8 @@ class LibraryQueries:
             ).fetchone()
         except sqlite3.Error as exc:
             self.close()
+            if out_of_space(exc, self.db_path.parent):
+                raise full_at_open(self.db_path) from None
             raise SidecarError(
                 f"{self.db_path} is not a usable albumtagger library ({exc})."
             ) from None

@@ -21,7 +21,9 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -32,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from albumtagger.errors import SchemaTooNewError, SidecarError
+from albumtagger.library.netfs import network_filesystem
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +48,11 @@ QUICK_CHECK_MAX_BYTES = 16 * 2**20
 (about 0.05 s at the limit, measured); larger ones get the header check only, and damage
 met later is reported as it is met, before anything is written over it."""
 STALE_PARTIAL_S = 3600
+MIN_FREE_BYTES = 2**20
+"""Below this much free space, an I/O error or a file SQLite cannot open is taken for
+a full disk (opening a WAL database creates its `-shm` file, 32 KiB)."""
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 SCHEMA_MAJOR = 1
 SCHEMA_VERSION = 105  # 1.5
@@ -307,14 +314,29 @@ class SidecarDamagedError(SidecarError, sqlite3.DatabaseError):
         self.backup = backup
 
 
+class SidecarFullError(SidecarError):
+    """The disk holding the sidecar is full: it cannot be opened or written until some
+    space is freed. The file itself is intact (nothing is to be restored)."""
+
+
+class SidecarMissingError(SidecarError):
+    """The sidecar is missing or empty while verified backups lie beside it; `backup` is
+    the newest. Nothing is created over them."""
+
+    def __init__(self, message: str, backup: Path) -> None:
+        super().__init__(message)
+        self.backup = backup
+
+
 _FULL = ("SQLITE_FULL",)
 _IOERR = ("SQLITE_IOERR",)
 _READONLY = ("SQLITE_READONLY",)
 _CORRUPT = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+_CANTOPEN = ("SQLITE_CANTOPEN",)
 
 
 def _error_kind(exc: sqlite3.Error) -> str | None:
-    """'full', 'io', 'readonly', 'damaged' or None (an error of another kind)."""
+    """'full', 'io', 'readonly', 'damaged', 'cantopen' or None (another kind)."""
     name = str(getattr(exc, "sqlite_errorname", "") or "")
     text = str(exc).lower()
     if name.startswith(_FULL) or "database or disk is full" in text:
@@ -325,16 +347,49 @@ def _error_kind(exc: sqlite3.Error) -> str | None:
         return "io"
     if name.startswith(_READONLY) or "readonly database" in text:
         return "readonly"
+    if name.startswith(_CANTOPEN) or "unable to open database file" in text:
+        return "cantopen"
     return None
+
+
+def _no_room(folder: Path) -> bool:
+    """The disk holding `folder` has (next to) no free space."""
+    try:
+        return shutil.disk_usage(folder).free < MIN_FREE_BYTES
+    except OSError:
+        return False
+
+
+def out_of_space(exc: sqlite3.Error, folder: Path) -> bool:
+    """`exc` comes of a full disk: SQLITE_FULL, or an I/O error or a file that cannot
+    be opened while the disk holding `folder` has no room."""
+    kind = _error_kind(exc)
+    return kind == "full" or (kind in ("io", "cantopen") and _no_room(folder))
+
+
+def _not_the_file(exc: sqlite3.Error, folder: Path) -> bool:
+    """`exc` says nothing of the file's content (a full disk, a permission)."""
+    return out_of_space(exc, folder) or _error_kind(exc) in ("readonly", "cantopen")
+
+
+def _regular_file(path: Path) -> bool:
+    """`path` is a regular file itself (not a link to one, a FIFO or a device)."""
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False
 
 
 def latest_good_backup(backup_dir: Path) -> Path | None:
     """The newest backup in `backup_dir` that passes `PRAGMA quick_check`."""
-    if not backup_dir.is_dir():
+    if backup_dir.is_symlink() or not backup_dir.is_dir():
         return None
     for candidate in sorted(backup_dir.glob("library-*.sqlite"), reverse=True):
-        if _file_check(candidate, quick=True, immutable=True) is None:
-            return candidate
+        if not _regular_file(candidate):
+            continue
+        with contextlib.suppress(sqlite3.Error):
+            if _file_check(candidate, quick=True, immutable=True) is None:
+                return candidate
     return None
 
 
@@ -344,6 +399,8 @@ def _file_check(path: Path, *, quick: bool, immutable: bool = False) -> str | No
     Always: the 100-byte header (magic, page size). With `quick`: `PRAGMA quick_check`
     (every page of every table and index; not the cross-checks of integrity_check).
     `immutable`: a file nobody writes (a backup): read without WAL or lock files.
+    Errors that say nothing of the file's content are raised: a full disk, a file or
+    folder this user may not open or write.
     """
     try:
         size = path.stat().st_size
@@ -363,6 +420,8 @@ def _file_check(path: Path, *, quick: bool, immutable: bool = False) -> str | No
         mode = "ro&immutable=1" if immutable else "ro"
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode={mode}", uri=True, timeout=30.0)
     except sqlite3.Error as exc:
+        if _not_the_file(exc, path.parent):
+            raise
         return str(exc)
     try:
         conn.execute("PRAGMA query_only = 1")
@@ -372,6 +431,8 @@ def _file_check(path: Path, *, quick: bool, immutable: bool = False) -> str | No
             if rows != ["ok"]:
                 return "; ".join(rows)[:300]
     except sqlite3.Error as exc:
+        if _not_the_file(exc, path.parent):
+            raise
         return str(exc)
     finally:
         conn.close()
@@ -404,6 +465,65 @@ class _Connection(sqlite3.Connection):
 
 def sidecar_path(root: Path) -> Path:
     return root / SIDECAR_DIR / SIDECAR_NAME
+
+
+def full_at_open(db_path: Path) -> SidecarFullError:
+    """The one-line refusal to open a sidecar on a full disk (no damage)."""
+    return SidecarFullError(
+        f"The disk holding the library {db_path} is full, so the library cannot be "
+        "opened (it is intact: nothing needs restoring). Free some space and try again."
+    )
+
+
+def access_error(folder: Path) -> SidecarError:
+    """The one-line refusal of a sidecar folder this user may not read or write."""
+    return SidecarError(
+        f"Permission denied on the library folder {folder}: albumtagger cannot read and "
+        "write it as this user. Give this user read, write and enter permission on it, "
+        "or run albumtagger as its owner."
+    )
+
+
+def check_own_files(db_path: Path) -> None:
+    """Refuse planted links among the sidecar's own files: the database and its
+    `-wal`, `-shm` and `-journal` must each be absent or a regular file, the backups
+    folder absent or a folder (SQLite would follow a link, and write or truncate what
+    it points to)."""
+    own = [db_path, *(db_path.with_name(db_path.name + s) for s in ("-wal", "-shm", "-journal"))]
+    for path in [*own, db_path.parent / BACKUP_DIR]:
+        try:
+            mode = path.lstat().st_mode
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(mode) or (stat.S_ISDIR(mode) and path.name == BACKUP_DIR):
+            continue
+        what = "a symbolic link" if stat.S_ISLNK(mode) else "not what albumtagger made there"
+        raise SidecarError(
+            f"{path} is {what}; albumtagger does not open it (it may have been put there to "
+            "make albumtagger write elsewhere). Remove it and try again."
+        )
+
+
+def check_not_lost(db_path: Path) -> None:
+    """Never start a new library over a lost one: raise `SidecarMissingError` when
+    `db_path` is missing or empty (0 bytes) and verified backups lie beside it."""
+    try:
+        if db_path.stat().st_size > 0:
+            return
+        state = "is empty (0 bytes)"
+    except FileNotFoundError:
+        state = "is missing"
+    backup_dir = db_path.parent / BACKUP_DIR
+    backup = latest_good_backup(backup_dir)
+    if backup is None:
+        return
+    raise SidecarMissingError(
+        f"The library database {db_path} {state}, but {backup_dir} holds verified backups "
+        f"of it; albumtagger does not start a new library over them. To restore the newest, "
+        f"copy {backup} to {db_path} (and remove {db_path.name}-wal and -shm beside it); "
+        f"to start afresh instead, move {backup_dir} away.",
+        backup,
+    )
 
 
 def fallback_sidecar_path(root: Path, data_dir: Path) -> Path:
@@ -440,9 +560,30 @@ class Store:
         self._listener: Callable[[dict[str, set[int]]], None] | None = None
         self._changes: dict[str, set[int]] = {}
         self._tag_writes = 0
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        self._check_file()
-        self._migrate()
+        self.network_fs: str | None = None
+        """The network filesystem holding the sidecar (None: a local disk)."""
+        self._synchronous = "NORMAL"
+        try:
+            self.db_path.parent.mkdir(parents=True, exist_ok=True)
+            check_own_files(self.db_path)
+            check_not_lost(self.db_path)
+            self._check_file()
+            self.network_fs = network_filesystem(self.db_path.parent)
+            if self.network_fs:
+                self._synchronous = "FULL"  # NORMAL with a rollback journal risks the file
+                log.warning(
+                    "The library %s is on a network share (%s): it uses a rollback journal "
+                    "with the share's file locks instead of WAL (not safe there), and "
+                    "synchronous=FULL",
+                    self.db_path,
+                    self.network_fs,
+                )
+            self._migrate()
+        except BaseException as exc:
+            self.close()
+            if isinstance(exc, PermissionError):
+                raise access_error(self.db_path.parent) from None
+            raise
 
     # -- change log ---------------------------------------------------------------
 
@@ -488,11 +629,14 @@ class Store:
             quick = self.db_path.stat().st_size <= QUICK_CHECK_MAX_BYTES
         except OSError:
             quick = False
-        problem = _file_check(self.db_path, quick=quick)
+        try:
+            problem = _file_check(self.db_path, quick=quick)
+        except sqlite3.Error as exc:  # a full disk, a permission: no damage
+            raise self._open_error(exc) from None
         if problem is not None:
             raise self._damaged(problem)
 
-    def _damaged(self, problem: str) -> SidecarDamagedError:
+    def _damaged(self, problem: str, what: str = "is damaged") -> SidecarDamagedError:
         backup = latest_good_backup(self.backup_dir)
         if backup is not None:
             advice = (
@@ -505,7 +649,7 @@ class Store:
                 f"you have one, or move {self.db_path} away to start afresh"
             )
         return SidecarDamagedError(
-            f"The library database {self.db_path} is damaged ({problem}); albumtagger does "
+            f"The library database {self.db_path} {what} ({problem}); albumtagger does "
             f"not write to it. {advice}.",
             backup,
         )
@@ -513,7 +657,9 @@ class Store:
     def _user_error(self, exc: sqlite3.Error) -> SidecarError | None:
         """The user's version of a failed statement, or None to let it through."""
         kind = _error_kind(exc)
-        if kind is None:
+        if kind in ("io", "cantopen") and _no_room(self.db_path.parent):
+            kind = "full"
+        if kind in (None, "cantopen"):
             return None
         unsaved = "the last change was not saved (everything saved before is intact)"
         if kind == "full":
@@ -534,6 +680,7 @@ class Store:
         return self._damaged(str(exc))
 
     def _connect(self) -> sqlite3.Connection:
+        journal = "DELETE" if self.network_fs else "WAL"
         try:
             conn = sqlite3.connect(
                 self.db_path,
@@ -542,22 +689,30 @@ class Store:
                 check_same_thread=False,
                 factory=_Connection,
             )
-            conn.store = self
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA journal_mode = {journal}")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             conn.execute("PRAGMA busy_timeout = 30000")
-        except SidecarError:
-            raise
-        except sqlite3.DatabaseError as exc:
-            raise SidecarError(
-                f"The library database {self.db_path} cannot be opened ({exc}). "
-                f"Restore a copy from {self.backup_dir} or move the file away to start afresh."
-            ) from None
+        except sqlite3.Error as exc:
+            raise self._open_error(exc) from None
+        conn.store = self  # from now on, errors come out as the user's
         with self._all_lock:
             self._all.append(conn)
         return conn
+
+    def _open_error(self, exc: sqlite3.Error) -> SidecarError:
+        """The user's version of a failure to open a connection."""
+        folder = self.db_path.parent
+        if out_of_space(exc, folder):
+            return full_at_open(self.db_path)
+        access = os.access(folder, os.R_OK | os.W_OK | os.X_OK)
+        if _error_kind(exc) in ("cantopen", "readonly") and not access:
+            return access_error(folder)
+        return self._user_error(exc) or SidecarError(
+            f"The library database {self.db_path} cannot be opened ({exc}). "
+            f"Restore a copy from {self.backup_dir} or move the file away to start afresh."
+        )
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -626,7 +781,8 @@ class Store:
         finally:
             if durable:  # (a connection closed by `_abandon` is gone with its level)
                 with contextlib.suppress(sqlite3.Error):
-                    sqlite3.Connection.execute(conn, "PRAGMA synchronous = NORMAL")
+                    level = self._synchronous
+                    sqlite3.Connection.execute(conn, f"PRAGMA synchronous = {level}")
         self._flush()
 
     def _abandon(self, conn: sqlite3.Connection) -> None:
@@ -668,14 +824,41 @@ class Store:
         if version > SCHEMA_VERSION:
             log.info("Sidecar schema %s is newer than ours; opening it", version_text(version))
             return
+        if version not in (0, *(v for v, _ in MIGRATIONS)):
+            raise self._damaged(f"{version}", "has a schema version albumtagger never wrote")
         pending = [(v, script) for v, script in MIGRATIONS if v > version]
         if not pending:
             return
+        problem = self._migration_problem(version, pending)
+        if problem is not None:
+            raise self._damaged(
+                problem, f"does not hold what its schema version ({version_text(version)}) says"
+            )
         if version > 0 and self._backups:
             self.backup(reason=f"before-migration-{version_text(version)}")
         for target, script in pending:
             log.info("Migrating sidecar %s to schema %s", self.db_path, version_text(target))
             self._run_migration(target, script)
+
+    def _migration_problem(self, version: int, pending: list[tuple[int, str]]) -> str | None:
+        """What stops the pending migrations (None: nothing), found by running them in a
+        transaction that is rolled back: a schema version that does not match the tables
+        (set by hand, say) is refused before a backup is written or anything changed."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if self.schema_version() != version:
+                return None  # another process migrated it meanwhile
+            for _, script in pending:
+                for statement in _statements(script):
+                    conn.execute(statement)
+        except SidecarError:
+            raise
+        except sqlite3.DatabaseError as exc:
+            return str(exc)
+        finally:
+            self._abandon(conn)
+        return None
 
     def _run_migration(self, target: int, script: str) -> None:
         conn = self.conn
@@ -695,10 +878,10 @@ class Store:
     # -- backups ----------------------------------------------------------------
 
     def backups(self) -> list[Path]:
-        """Backups, oldest first."""
-        if not self.backup_dir.is_dir():
+        """Backups, oldest first (regular files only: a link planted there is no backup)."""
+        if self.backup_dir.is_symlink() or not self.backup_dir.is_dir():
             return []
-        return sorted(self.backup_dir.glob("library-*.sqlite"))
+        return sorted(p for p in self.backup_dir.glob("library-*.sqlite") if _regular_file(p))
 
     def backup_if_due(self) -> Path | None:
         existing = self.backups()
@@ -716,16 +899,23 @@ class Store:
         fails is deleted and the error raised, and nothing is rotated out: old backups
         go only after a new verified one exists, which is then the newest kept (the
         newest `BACKUPS_KEPT` are kept). Leftover `.partial` files of a backup that was
-        interrupted (a crash) are removed once they are old.
+        interrupted (a crash) are removed once they are old. The `.partial` is created
+        new (a link planted at its name is not followed) and has no journal file.
         """
+        check_own_files(self.db_path)  # the backups folder is no planted link
         self.backup_dir.mkdir(parents=True, exist_ok=True)
         self._remove_stale_partials()
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
         target = self.backup_dir / f"library-{stamp}-{reason}.sqlite"
         partial = target.with_suffix(".partial")
         try:
+            os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644))
+        except OSError as exc:
+            raise self._backup_failed(exc.strerror or str(exc)) from exc
+        try:
             dest = sqlite3.connect(partial)
             try:
+                dest.execute("PRAGMA journal_mode = MEMORY")
                 self.conn.backup(dest)
                 result = dest.execute("PRAGMA integrity_check").fetchone()[0]
             finally:
@@ -734,11 +924,7 @@ class Store:
             partial.unlink(missing_ok=True)
             mapped = self._user_error(exc)
             if isinstance(mapped, SidecarWriteError):
-                raise SidecarWriteError(
-                    f"The backup of {self.db_path} could not be written to {self.backup_dir} "
-                    f"({exc}); the library itself is unchanged. Free some space or check the "
-                    "drive; the next backup is tried later."
-                ) from exc
+                raise self._backup_failed(str(exc)) from exc
             raise mapped or exc from exc
         if result != "ok":
             partial.unlink(missing_ok=True)
@@ -753,10 +939,17 @@ class Store:
         log.info("Backed up sidecar to %s", target)
         return target
 
+    def _backup_failed(self, detail: str) -> SidecarWriteError:
+        return SidecarWriteError(
+            f"The backup of {self.db_path} could not be written to {self.backup_dir} "
+            f"({detail}); the library itself is unchanged. Free some space or check the "
+            "drive; the next backup is tried later."
+        )
+
     def _remove_stale_partials(self) -> None:
         for partial in self.backup_dir.glob("library-*.partial"):
             with contextlib.suppress(OSError):
-                if _now() - partial.stat().st_mtime > STALE_PARTIAL_S:
+                if _now() - partial.lstat().st_mtime > STALE_PARTIAL_S:
                     partial.unlink()
 
     def integrity_ok(self) -> bool:
