@@ -66,6 +66,16 @@ def _wait_option(p: argparse.ArgumentParser, *, waits: bool) -> None:
     )
 
 
+def _links_option(p: argparse.ArgumentParser) -> None:
+    """`--follow-links`: the `library.follow_links_outside` setting for one run."""
+    p.add_argument(
+        "--follow-links",
+        action="store_true",
+        help="also follow symbolic links that lead out of the folder (never into /proc, "
+        "/sys or /dev); default: such links are reported and passed over",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="albumtagger",
@@ -85,12 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(p)
     p.add_argument("--scan-only", action="store_true", help="only scan and read, no tagging")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
+    _links_option(p)
     _wait_option(p, waits=True)
 
     p = sub.add_parser("watch", help="keep the folder tagged until interrupted")
     _folder(p)
     _model_options(p)
     p.add_argument("--poll", action="store_true", help="poll instead of filesystem events")
+    _links_option(p)
     _wait_option(p, waits=True)
 
     p = sub.add_parser("tags", help="list photos with their tags")
@@ -270,6 +282,11 @@ def _explicit_model_fields(args: argparse.Namespace) -> set[str]:
     return given | env
 
 
+def _links(args: argparse.Namespace) -> dict[str, bool | None]:
+    """`--follow-links` as a change to the library settings (None: as the settings say)."""
+    return {"follow_links_outside": args.follow_links or None}
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
@@ -414,13 +431,9 @@ def _session(
         )
 
 
-EXIT_INTERRUPTED = 3
-"""Exit status of an `index` that stopped before the end (the reason is on stderr)."""
-
-
 def cmd_index(args: argparse.Namespace) -> int:
     show = _progress_printer("Tagging")
-    with _session(args, create=True) as session:
+    with _session(args, create=True, library=_links(args)) as session:
         if not session.library.sidecar_in_folder:
             print(
                 f"{session.root} is read-only; its library is kept in {session.db_path}",
@@ -430,16 +443,11 @@ def cmd_index(args: argparse.Namespace) -> int:
             if progress.total:
                 show(progress)
         summary = session.index_summary
-        assert summary is not None
-        offline = summary.tagging.cancelled and not session.library.is_online()
+    assert summary is not None
     if args.json:
         _print_json(summary.as_dict())
     else:
         print(summary.describe())
-    if summary.tagging.cancelled:
-        why = "the folder went offline (missing or unreadable)" if offline else "cancelled"
-        print(f"albumtagger: index stopped early: {why}; run it again to finish.", file=sys.stderr)
-        return EXIT_INTERRUPTED
     return 1 if summary.offline else 0
 
 
@@ -459,7 +467,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     watch = {"watch": {"force_polling": True}} if args.poll else {}
-    with _session(args, create=True, on_event=tell, **watch) as session:
+    with _session(args, create=True, on_event=tell, library=_links(args), **watch) as session:
         print(f"Watching {session.root} (Ctrl-C to stop)", file=sys.stderr)
         while not stopping[0]:
             session.watch_step(1.0)

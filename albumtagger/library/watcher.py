@@ -13,6 +13,11 @@ against the filesystem: a moved photo keeps its row (and so its tags), a created
 that is gone again is ignored, a deleted path that exists is not marked missing, and
 nothing is written at all while the root is offline.
 
+The watcher does not follow symbolic links to folders (inotify does not, and polling
+looks at the links themselves): the reconcile scans cover what lies behind them. A
+settled photo or a new folder is taken only where the scan would follow it
+(`scanner.link_refusal`).
+
 The watcher never dies silently: a handler error is logged and the observer goes on;
 `is_alive()` tells when the observer died (`restart()` brings it back and asks for a
 full rescan); when inotify limits are hit or the folder is on a filesystem that gives
@@ -49,12 +54,12 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
-from watchdog.observers.polling import PollingObserver
+from watchdog.observers.polling import PollingObserverVFS
 
 from albumtagger.library.db.store import PhotoRow
 from albumtagger.library.folder import Library
 from albumtagger.library.images import PHOTO_SUFFIXES
-from albumtagger.library.scanner import UNREADABLE, storable, walk
+from albumtagger.library.scanner import UNREADABLE, link_refusal, storable, walk
 
 log = logging.getLogger(__name__)
 
@@ -249,11 +254,13 @@ class FolderWatcher:
         quiet_seconds: float = 1.0,
         force_polling: bool = False,
         poll_seconds: float = 5.0,
+        follow_links_outside: bool = False,
     ) -> None:
         self.root = Path(root).absolute()
         self.quiet_seconds = max(0.0, float(quiet_seconds))
         self.force_polling = force_polling
         self.poll_seconds = max(0.1, float(poll_seconds))
+        self.follow_links_outside = follow_links_outside
         self.polling = False
         """True when the observer polls instead of getting events from the OS."""
         self.fallback_reason: str | None = None
@@ -350,7 +357,9 @@ class FolderWatcher:
         return Observer()
 
     def _start_polling(self) -> BaseObserver:
-        observer = PollingObserver(timeout=self.poll_seconds)
+        # lstat: the snapshots do not go through links to folders (a link to / would
+        # have every poll walk the whole disk), as inotify does not.
+        observer = PollingObserverVFS(os.lstat, os.scandir, polling_interval=self.poll_seconds)
         observer.schedule(_Handler(self), self._watched, recursive=True)
         observer.start()
         return observer
@@ -620,13 +629,13 @@ class FolderWatcher:
             ]
         if new_dirs:
             self._add_folders(new_dirs, now)
-        looks = [(rel, at, _signature(self.root / rel)) for rel, at in due]
+        looks = [(rel, at, self._look(rel)) for rel, at in due]
         with self._lock:
             for rel, at, signature in looks:
                 entry = self._touched.get(rel)
                 if entry is None or entry.last_event != at:
                     continue  # a newer event came in meanwhile: keep waiting
-                if signature is None:  # gone (or not a file): nothing to read
+                if signature is None:  # gone, not a file, or not to be followed
                     del self._touched[rel]
                     continue
                 if entry.signature != signature:
@@ -638,12 +647,25 @@ class FolderWatcher:
         out.settled.sort()
         return out
 
+    def _look(self, rel: str) -> tuple[int, int] | None:
+        """The file's signature, or None where the scan would not take it (gone, not a
+        file, or behind a link it does not follow)."""
+        path = self.root / rel
+        if link_refusal(os.path.realpath(path), self._watched, self.follow_links_outside):
+            return None
+        return _signature(path)
+
     def _add_folders(self, folders: Iterable[str], now: float) -> None:
         """A new folder (created, or moved in): every photo in it is a touched file."""
         found: list[str] = []
         for rel in dict.fromkeys(folders):
             problems: list[tuple[str, str]] = []
-            found.extend(f"{rel}/{entry.path}" for entry in walk(self.root / rel, problems))
+            found.extend(
+                entry.path
+                for entry in walk(
+                    self.root, problems, start=rel, follow_links_outside=self.follow_links_outside
+                )
+            )
         if not found:
             return
         with self._lock:

@@ -122,6 +122,7 @@ class FolderKeeper:
             quiet_seconds=w.quiet_seconds,
             force_polling=w.force_polling,
             poll_seconds=w.poll_seconds,
+            follow_links_outside=settings.library.follow_links_outside,
         )
         self.summary = WatchSummary()
         self.offline = False
@@ -294,7 +295,8 @@ class FolderKeeper:
     def _reconcile(self, *, initial: bool = False, periodic: bool = False) -> None:
         """Scan the whole folder (the truth), then tag what is pending."""
         token = LinkedCancel(self.cancel)
-        report: ScanReport = run_to_end(scan(self.library, token))
+        follow = self.settings.library.follow_links_outside
+        report: ScanReport = run_to_end(scan(self.library, token, follow_links_outside=follow))
         self.summary.scans += 1
         self.last_reconcile = time.monotonic()
         if report.offline:
