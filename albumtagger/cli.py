@@ -431,6 +431,10 @@ def _session(
         )
 
 
+EXIT_INTERRUPTED = 3
+"""Exit status of an `index` that stopped before the end (the reason is on stderr)."""
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     show = _progress_printer("Tagging")
     with _session(args, create=True, library=_links(args)) as session:
@@ -443,11 +447,16 @@ def cmd_index(args: argparse.Namespace) -> int:
             if progress.total:
                 show(progress)
         summary = session.index_summary
-    assert summary is not None
+        assert summary is not None
+        offline = summary.tagging.cancelled and not session.library.is_online()
     if args.json:
         _print_json(summary.as_dict())
     else:
         print(summary.describe())
+    if summary.tagging.cancelled:
+        why = "the folder went offline (missing or unreadable)" if offline else "cancelled"
+        print(f"albumtagger: index stopped early: {why}; run it again to finish.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 1 if summary.offline else 0
 
 

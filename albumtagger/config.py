@@ -87,11 +87,21 @@ class XmpSettings:
 
 
 @dataclass
+class LibrarySettings:
+    """How a photo folder is read."""
+
+    follow_links_outside: bool = False
+    """Follow symbolic links that lead out of the photo folder (off: such links are
+    reported and passed over). Never into /proc, /sys or /dev."""
+
+
+@dataclass
 class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     thresholds: ThresholdSettings = field(default_factory=ThresholdSettings)
     watch: WatchSettings = field(default_factory=WatchSettings)
     xmp: XmpSettings = field(default_factory=XmpSettings)
+    library: LibrarySettings = field(default_factory=LibrarySettings)
 
 
 def config_path() -> Path:

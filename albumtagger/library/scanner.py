@@ -87,18 +87,58 @@ def relative(root: Path, path: Path) -> str:
     return PurePosixPath(path.relative_to(root).as_posix()).as_posix()
 
 
-def walk(root: Path, problems: list[tuple[str, str]]) -> Iterator[FileEntry]:
-    """Photo files under `root`, depth first, sorted per folder.
+SYSTEM_FOLDERS = ("/proc", "/sys", "/dev")
+"""Never walked (kernel and device files, not photos), whatever the settings."""
 
-    Skips hidden files and folders (the sidecar among them); follows symbolic links
-    to folders once (a loop is reported, not followed); records folders and files
-    that cannot be read in `problems` and goes on.
+OUTSIDE_LINK = "link to a place outside the folder: not followed (see --follow-links)"
+
+
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def link_refusal(real: str, real_root: str, follow_outside: bool) -> str | None:
+    """Why the scan does not go to `real` (a resolved path), or None when it does.
+
+    Inside the root (`real_root`, resolved too) is always fine; outside it only with
+    `follow_outside`, and never into /proc, /sys or /dev (unless the root is there).
     """
+    for system in SYSTEM_FOLDERS:
+        if _within(real, system) and not _within(real_root, system):
+            return f"leads into {system}, a system folder: never followed"
+    if _within(real, real_root) or follow_outside:
+        return None
+    return OUTSIDE_LINK
+
+
+def walk(
+    root: Path,
+    problems: list[tuple[str, str]],
+    *,
+    follow_links_outside: bool = False,
+    start: str = ".",
+) -> Iterator[FileEntry]:
+    """Photo files under `root` (or its subfolder `start`), depth first, sorted per folder.
+
+    Skips hidden files and folders (the sidecar among them). Follows symbolic links to
+    folders and files that lead inside the root, and (with `follow_links_outside`)
+    outside it, never into a system folder (`link_refusal`). A folder is walked once,
+    by its real path where it has one (linked folders come last; a second way in, a
+    loop among them, is reported). Records links not followed and folders and files
+    that cannot be read in `problems`, and goes on.
+    """
+    real_root = os.path.realpath(root)
+    top = root / start
     visited: set[tuple[int, int]] = set()
-    stack: list[Path] = [root]
-    while stack:
-        folder = stack.pop()
+    stack: list[tuple[Path, str]] = [(top, os.path.realpath(top))]
+    linked: list[tuple[Path, str]] = []
+    while stack or linked:
+        folder, real_folder = stack.pop() if stack else linked.pop(0)
         rel_folder = "." if folder == root else relative(root, folder)
+        refusal = link_refusal(real_folder, real_root, follow_links_outside)
+        if refusal is not None:
+            problems.append((rel_folder, refusal))
+            continue
         try:
             st = folder.stat()
         except OSError as exc:
@@ -136,10 +176,15 @@ def walk(root: Path, problems: list[tuple[str, str]]) -> Iterator[FileEntry]:
                 else:
                     problems.append((relative(root, path), f"cannot read: {exc.strerror or exc}"))
                 continue
+            is_link = entry.is_symlink()
+            real = os.path.realpath(path) if is_link else os.path.join(real_folder, entry.name)
             if stat.S_ISDIR(est.st_mode):
-                subfolders.append(path)
+                (linked if is_link else subfolders).append((path, real))
             elif path.suffix.lower() in images.PHOTO_SUFFIXES:
-                if stat.S_ISREG(est.st_mode):
+                refusal = link_refusal(real, real_root, follow_links_outside)
+                if refusal is not None:
+                    problems.append((relative(root, path), refusal))
+                elif stat.S_ISREG(est.st_mode):
                     yield FileEntry(relative(root, path), est.st_size, est.st_mtime_ns)
                 else:
                     problems.append(
@@ -162,9 +207,11 @@ def _under(path: str, folders: list[str]) -> bool:
 
 
 def scan(
-    library: Library, cancel: CancelToken | None = None
+    library: Library, cancel: CancelToken | None = None, *, follow_links_outside: bool = False
 ) -> Generator[ScanProgress, None, ScanReport]:
     """Bring the sidecar in line with the folder; yields progress, returns a report.
+
+    Links are followed as `walk` says (`follow_links_outside`: also out of the folder).
 
     An offline root (missing, unreadable, or a mount point without our sidecar) changes
     nothing. Photos under a folder that could not be read are not marked missing.
@@ -188,7 +235,7 @@ def scan(
                     store.mark_changed(row.id, entry.size, entry.mtime_ns)
         pending_writes.clear()
 
-    for entry in walk(library.root, report.problems):
+    for entry in walk(library.root, report.problems, follow_links_outside=follow_links_outside):
         if cancel is not None and cancel.cancelled:
             flush()
             return report

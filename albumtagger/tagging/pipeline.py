@@ -612,7 +612,8 @@ def index_steps(
     # photos can be browsed and tagged by hand meanwhile.
     with store.transaction() if atomic else contextlib.nullcontext():
         vocabulary.seed_vocabulary(store)
-        summary.scan = run_to_end(scan(library, cancel))
+        follow = settings.library.follow_links_outside
+        summary.scan = run_to_end(scan(library, cancel, follow_links_outside=follow))
         if summary.scan.offline:
             summary.offline = True
             return summary

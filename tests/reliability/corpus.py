@@ -276,8 +276,13 @@ def build_corpus(root: Path, *, outside: Path) -> list[Entry]:
     # --- links, permissions, special files ---------------------------------------------
     outside.mkdir(parents=True, exist_ok=True)
     (outside / "elsewhere.jpg").write_bytes(_jpeg(21))
-    os.symlink(outside / "elsewhere.jpg", root / "link-to-photo.jpg")
-    entries.append(Entry("symbolic link to a photo", "link-to-photo.jpg", "ok"))
+    os.symlink(outside / "elsewhere.jpg", root / "link-out.jpg")
+    entries.append(
+        Entry("symbolic link to a photo outside", "link-out.jpg", "problem:outside the folder")
+    )
+    photo("photo a symbolic link points to", "linked/target.jpg")
+    os.symlink("linked/target.jpg", root / "link-to-photo.jpg")
+    entries.append(Entry("symbolic link to a photo inside", "link-to-photo.jpg", "ok"))
     os.symlink(root, root / "loop")
     entries.append(Entry("symbolic link loop (folder)", "loop", "problem:symbolic link loop"))
     os.symlink(root / "self.jpg", root / "self.jpg")
