@@ -23,8 +23,9 @@ What runs, all in one process and one run (so the figures compare):
 - memory: RSS after 200 and after 2,000 photos through `index_folder` with the golden
   checkpoint (a subprocess, so the 2B model's memory does not count).
 
-Keys (rates in photos per second; "main dtype" is what `dtype = auto` picks on this CPU:
-bfloat16 with fast bfloat16 instructions, else float32):
+Keys (rates in photos per second; "main dtype" is the floating-point dtype for this CPU:
+bfloat16 with fast bfloat16 instructions, else float32; `dtype = auto` itself picks int8
+where `int8_decision` says it wins):
 - photos_per_s[dtype][budget]: the pipeline; flops_per_photo[budget];
   matmul_flops_per_s[dtype] (best of before and after);
 - efficiency: achieved FLOP/s over the matmul rate, main dtype, CPU budget (256 tokens);
@@ -42,10 +43,16 @@ bfloat16 with fast bfloat16 instructions, else float32):
 - first_pass_speedup: the pipeline's first pass over the pipeline at the published
   budget, both main dtype (the budget's gain alone);
 - batch_size[budget]: the automatic batch size the pipeline ran;
+- int8_decision: first-pass photos/s of float32, bfloat16 and int8 measured in this run
+  (bfloat16 where the CPU runs it natively; where it is emulated, the most its matmul
+  rate allows, `bfloat16_photos_per_s_at_most`), int8's lowest cosine to float32 on the
+  golden images and the 2B model, the quality bound (0.995), whether int8 wins (faster
+  than each, within the bound), what `dtype = auto` picks here and whether they agree;
 - rss_growth_mb, quality_golden, quality_2b_random, int8 keys, hours_for_10k_photos,
   cpu_flags, loadavg (the machine's 1-minute load before and after: other work running
   makes all rates noisy; the ratios come from turns taken close together).
-`--quick` (10 to 15 minutes on a 2-core CPU) uses fewer photos; run heavy with nice.
+`--quick` (10 to 15 minutes on a 2-core CPU) uses fewer photos; `--precision-only` runs
+just the int8 decision (a few minutes with `--quick`); run heavy with nice.
 """
 
 from __future__ import annotations
@@ -89,13 +96,16 @@ def make_folder(folder: Path, n: int) -> None:
         (folder / f"IMG_{i:04d}.jpg").write_bytes(camera_jpeg(seed=i))
 
 
-def unique_copies(folder: Path, n: int, size: tuple[int, int] = (1600, 1200)) -> None:
-    """n distinct files (a different JPEG comment each) from a few distinct photos."""
+def unique_copies(
+    folder: Path, n: int, size: tuple[int, int] = (1600, 1200), bases: list[bytes] | None = None
+) -> None:
+    """n distinct files (a different JPEG comment each) from a few distinct photos: `bases`
+    (JPEG files' bytes), else 8 of smooth noise at `size`."""
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
-    bases = []
-    for seed in range(8):
+    bases = list(bases or [])
+    for seed in range(0 if bases else 8):
         rng = np.random.default_rng(seed)
         pixels = rng.integers(0, 255, (size[1] // 16, size[0] // 16, 3), dtype=np.uint8)
         image = Image.fromarray(pixels).resize(size, Image.Resampling.BICUBIC)
@@ -177,6 +187,7 @@ def bench_2b(args, result: dict) -> None:
         prepare_resized,
         quantize_int8,
         select_device,
+        select_precision,
         target_size,
     )
     from albumtagger.tagging.pipeline import default_batch_size
@@ -211,7 +222,7 @@ def bench_2b(args, result: dict) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="albumtagger-throughput-"))
     folder_a, folder_b = tmp / "a", tmp / "b"
     make_folder(folder_a, args.photos)
-    make_folder(folder_b, args.published)
+    make_folder(folder_b, 0 if args.precision_only else args.published)
 
     def run(dtype_name: str, folder: Path, label: str) -> tuple[float, dict, np.ndarray]:
         low, high = budgets[label]
@@ -264,27 +275,35 @@ def bench_2b(args, result: dict) -> None:
     rates = {main: [matmul_rate(device, main_dtype, 3.0)["flops_per_s"]]}
     photos_per_s: dict[str, dict[str, float]] = {main: {}}
     vec: dict[tuple[str, str], dict] = {}
-    tag_matrix = None
-    warm = pil_processor(*budgets["first_pass"])
-    naive_embed(model, tokenizer, paths_a[0].read_bytes(), budgets["first_pass"], warm)
-    for label in ("first_pass", "cpu"):
-        k = args.naive_photos if label == "first_pass" else max(1, args.naive_photos // 2)
-        naive_runs[label] = [naive_rate(label, paths_a[:k])]
-        photos_per_s[main][label], vec[(main, label)], tag_matrix = run(main, folder_a, label)
-        naive_runs[label].append(naive_rate(label, paths_a[-k:]))
-    for label in ("first_pass", "cpu", "published"):
-        rate, vecs, _ = run(main, folder_b, label)
-        vec.setdefault((main, label), {}).update(vecs)
-        if label == "published":
-            photos_per_s[main][label] = rate
-    naive_runs["published"] = [naive_rate("published", paths_b[:1])]
-    result["quality_2b_random"] = budget_quality(vec, main, tag_matrix)
-    naive = {label: max(runs) for label, runs in naive_runs.items()}
-    result["naive_photos_per_s"] = naive
-    result["naive_photos_per_s_runs"] = naive_runs
-    rates[main].append(matmul_rate(device, main_dtype, 3.0)["flops_per_s"])
+    if args.precision_only:
+        photos_per_s[main]["first_pass"], vec[(main, "first_pass")], _ = run(
+            main, folder_a, "first_pass"
+        )
+    else:
+        tag_matrix = None
+        warm = pil_processor(*budgets["first_pass"])
+        naive_embed(model, tokenizer, paths_a[0].read_bytes(), budgets["first_pass"], warm)
+        for label in ("first_pass", "cpu"):
+            k = args.naive_photos if label == "first_pass" else max(1, args.naive_photos // 2)
+            naive_runs[label] = [naive_rate(label, paths_a[:k])]
+            photos_per_s[main][label], vec[(main, label)], tag_matrix = run(main, folder_a, label)
+            naive_runs[label].append(naive_rate(label, paths_a[-k:]))
+        for label in ("first_pass", "cpu", "published"):
+            rate, vecs, _ = run(main, folder_b, label)
+            vec.setdefault((main, label), {}).update(vecs)
+            if label == "published":
+                photos_per_s[main][label] = rate
+        naive_runs["published"] = [naive_rate("published", paths_b[:1])]
+        result["quality_2b_random"] = budget_quality(vec, main, tag_matrix)
+        naive = {label: max(runs) for label, runs in naive_runs.items()}
+        result["naive_photos_per_s"] = naive
+        result["naive_photos_per_s_runs"] = naive_runs
+        rates[main].append(matmul_rate(device, main_dtype, 3.0)["flops_per_s"])
 
-    labels = ["first_pass"] if args.quick else ["first_pass", "cpu"]
+    # The precisions at the first pass, in turns on the same photos: float32, bfloat16
+    # (where the CPU runs it natively; elsewhere it is emulated, about 40x slower than
+    # float32, so only its matmul rate is measured) and dynamic int8.
+    labels = ["first_pass"] if args.quick or args.precision_only else ["first_pass", "cpu"]
     if fast_bf16:
         model.float()
         rates["float32"] = [matmul_rate(device, torch.float32, 3.0)["flops_per_s"]]
@@ -294,10 +313,13 @@ def bench_2b(args, result: dict) -> None:
             photos_per_s["float32"][label], vec[("float32", label)], _ = run(
                 "float32", folder_a, label
             )
-        # What a person loading the model with transformers' defaults (float32) gets.
-        result["naive_photos_per_s_float32"] = {
-            "first_pass": naive_rate("first_pass", paths_a[: max(1, args.naive_photos // 2)])
-        }
+        if not args.precision_only:
+            # What a person loading the model with transformers' defaults (float32) gets.
+            result["naive_photos_per_s_float32"] = {
+                "first_pass": naive_rate("first_pass", paths_a[: max(1, args.naive_photos // 2)])
+            }
+    else:
+        rates["bfloat16"] = [matmul_rate(device, torch.bfloat16, 1.0)["flops_per_s"]]
     if not args.no_int8:
         quantize_int8(model)
         _fresh_library_dirs(tmp)
@@ -317,9 +339,19 @@ def bench_2b(args, result: dict) -> None:
             for d in photos_per_s
             if d != "int8"
         }
+        result["int8_decision"] = int8_decision(
+            result,
+            photos_per_s,
+            bfloat16_bound=None
+            if fast_bf16
+            else max(rates["bfloat16"]) / flops["first_pass"]["flops"],
+            auto_picks=select_precision("auto", device),
+        )
     result["photos_per_s"] = photos_per_s
     result["matmul_flops_per_s"] = {k: max(v) for k, v in rates.items()}
     result["matmul_flops_per_s_before_after"] = rates
+    if args.precision_only:
+        return
     best = photos_per_s[main]
     result["achieved_flops_per_s"] = {
         d: {label: r * flops[label]["flops"] for label, r in per.items()}
@@ -345,6 +377,44 @@ def bench_2b(args, result: dict) -> None:
         "first_pass_plus_refine": 1e4 / best["first_pass"] / 3600 + 1e4 / best["cpu"] / 3600,
         "published_budget": 1e4 / best["published"] / 3600,
     }
+
+
+QUALITY_BOUND = 0.995
+"""Cosine to float32 a precision must keep (golden images and the 2B random model)."""
+
+
+def int8_decision(
+    result: dict,
+    photos_per_s: dict[str, dict[str, float]],
+    bfloat16_bound: float | None,
+    auto_picks: str,
+) -> dict:
+    """Whether int8 wins on this CPU at the first pass (faster than every other precision
+    measured, cosine to float32 within `QUALITY_BOUND`), and what `dtype = auto` picks."""
+    rates = {d: per["first_pass"] for d, per in photos_per_s.items() if "first_pass" in per}
+    if bfloat16_bound is not None:
+        rates["bfloat16"] = None  # emulated here: its matmul rate bounds it, see below
+    cosines = {
+        "2b_random": result.get("int8_cosine_to_float32_2b_min"),
+        "golden": result.get("quality_golden", {}).get("int8_cosine_to_float32_min"),
+    }
+    known = [c for c in cosines.values() if c is not None]
+    faster = all(
+        rates["int8"] > rate for d, rate in rates.items() if d != "int8" and rate is not None
+    ) and (bfloat16_bound is None or rates["int8"] > bfloat16_bound)
+    wins = faster and bool(known) and min(known) >= QUALITY_BOUND
+    out = {
+        "first_pass_photos_per_s": rates,
+        "int8_cosine_to_float32_min": cosines,
+        "quality_bound": QUALITY_BOUND,
+        "int8_wins": wins,
+        "auto_picks": auto_picks,
+        "auto_agrees": (auto_picks == "int8") == wins,
+    }
+    if bfloat16_bound is not None:
+        out["bfloat16_photos_per_s_at_most"] = bfloat16_bound
+        out["bfloat16_note"] = "emulated on this CPU: not run, bounded by its matmul rate"
+    return out
 
 
 def _fresh_library_dirs(tmp: Path) -> None:
@@ -417,11 +487,26 @@ def golden_quality() -> dict:
             "cosine_min": float(cos.min()),
             "top3_tags_changed_share": changed / len(images),
         }
-    int8 = GmeEncoder(str(GOLDEN), device="cpu", dtype="int8").embed_images(images)
+    out.update(golden_precision_cosines(images))
+    return out
+
+
+def golden_precision_cosines(images: list | None = None) -> dict:
+    """Lowest cosine to float32 of int8 and bfloat16 image vectors, golden checkpoint."""
+    from PIL import Image, ImageOps
+
+    from albumtagger.tagging.encoder import GmeEncoder
+
+    if images is None:
+        images = [
+            ImageOps.exif_transpose(Image.open(p)).convert("RGB")
+            for p in sorted((GOLDEN.parent / "images").iterdir())
+        ]
     ref = GmeEncoder(str(GOLDEN), device="cpu", dtype="float32").embed_images(images)
-    out["int8_cosine_to_float32_min"] = float((int8 * ref).sum(1).min())
-    bf16 = GmeEncoder(str(GOLDEN), device="cpu", dtype="bfloat16").embed_images(images)
-    out["bfloat16_cosine_to_float32_min"] = float((bf16 * ref).sum(1).min())
+    out = {}
+    for precision in ("int8", "bfloat16"):
+        got = GmeEncoder(str(GOLDEN), device="cpu", dtype=precision).embed_images(images)
+        out[f"{precision}_cosine_to_float32_min"] = float((got * ref).sum(1).min())
     return out
 
 
@@ -469,6 +554,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quality-photos", type=int, default=-1)
     parser.add_argument("--rss-photos", type=int, nargs=2, default=[200, 2000])
     parser.add_argument("--no-int8", action="store_true")
+    parser.add_argument(
+        "--precision-only",
+        action="store_true",
+        help="only the int8 decision: float32, bfloat16 and int8 at the first pass, and "
+        "their cosine to float32 (golden and 2B); a few minutes",
+    )
     parser.add_argument("--skip-2b", action="store_true")
     parser.add_argument("--skip-memory", action="store_true", help="no RSS or golden runs")
     parser.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
@@ -495,7 +586,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     result["loadavg"] = {"before": os.getloadavg()[0]}
     start = time.perf_counter()
-    if not args.skip_memory:
+    if args.precision_only:
+        result["quality_golden"] = golden_precision_cosines()
+    elif not args.skip_memory:
         memory_and_golden(args, result)
     if not args.skip_2b:
         bench_2b(args, result)
