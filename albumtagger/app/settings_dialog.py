@@ -542,6 +542,16 @@ class SettingsDialog(QDialog):
         )
         form.addRow(self._error("xmp.write_on_change", "xmp.include_suggested"))
         self.xmp.toggled.connect(self.xmp_suggested.setEnabled)
+        self.follow_links = QCheckBox("Follow &links that lead out of the folder")
+        self._field("library.follow_links_outside", self.follow_links, "Follow links out")
+        form.addRow(self.follow_links)
+        form.addRow(
+            hint(
+                "Off: a symbolic link to a place outside the photo folder is passed over and "
+                "listed among the scan's problems. /proc, /sys and /dev are never walked. "
+                "Takes effect at the next look over the whole folder (Tag again, F5)."
+            )
+        )
         return page
 
     @staticmethod
@@ -579,6 +589,7 @@ class SettingsDialog(QDialog):
         self.xmp.setChecked(settings.xmp.write_on_change)
         self.xmp_suggested.setChecked(settings.xmp.include_suggested)
         self.xmp_suggested.setEnabled(settings.xmp.write_on_change)
+        self.follow_links.setChecked(settings.library.follow_links_outside)
         for combo, choices, label in (
             (self.device, DEVICES, self.device_hint),
             (self.dtype, PRECISIONS, self.dtype_hint),
@@ -610,6 +621,7 @@ class SettingsDialog(QDialog):
             fallback_tags=self.fallback_tags.value(),
         )
         s = replace_section(s, "watch", enabled=self.watch.isChecked())
+        s = replace_section(s, "library", follow_links_outside=self.follow_links.isChecked())
         return replace_section(
             s,
             "xmp",

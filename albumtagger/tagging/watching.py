@@ -296,6 +296,7 @@ class FolderKeeper:
         """Scan the whole folder (the truth), then tag what is pending."""
         token = LinkedCancel(self.cancel)
         follow = self.settings.library.follow_links_outside
+        self.watcher.follow_links_outside = follow  # the rule of the last scan (settings change)
         report: ScanReport = run_to_end(scan(self.library, token, follow_links_outside=follow))
         self.summary.scans += 1
         self.last_reconcile = time.monotonic()

@@ -49,6 +49,7 @@ def test_settings_round_trip_through_the_file(qtbot, tmp_path: Path) -> None:
     dialog.watch.setChecked(False)
     dialog.xmp.setChecked(True)
     dialog.xmp_suggested.setChecked(True)
+    dialog.follow_links.setChecked(True)
     with qtbot.waitSignal(dialog.saved) as saved:
         press(dialog, OK)
     assert not dialog.isVisible()
@@ -76,6 +77,7 @@ def test_settings_round_trip_through_the_file(qtbot, tmp_path: Path) -> None:
     )
     expected = replace_section(expected, "watch", enabled=False)
     expected = replace_section(expected, "xmp", write_on_change=True, include_suggested=True)
+    expected = replace_section(expected, "library", follow_links_outside=True)
     assert saved.args[0] == expected
     assert load_settings(path, environ={}) == expected
 
@@ -86,6 +88,7 @@ def test_settings_round_trip_through_the_file(qtbot, tmp_path: Path) -> None:
     assert again.max_tokens.value() == 512
     assert again.preference.currentData() == "recall"
     assert not again.watch.isChecked()
+    assert again.follow_links.isChecked()
     # OK without a change writes the same settings back
     press(again, OK)
     assert load_settings(path, environ={}) == expected
