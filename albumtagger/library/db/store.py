@@ -544,6 +544,26 @@ def _unblob(blob: bytes, dtype: str) -> np.ndarray:
     return np.frombuffer(blob, dtype=np.dtype(dtype))
 
 
+class _PerThread:
+    """Each thread's connection, by thread id: unlike `threading.local` it holds for a
+    thread Python did not start (a QThread gets a new thread state, and so would get a
+    new connection, each time Qt calls into Python)."""
+
+    def __init__(self) -> None:
+        self._conns: dict[int, sqlite3.Connection] = {}
+
+    @property
+    def conn(self) -> sqlite3.Connection | None:
+        return self._conns.get(threading.get_ident())
+
+    @conn.setter
+    def conn(self, conn: sqlite3.Connection | None) -> None:
+        if conn is None:
+            self._conns.pop(threading.get_ident(), None)
+        else:
+            self._conns[threading.get_ident()] = conn
+
+
 class Store:
     """Access to one library's sidecar database (writes, migrations, backups)."""
 
@@ -553,7 +573,7 @@ class Store:
         self.db_path = Path(db_path)
         self.backup_dir = self.db_path.parent / BACKUP_DIR
         self._backups = backups
-        self._local = threading.local()
+        self._local = _PerThread()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         self._closed = False
@@ -743,7 +763,7 @@ class Store:
                 with contextlib.suppress(sqlite3.Error):
                     conn.close()
             self._all.clear()
-        self._local = threading.local()
+        self._local = _PerThread()
         self._closed = True
 
     def __enter__(self) -> Store:
