@@ -53,16 +53,21 @@ def _folder(p: argparse.ArgumentParser) -> None:
     p.add_argument("folder", type=Path, help="the photo folder")
 
 
+SHORT_WAIT_S = 10.0
+"""How long a short command waits for another albumtagger's unit of work by default."""
+
+
 def _wait_option(p: argparse.ArgumentParser, *, waits: bool) -> None:
-    """`--wait`: how long to wait for another albumtagger working on the library."""
+    """`--wait`: how long to wait for another albumtagger working on the library (each
+    unit of work waits that long: a watch or the app holds it only while it works)."""
     if waits:
         text = "wait at most this long for another albumtagger working on the library "
         text += "(default: as long as it takes; 0: refuse at once)"
     else:
-        text = "wait this long for another albumtagger working on the library "
-        text += "(default 0: refuse at once)"
+        text = "wait at most this long for another albumtagger working on the library "
+        text += f"(default {SHORT_WAIT_S:g}; 0: refuse at once)"
     p.add_argument(
-        "--wait", type=float, metavar="SECONDS", default=None if waits else 0.0, help=text
+        "--wait", type=float, metavar="SECONDS", default=None if waits else SHORT_WAIT_S, help=text
     )
 
 
@@ -308,14 +313,13 @@ def _printable(text: str) -> str:
 
 def _open(folder: Path, *, create: bool = False, write: argparse.Namespace | None = None):
     """The library of `folder` (a `Library`): to read, or with `write` (the command's
-    arguments, for `--wait`) holding the one-writer lock."""
+    arguments, for `--wait`) to write, in units of work (`Library.writing`)."""
     from albumtagger.library.folder import WriteAccess, open_library
 
     access = None
     if write is not None:
         access = WriteAccess(getattr(write, "wait", 0.0), _tell_waiting)
-    with _busy_hint():
-        return open_library(folder, data_dir(), create=create, write=access)
+    return open_library(folder, data_dir(), create=create, write=access)
 
 
 def _tell_waiting(holder: Any) -> None:
@@ -328,14 +332,16 @@ def _tell_waiting(holder: Any) -> None:
 
 
 @contextlib.contextmanager
-def _busy_hint() -> Iterator[None]:
+def _busy_hint(args: argparse.Namespace) -> Iterator[None]:
     """A refusal because another albumtagger holds the library says how to wait."""
     from albumtagger.library.lock import LibraryBusyError
 
     try:
         yield
     except LibraryBusyError as exc:
-        hint = f"{exc} Or give --wait SECONDS to wait for it."
+        if not hasattr(args, "wait"):
+            raise
+        hint = f"{exc} Or give --wait SECONDS to wait longer for it."
         raise LibraryBusyError(hint, exc.holder) from None
 
 
@@ -407,28 +413,27 @@ def _session(
     write: bool = True,
     **changes,
 ):
-    """The library's session (its own model unless told); one that writes holds the
-    library's one-writer lock, waiting for it as `--wait` says."""
+    """The library's session (its own model unless told); one that writes takes the
+    library's writer lock for each unit of work, waiting for it as `--wait` says."""
     from albumtagger.library.thumbnails import ThumbnailCache
     from albumtagger.session import LibrarySession
 
     settings = _settings(args)
     for section, values in changes.items():
         settings = replace_section(settings, section, **values)
-    with _busy_hint():
-        return LibrarySession(
-            args.folder,
-            settings,
-            data_dir=data_dir(),
-            on_event=on_event,
-            explicit_model=_explicit_model_fields(args),
-            create=create,
-            thumbnails=ThumbnailCache(),
-            backup=backup,
-            write=write,
-            wait=getattr(args, "wait", 0.0),
-            on_wait=_tell_waiting,
-        )
+    return LibrarySession(
+        args.folder,
+        settings,
+        data_dir=data_dir(),
+        on_event=on_event,
+        explicit_model=_explicit_model_fields(args),
+        create=create,
+        thumbnails=ThumbnailCache(),
+        backup=backup,
+        write=write,
+        wait=getattr(args, "wait", 0.0),
+        on_wait=_tell_waiting,
+    )
 
 
 EXIT_INTERRUPTED = 3
@@ -711,7 +716,7 @@ def cmd_export_xmp(args: argparse.Namespace) -> int:
     from albumtagger.library.xmp import XmpWriteError, export_xmp
 
     suggested = args.suggested or _settings(args).xmp.include_suggested
-    with _open(args.folder, write=args) as library:
+    with _open(args.folder, write=args) as library, library.writing():
         try:
             report = export_xmp(library, include_suggested=suggested, style=args.style)
             failure = None
@@ -735,7 +740,7 @@ def cmd_export_xmp(args: argparse.Namespace) -> int:
 def cmd_cleanup(args: argparse.Namespace) -> int:
     from albumtagger.library.xmp import remove_sidecars
 
-    with _open(args.folder, write=args) as library:
+    with _open(args.folder, write=args) as library, library.writing():
         missing = [r.path for r in library.store.photos(statuses=("missing",))]
         sidecars = remove_sidecars(library, missing)
         removed = library.store.remove_missing()
@@ -897,7 +902,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         args.folder = None
     try:
-        return COMMANDS[command](args)
+        with _busy_hint(args):
+            return COMMANDS[command](args)
     except UsageError as exc:
         print(f"albumtagger {command}: {exc}", file=sys.stderr)
         return 2

@@ -5,8 +5,10 @@ changes a library goes through it: indexing and watching as short steps (a batch
 time, so other requests are answered in between), corrections and undo, vocabulary
 edits; search and "more like this" run over vectors held in memory. After every commit
 it reports what changed through a plain callback (`albumtagger.events`), so a caller
-can follow exactly the photos that changed. Use a session from one thread; `pause`,
-`resume` and `cancel` may be called from any thread. No Qt here.
+can follow exactly the photos that changed. Each change is a unit of work holding the
+library's writer lock (`unit`), so other processes write in between; what they commit
+is noticed (`refresh`) and reported as a change of every photo. Use a session from one
+thread; `pause`, `resume` and `cancel` may be called from any thread. No Qt here.
 """
 
 from __future__ import annotations
@@ -29,10 +31,13 @@ from albumtagger.events import (
     JobProgress,
     ModelStatus,
     Notice,
+    PhotosChanged,
+    TagsChanged,
+    VocabularyChanged,
     from_store_changes,
 )
 from albumtagger.library.folder import WriteAccess, open_library
-from albumtagger.library.lock import Holder
+from albumtagger.library.lock import Holder, LibraryBusyError
 from albumtagger.library.scanner import CancelToken, LinkedCancel
 from albumtagger.library.thumbnails import ThumbnailCache
 from albumtagger.tagging.encoder import QUERY_INSTRUCTION
@@ -85,14 +90,14 @@ class LibrarySession:
         wait: float | None = 0.0,
         on_wait: Callable[[Holder], None] | None = None,
     ) -> None:
-        """`write`: take the library's one-writer lock (held until `close`); a session
-        opened only to read (search, listings) leaves it alone. `wait`: how long to wait
-        for another process that holds it (0: raise `LibraryBusyError` at once; None:
-        as long as it takes), with `on_wait(holder)` told when the waiting starts.
-        `encoder_loader`: loads the model on first use (the app shares one between its
-        libraries)."""
+        """`write`: take the library's writer lock to open it and for each unit of work;
+        a session opened only to read (search, listings) leaves it alone. `wait`: how
+        long to wait for another process that holds it (0: raise `LibraryBusyError` at
+        once; None: as long as it takes), with `on_wait(holder)` told when the waiting
+        starts (default: a `Notice`). `encoder_loader`: loads the model on first use
+        (the app shares one between its libraries)."""
         self._on_event = on_event
-        access = WriteAccess(wait, on_wait) if write else None
+        access = WriteAccess(wait, on_wait or self._tell_waiting) if write else None
         self.library = open_library(
             root, data_dir or config.data_dir(), create=create, write=access
         )
@@ -119,6 +124,8 @@ class LibrarySession:
         self._texts: OrderedDict[str, np.ndarray] = OrderedDict()
         self._xmp_due: set[int] = set()
         self.store.listen(self._store_changed)
+        self._data_version = self.store.tags_key()[1]
+        self.library.on_taken = self.refresh
         self._backup_thread: threading.Thread | None = None
         if backup:
             self._backup_thread = threading.Thread(
@@ -148,6 +155,35 @@ class LibrarySession:
                 self._tagger._forget_policy()  # another writer decided: decisions differ
         for event in from_store_changes(changes):
             self._emit(event)
+
+    def _tell_waiting(self, holder: Holder) -> None:
+        who = holder.describe()
+        self._emit(
+            Notice("info", f"Another albumtagger is working on this library ({who}); waiting")
+        )
+
+    def unit(self) -> contextlib.AbstractContextManager[None]:
+        """One unit of work: the library's writer lock, held until the block ends
+        (nested units are part of the outer one); waits as the session was opened to."""
+        return self.library.writing()
+
+    def refresh(self) -> bool:
+        """Notice what other processes committed since (a CLI correction beside the app):
+        decisions and vectors built from the library are dropped, and every photo, its
+        tags and the vocabulary are reported changed. True if there was anything. Cheap
+        when there was not (one PRAGMA): a long-running caller calls it when idle, and
+        each unit of work calls it when it takes the lock."""
+        version = self.store.tags_key()[1]
+        if version == self._data_version:
+            return False
+        self._data_version = version
+        self._tagger = None
+        self._vectors = None
+        self._stale_vectors.clear()
+        ids = tuple(self.store.photo_ids())
+        for event in (PhotosChanged(ids, "status"), TagsChanged(ids), VocabularyChanged()):
+            self._emit(event)
+        return True
 
     def _backup(self) -> None:
         try:
@@ -216,7 +252,7 @@ class LibrarySession:
                     self._keeper = None
             if refit:
                 self._tagger = None
-                with self._own():
+                with self.unit(), self._own():
                     redecided = len(self.tagger().redecide())
                 self.write_xmp()
         m, enc = self.settings.model, self._encoder
@@ -246,11 +282,14 @@ class LibrarySession:
 
         due, self._xmp_due = sorted(self._xmp_due), set()
         try:
-            export_xmp(
-                self.library,
-                include_suggested=self.settings.xmp.include_suggested,
-                photo_ids=due,
-            )
+            with self.unit():
+                export_xmp(
+                    self.library,
+                    include_suggested=self.settings.xmp.include_suggested,
+                    photo_ids=due,
+                )
+        except LibraryBusyError:
+            self._xmp_due.update(due)  # written with the next change
         except XmpWriteError as exc:
             self._emit(Notice("warning", str(exc)))
 
@@ -328,7 +367,9 @@ class LibrarySession:
 
     def watch_step(self, max_seconds: float = 0.5) -> bool:
         """Keep the folder tagged for about `max_seconds` (or one batch of the model);
-        starts watching on the first call. True if there was work."""
+        starts watching on the first call. True if there was work. Each piece of work
+        is a unit of its own; what other processes committed is noticed first."""
+        self.refresh()
         if self._keeper is None:
             self._keeper = FolderKeeper(
                 self.library,
@@ -366,38 +407,42 @@ class LibrarySession:
 
     def correct(self, photo_ids: Sequence[int], tag: str, action: str) -> list[Correction]:
         """Accept, reject, add or remove `tag` on these photos, all or none."""
-        paths = []
-        for pid in photo_ids:
-            row = self.store.photo(int(pid))
-            if row is None:
-                raise NotFoundError(f"Photo {pid} is not in the library any more.")
-            paths.append(row.path)
-        tagger = self.tagger()
-        with self._own(), self.store.transaction(durable=True):
-            results = [tagger.correct(path, tag, action) for path in paths]
+        with self.unit():
+            paths = []
+            for pid in photo_ids:
+                row = self.store.photo(int(pid))
+                if row is None:
+                    raise NotFoundError(f"Photo {pid} is not in the library any more.")
+                paths.append(row.path)
+            tagger = self.tagger()
+            with self._own(), self.store.transaction(durable=True):
+                results = [tagger.correct(path, tag, action) for path in paths]
         self.write_xmp()
         return results
 
     def answer(self, photo_id: int, tag: str, yes: bool) -> Correction:
         """A review answer: does `tag` apply to this photo?"""
-        row = self.store.photo(int(photo_id))
-        if row is None:
-            raise NotFoundError(f"Photo {photo_id} is not in the library any more.")
-        with self._own():
-            return self.tagger().answer(row.path, tag, yes)
+        with self.unit():
+            row = self.store.photo(int(photo_id))
+            if row is None:
+                raise NotFoundError(f"Photo {photo_id} is not in the library any more.")
+            with self._own():
+                return self.tagger().answer(row.path, tag, yes)
 
     def undo(self) -> Correction | None:
-        with self._own():
+        with self.unit(), self._own():
             result = self.tagger().undo()
         self.write_xmp()
         return result
 
     def add_tags(self, specs: Sequence[str]) -> VocabularyChange:
-        return self.tagger().add_tags(specs)
+        with self.unit():
+            return self.tagger().add_tags(specs)
 
     def remove_tags(self, names: Sequence[str]) -> VocabularyChange:
         """Remove tags from the vocabulary and from every photo (XMP sidecars follow)."""
-        change = self.tagger().remove_tags(names)
+        with self.unit():
+            change = self.tagger().remove_tags(names)
         self.write_xmp()
         return change
 
@@ -406,34 +451,38 @@ class LibrarySession:
 
     def rename_tag(self, old: str, new: str) -> VocabularyChange:
         """Rename a tag: the same tag (cells, answers, threshold, prompts) by a new name."""
-        change = self.tagger().rename_tag(old, new)
+        with self.unit():
+            change = self.tagger().rename_tag(old, new)
         self.write_xmp()
         return change
 
     def set_prompts(self, tag: str, prompts: Sequence[str]) -> VocabularyChange:
         """New prompts for a tag (averaged), re-scored from stored photo vectors: only the
         prompts go through the model, no photo is encoded again."""
-        change = self.tagger().set_prompts(tag, prompts)
+        with self.unit():
+            change = self.tagger().set_prompts(tag, prompts)
         self.write_xmp()
         return change
 
     def restore_default_vocabulary(self) -> VocabularyChange:
         """Add back missing default tags and give default tags their shipped prompts;
         the user's own tags stay."""
-        change = self.tagger().restore_default_vocabulary()
+        with self.unit():
+            change = self.tagger().restore_default_vocabulary()
         self.write_xmp()
         return change
 
     def import_vocabulary(self, path: Path | str) -> VocabularyChange:
         """Add the tags of a text file (one `name` or `name: prompt | prompt` a line)."""
-        change = self.tagger().import_vocabulary(path)
+        with self.unit():
+            change = self.tagger().import_vocabulary(path)
         self.write_xmp()
         return change
 
     def pin_threshold(self, tag: str, value: float | None) -> ThresholdChange:
         """Pin a tag's threshold by hand (None: give it back to learning); the tag is
         decided again across the library at once. Go back by pinning `previous_pin`."""
-        with self._own():
+        with self.unit(), self._own():
             change = self.tagger().pin_threshold(tag, value)
         self.write_xmp()
         return change

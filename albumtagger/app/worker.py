@@ -1,6 +1,8 @@
-"""The one long-lived worker: owns the `LibrarySession` (the library's only writer) on its
-own QThread and runs a loop of short steps (a request from the window, a batch of the
-index job, a watch step), so a correction or a search is answered between two batches.
+"""The one long-lived worker: owns the `LibrarySession` of a library on its own QThread and
+runs a loop of short steps (a request from the window, a batch of the index job, a watch
+step), so a correction or a search is answered between two batches. Each step that
+writes holds the library's writer lock only while it works, so a CLI command can write
+in between; what others commit is noticed on the next step and reported as events.
 
 The window talks to it through `WorkerHandle` (GUI thread): requests go by a queued
 signal; pause, resume and cancel go straight to the session (thread-safe), because a
@@ -27,6 +29,7 @@ from PySide6.QtCore import QCoreApplication, QObject, QThread, QTimer, Signal, S
 from albumtagger.config import Settings
 from albumtagger.errors import LibraryOfflineError, ModelError, UserError
 from albumtagger.events import Event, JobProgress
+from albumtagger.library.lock import LibraryBusyError
 from albumtagger.tagging.encoder_process import EncoderProcess
 from albumtagger.tagging.shared_model import EncoderPool
 from albumtagger.tagging.tagger import cyclic_gc_paused
@@ -39,6 +42,10 @@ IDLE_WATCH_MS = 300
 WATCH_STEP_S = 0.25
 MODEL_RETRY_S = 60.0
 """After the model failed to load, watching waits this long before trying again."""
+BUSY_WAIT_S = 2.0
+"""How long a step waits for another process working on the library (then the step is
+tried again later, and a request is answered with the other process named)."""
+BUSY_RETRY_S = 1.0
 
 
 # -- requests and replies ---------------------------------------------------------------
@@ -164,6 +171,7 @@ def default_session_factory(
         thumbnails=ThumbnailCache(),
         backup=backup,
         encoder_loader=ENCODERS.get,
+        wait=BUSY_WAIT_S,
     )
 
 
@@ -207,6 +215,8 @@ class Worker(QObject):
         self._was_idle: bool | None = None
         self._closed = False
         self._watch_retry_at = 0.0
+        self._reindex_at = 0.0
+        """When an index job stopped by another process's work is started again."""
 
     # -- life ---------------------------------------------------------------------------
 
@@ -317,10 +327,15 @@ class Worker(QObject):
                 self._serve(self._requests.popleft())
                 self._kick()
                 return
+            self._session.refresh()  # what other processes committed, as events
             if self._yielding():
                 self._kick(IDLE_WATCH_MS)
                 return
             paused = self.flags.paused.is_set()
+            if self._reindex_at and time.monotonic() >= self._reindex_at:
+                self._reindex_at = 0.0
+                if self._job is None and not self.flags.cancelled.is_set():
+                    self._job = iter(self._session.index(keep_scan=True))
             if self._job is not None and not paused:
                 self._job_step()
                 self._kick()
@@ -378,6 +393,12 @@ class Worker(QObject):
         except LibraryOfflineError as exc:
             self._job = None
             self.failed.emit("offline", str(exc), "")
+            return
+        except LibraryBusyError:
+            # Another process held the library longer than a step waits (the wait was
+            # told): the job starts again soon and goes on where the library stands.
+            self._job = None
+            self._reindex_at = time.monotonic() + BUSY_RETRY_S
             return
         except UserError as exc:
             self._job = None

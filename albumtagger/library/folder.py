@@ -3,10 +3,11 @@ there at all (a drive can be unplugged at any time)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from albumtagger.errors import LibraryOfflineError, SidecarError, UsageError, UserError
@@ -24,6 +25,20 @@ from albumtagger.library.safe_io import check_sidecar_folder
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class WriteAccess:
+    """How to take a library's writer lock: `wait` seconds (0: refuse at once; None: as
+    long as it takes), `on_wait(holder)` told when waiting starts, `command` recorded."""
+
+    wait: float | None = 0.0
+    on_wait: Callable[[Holder], None] | None = None
+    command: str | None = None
+
+
+_AS_OPENED = -1.0
+"""`Library.writing(wait=...)`: wait as the library was opened to."""
+
+
 @dataclass
 class Library:
     """An open library: the photo folder (`root`) and its `store`."""
@@ -32,8 +47,38 @@ class Library:
     store: Store
     sidecar_in_folder: bool
     writer: WriterLock | None = None
-    """The one-writer lock, held while the library is open for writing (None: opened
-    for reading only)."""
+    """The one-writer lock, taken for each unit of work (None: opened for reading only)."""
+    access: WriteAccess = field(default_factory=WriteAccess)
+    on_taken: Callable[[], None] | None = None
+    """Called each time a unit of work takes the lock (to notice others' commits)."""
+    _told: tuple[int | None, str] | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.writer is not None:
+            self.store.unit = self.writing  # a write outside a unit is a unit of its own
+
+    @contextlib.contextmanager
+    def writing(self, wait: float | None = _AS_OPENED) -> Iterator[None]:
+        """One unit of work: the writer lock is held until the block ends (re-entrant:
+        a nested unit is part of the outer one). `wait` as in `WriteAccess` (default:
+        as the library was opened); `LibraryBusyError` names the holder when it runs
+        out. A library opened only to read has no lock to take."""
+        if self.writer is None:
+            yield
+            return
+        if wait == _AS_OPENED:
+            wait = self.access.wait
+        with self.writer.hold(wait, self._waiting) as taken:
+            if taken and self.on_taken is not None:
+                self.on_taken()
+            yield
+
+    def _waiting(self, holder: Holder) -> None:
+        """Tell `access.on_wait` once per holder (a long wait is not told each time)."""
+        who = (holder.pid, holder.command)
+        if self.access.on_wait is not None and who != self._told:
+            self._told = who
+            self.access.on_wait(holder)
 
     def is_online(self) -> bool:
         """The root is there and readable, and (for an in-folder sidecar) still holds it.
@@ -52,11 +97,7 @@ class Library:
         return True
 
     def close(self) -> None:
-        try:
-            self.store.close()
-        finally:
-            if self.writer is not None:
-                self.writer.release()
+        self.store.close()
 
     def __enter__(self) -> Library:
         return self
@@ -69,38 +110,27 @@ def _writable(folder: Path) -> bool:
     return os.access(folder, os.W_OK | os.X_OK)
 
 
-@dataclass(frozen=True)
-class WriteAccess:
-    """How to take a library's writer lock: `wait` seconds (0: refuse at once; None: as
-    long as it takes), `on_wait(holder)` told when waiting starts, `command` recorded."""
-
-    wait: float | None = 0.0
-    on_wait: Callable[[Holder], None] | None = None
-    command: str | None = None
-
-
 def _open_store(
     db_path: Path, write: WriteAccess | None, fallback: bool = False
 ) -> tuple[Store, WriterLock | None]:
-    """The store at `db_path`, with its writer lock taken first when writing."""
-    lock = None
-    if write is not None:
-        lock = WriterLock(db_path.parent, write.command)
-        try:
-            lock.acquire(write.wait, write.on_wait)
-        except PermissionError as exc:
-            if not fallback:
-                raise SidecarError(
-                    f"Cannot create the lock file {lock.path} ({exc.strerror or exc}); "
-                    "check that the folder can be written."
-                ) from None
-            raise
+    """The store at `db_path`; when writing, opened (and migrated) holding its writer
+    lock, which is then free until the next unit of work."""
+    if write is None:
+        return Store(db_path), None
+    lock = WriterLock(db_path.parent, write.command)
+    try:
+        lock.acquire(write.wait, write.on_wait)
+    except PermissionError as exc:
+        if not fallback:
+            raise SidecarError(
+                f"Cannot create the lock file {lock.path} ({exc.strerror or exc}); "
+                "check that the folder can be written."
+            ) from None
+        raise
     try:
         return Store(db_path), lock
-    except BaseException:
-        if lock is not None:
-            lock.release()
-        raise
+    finally:
+        lock.release()
 
 
 def open_library(
@@ -113,9 +143,10 @@ def open_library(
     Raises `LibraryOfflineError` when the folder is missing and has no sidecar we can
     reach, and `UserError` when there is no library and `create` is false.
 
-    With `write`, the library's writer lock is taken before the sidecar is opened (and
-    migrated), and held until `Library.close`: a second writer waits or gets
-    `LibraryBusyError` naming the first. Without it, open only to read.
+    With `write`, the library's writer lock is taken while the sidecar is opened (and
+    migrated), then for each unit of work (`Library.writing`, which every transaction
+    takes): a second writer waits or gets `LibraryBusyError` naming the first. Without
+    it, open only to read.
     """
     root = Path(root).expanduser().absolute()
     if root.exists() and not root.is_dir():
@@ -150,6 +181,6 @@ def open_library(
 
 def _with_lock(
     db_path: Path, write: WriteAccess | None, in_folder: bool, *, fallback: bool = False
-) -> tuple[Store, bool, WriterLock | None]:
+) -> tuple[Store, bool, WriterLock | None, WriteAccess]:
     store, lock = _open_store(db_path, write, fallback)
-    return store, in_folder, lock
+    return store, in_folder, lock, write or WriteAccess()

@@ -1,12 +1,18 @@
-"""One writer per library: an OS-level lock beside the sidecar.
+"""One writer at a time per library: an OS-level lock beside the sidecar.
 
 `FOLDER/.albumtagger/writer.lock` is locked with `fcntl.flock` (POSIX) or
-`msvcrt.locking` (Windows) by the process that works on the library (indexing,
-watching, correcting, the app). The kernel drops the lock when that process ends in
-any way, SIGKILL and power loss included, so a lock left by a dead process is simply
-free: nothing needs to be cleaned up and no pid is trusted. The file also holds a
-small JSON record of the holder (pid, command, since when, host) for the message a
+`msvcrt.locking` (Windows) for each unit of work that writes the library (a batch of
+tagging, a correction, a vocabulary edit, ...), not for a process's whole life, so
+long-running writers (watch, the app) and short ones (a CLI correction) take turns.
+The kernel drops the lock when its process ends in any way, SIGKILL and power loss
+included, so a lock left by a dead process is simply free: nothing needs to be cleaned
+up and no pid is trusted. The file also holds a small JSON record of the holder (pid,
+command, since when, host), written each time the lock is taken, for the message a
 second writer shows; the record is only believed while the lock is actually held.
+
+The lock file is never followed through a link and never truncated: a `writer.lock`
+that is a symbolic link, a hard link or not a regular file is refused, so a link
+planted in a shared folder cannot make albumtagger overwrite another file.
 
 Readers (`tags`, `find`, `search`, the app's read queries) never take this lock.
 Where the filesystem cannot lock at all (some network shares), the writer goes on
@@ -16,13 +22,16 @@ without the lock and logs a warning: SQLite still keeps every write whole.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
 import socket
+import stat
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +43,10 @@ log = logging.getLogger(__name__)
 LOCK_NAME = "writer.lock"
 POLL_S = 0.2
 _RECORD_MAX = 4096
+"""The holder record's size: written padded to it in place, so the file is never
+truncated."""
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 _WIN_LOCK_OFFSET = 1 << 30
 """Windows locks a byte range that readers must not touch: lock one byte far past the
 holder record, so the record stays readable."""
@@ -62,7 +75,6 @@ if os.name == "nt":  # pragma: no cover - exercised on Windows only
         os.lseek(fd, 0, os.SEEK_SET)
 
 else:
-    import errno
     import fcntl
 
     def _try_lock(fd: int) -> bool:
@@ -127,11 +139,44 @@ def this_command() -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
+def _not_plain(path: Path, why: str) -> SidecarError:
+    return SidecarError(
+        f"The lock file {path} {why}; albumtagger does not write through it. Remove it "
+        "(albumtagger makes a new one), and check who else can write into this folder."
+    )
+
+
+def _open_lock_file(path: Path, flags: int) -> int:
+    """Open the lock file without following a link (O_NOFOLLOW, and without blocking on
+    a FIFO): a symbolic link, a hard link or anything but a regular file is refused."""
+    if path.is_symlink():
+        raise _not_plain(path, "is a symbolic link")
+    try:
+        fd = os.open(path, flags | _NOFOLLOW | _CLOEXEC, 0o644)
+    except OSError as exc:
+        if exc.errno == getattr(errno, "ELOOP", None):
+            raise _not_plain(path, "is a symbolic link") from None
+        raise
+    info = os.fstat(fd)
+    problem = None
+    if not stat.S_ISREG(info.st_mode):
+        problem = "is not a regular file"
+    elif info.st_nlink > 1:
+        problem = "has other names (a hard link)"
+    if problem is not None:
+        os.close(fd)
+        raise _not_plain(path, problem)
+    return fd
+
+
 def read_holder(path: Path) -> Holder | None:
     """The holder record in a lock file (None when there is none or it is unreadable)."""
     try:
-        with open(path, "rb") as f:
-            data = f.read(_RECORD_MAX)
+        fd = _open_lock_file(path, os.O_RDONLY)
+    except (OSError, SidecarError):
+        return None
+    try:
+        data = os.read(fd, _RECORD_MAX)
         record = json.loads(data.decode("utf-8"))
         return Holder(
             pid=int(record["pid"]) if record.get("pid") is not None else None,
@@ -139,8 +184,10 @@ def read_holder(path: Path) -> Holder | None:
             since=float(record["since"]) if record.get("since") is not None else None,
             host=str(record.get("host") or ""),
         )
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+    finally:
+        os.close(fd)
 
 
 class WriterLock:
@@ -148,6 +195,7 @@ class WriterLock:
 
     `acquire(wait=...)`: 0 refuses at once, a number of seconds waits that long, None
     waits as long as it takes. A refusal raises `LibraryBusyError` naming the holder.
+    `hold(...)` holds it for a block, re-entrant: one unit of work, nested units in it.
     """
 
     def __init__(self, sidecar_dir: Path, command: str | None = None) -> None:
@@ -156,17 +204,18 @@ class WriterLock:
         self._fd: int | None = None
         self.locked = False
         """True while this object holds the lock (False if the filesystem cannot lock)."""
+        self._threads = threading.RLock()
+        self._depth = 0
 
     # -- acquire / release ------------------------------------------------------------
 
     def _open(self) -> int:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
         try:
-            return os.open(self.path, flags, 0o644)
+            return _open_lock_file(self.path, os.O_RDWR | os.O_CREAT)
         except PermissionError:
             # A lock file we may not write (made by another user): we can still lock it.
-            return os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            return _open_lock_file(self.path, os.O_RDONLY)
 
     def holder(self) -> Holder | None:
         """Who holds the lock now: None when nobody does (a record left by a dead
@@ -177,7 +226,7 @@ class WriterLock:
             return None
         try:
             fd = self._open()
-        except OSError:
+        except (OSError, SidecarError):
             return read_holder(self.path)
         try:
             if _try_lock(fd):
@@ -234,21 +283,22 @@ class WriterLock:
             raise
         self._fd = fd
         self.locked = True
-        self._write_record(fd)
+        self._write_record(fd, time.time())
         return self
 
-    def _write_record(self, fd: int) -> None:
+    def _write_record(self, fd: int, since: float | None) -> None:
+        """The holder record (`since` None: blank), written in place at a fixed size."""
         record = {
             "pid": os.getpid(),
             "command": self.command,
-            "since": time.time(),
+            "since": since,
             "host": socket.gethostname(),
         }
-        data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")[:_RECORD_MAX]
+        text = json.dumps(record, ensure_ascii=False) if since is not None else ""
+        data = text.encode("utf-8")[: _RECORD_MAX - 1].ljust(_RECORD_MAX - 1) + b"\n"
         try:
             os.lseek(fd, 0, os.SEEK_SET)
             os.write(fd, data)
-            os.ftruncate(fd, len(data))
         except OSError as exc:  # a read-only lock file: the lock itself still holds
             log.debug("cannot write the holder record %s: %s", self.path, exc)
 
@@ -257,12 +307,35 @@ class WriterLock:
         if fd is None:
             return
         if self.locked:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)  # no record of a holder that is gone
+            self._write_record(fd, None)  # no record of a holder that is gone
             _unlock(fd)
         self.locked = False
         with contextlib.suppress(OSError):
             os.close(fd)
+
+    @contextlib.contextmanager
+    def hold(
+        self, wait: float | None = 0.0, on_wait: Callable[[Holder], None] | None = None
+    ) -> Iterator[bool]:
+        """Hold the lock for the block: taken by the outermost block of a thread (yields
+        True), part of it in nested blocks (False). Another thread of this process waits
+        its turn as another process would."""
+        if not self._threads.acquire(timeout=-1 if wait is None else max(0.0, wait)):
+            holder = Holder(os.getpid(), self.command, None, socket.gethostname())
+            raise LibraryBusyError(busy_message(self.path.parent, holder), holder)
+        try:
+            outermost = self._depth == 0
+            if outermost:
+                self.acquire(wait, on_wait)
+            self._depth += 1
+            try:
+                yield outermost
+            finally:
+                self._depth -= 1
+                if outermost:
+                    self.release()
+        finally:
+            self._threads.release()
 
     def __enter__(self) -> WriterLock:
         return self.acquire()

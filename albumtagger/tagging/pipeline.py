@@ -376,15 +376,19 @@ def tag_pending(
                     f.cancel()
                 break
             if others:
-                _write(store, tagger, others, None, report, imports)
+                with library.writing():  # picked and written in one unit: never twice
+                    _write(store, tagger, _still_pending(store, others), None, report, imports)
                 done += len(others)
             for batch in _batches(to_embed, batch_size):
                 if cancel is not None and cancel.cancelled:
                     report.cancelled = True
                     break
-                vectors = encoder.embed_prepared([it.prepared for it in batch])
-                _write(store, tagger, batch, vectors, report, imports, image_id, also)
-                known_hashes.update(it.read.content_hash for it in batch if it.read.content_hash)
+                with library.writing():  # picked, embedded and written in one unit
+                    mine = _still_pending(store, batch)  # another process may have done some
+                    if mine:
+                        vectors = encoder.embed_prepared([it.prepared for it in mine])
+                        _write(store, tagger, mine, vectors, report, imports, image_id, also)
+                known_hashes.update(it.read.content_hash for it in mine if it.read.content_hash)
                 done += len(batch)
                 elapsed = time.monotonic() - start
                 rate = done / elapsed if elapsed > 0 else None
@@ -532,6 +536,12 @@ def settle_decisions(tagger: Tagger, *, force: bool = False) -> bool:
     return True
 
 
+def _still_pending(store, items: list[_Item]) -> list[_Item]:
+    """Those of `items` whose photo still waits to be read (inside the unit of work that
+    writes them: another process may have tagged some since they were picked)."""
+    return [it for it in items if (row := store.photo(it.row.id)) and row.status == "pending"]
+
+
 def _write(
     store,
     tagger: Tagger,
@@ -610,7 +620,10 @@ def index_steps(
     yield Progress("scan", 0, 0)
     # atomic=False (the app): the scan is kept even when the model cannot be had, so the
     # photos can be browsed and tagged by hand meanwhile.
-    with store.transaction() if atomic else contextlib.nullcontext():
+    with (
+        contextlib.suppress(_LoadModelFirst),
+        store.transaction() if atomic else contextlib.nullcontext(),
+    ):
         vocabulary.seed_vocabulary(store)
         follow = settings.library.follow_links_outside
         summary.scan = run_to_end(scan(library, cancel, follow_links_outside=follow))
@@ -620,9 +633,23 @@ def index_steps(
         # Keywords given in other programs since the last run become the user's tags.
         summary.keywords = keywords.import_changed_sidecars(library)
         work = tag and needs_model(library, settings)
-        if work and encoder is None:
-            yield Progress("model", 0, 0)
-            encoder = encoder_factory() if encoder_factory else load_encoder(settings)
+        if work and encoder is None and atomic:
+            raise _LoadModelFirst  # the scan is rolled back: no lock is held while loading
+    if work and encoder is None:
+        yield Progress("model", 0, 0)
+        encoder = encoder_factory() if encoder_factory else load_encoder(settings)
+        if atomic:  # scan again, now with the model: all or nothing still
+            return (
+                yield from index_steps(
+                    library,
+                    settings,
+                    tag=tag,
+                    encoder=encoder,
+                    cancel=cancel,
+                    thumbnails=thumbnails,
+                    atomic=atomic,
+                )
+            )
     if not tag:
         summary.tagging = _read_only(library, cancel, summary.keywords)
         return summary
@@ -634,6 +661,10 @@ def index_steps(
         library, settings, encoder, cancel, thumbnails=thumbnails, imports=summary.keywords
     )
     return summary
+
+
+class _LoadModelFirst(Exception):
+    """An atomic index found work for the model before it was loaded."""
 
 
 def model_source(settings: Settings, encoder: GmeEncoder | None = None) -> dict[str, Any]:
@@ -748,7 +779,9 @@ def _read_only(
             report.cancelled = True
             break
         result = read_file(library.root, row, target_pixels=256 * 256)
-        with store.transaction():
+        with store.transaction():  # picked and written in one unit: never twice
+            if not _still_pending(store, [_Item(row, result, None)]):
+                continue
             apply_read(store, result, imports)
         report.damaged += result.error is not None
         report.gone += result.gone

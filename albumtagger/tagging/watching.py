@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from albumtagger.config import Settings
 from albumtagger.library.folder import Library
+from albumtagger.library.lock import LibraryBusyError
 from albumtagger.library.scanner import (
     CancelToken,
     LinkedCancel,
@@ -60,6 +61,8 @@ REFINE_RECHECK_S = 30.0
 """How long a folder with nothing to refine waits before looking again (a first pass
 that finishes looks at once)."""
 SILENT_PERIODS = 2
+BUSY_RETRY_S = 1.0
+"""After another process held the library too long for a step, try again this soon."""
 """Periodic scans in a row that find changes no event reported before polling instead."""
 
 
@@ -191,6 +194,13 @@ class FolderKeeper:
             return did
         except _Fatal as fatal:
             raise fatal.error from None
+        except LibraryBusyError:
+            # Another process holds the library a while (the wait was told): the step
+            # that could not start is done again shortly, with a scan for what it held.
+            self._job = None
+            self._retry_at = time.monotonic() + BUSY_RETRY_S
+            self.watcher.request_rescan()
+            return False
         except Exception as exc:
             self.summary.errors += 1
             self._job = None

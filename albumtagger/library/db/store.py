@@ -580,6 +580,8 @@ class Store:
         self._listener: Callable[[dict[str, set[int]]], None] | None = None
         self._changes: dict[str, set[int]] = {}
         self._tag_writes = 0
+        self.unit: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+        """The unit of work a transaction outside one takes (the library's writer lock)."""
         self.network_fs: str | None = None
         """The network filesystem holding the sidecar (None: a local disk)."""
         self._synchronous = "NORMAL"
@@ -786,23 +788,24 @@ class Store:
         if conn.in_transaction:
             yield conn
             return
-        if durable:  # SQLite takes the level only outside a transaction
-            conn.execute("PRAGMA synchronous = FULL")
-        try:
-            conn.execute("BEGIN IMMEDIATE")
+        with self.unit():  # the writer lock, unless the caller's unit holds it already
+            if durable:  # SQLite takes the level only outside a transaction
+                conn.execute("PRAGMA synchronous = FULL")
             try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                self._changes = {}
-                self._tag_writes += 1  # what was read inside the transaction is gone
-                self._abandon(conn)
-                raise
-        finally:
-            if durable:  # (a connection closed by `_abandon` is gone with its level)
-                with contextlib.suppress(sqlite3.Error):
-                    level = self._synchronous
-                    sqlite3.Connection.execute(conn, f"PRAGMA synchronous = {level}")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    self._changes = {}
+                    self._tag_writes += 1  # what was read inside the transaction is gone
+                    self._abandon(conn)
+                    raise
+            finally:
+                if durable:  # (a connection closed by `_abandon` is gone with its level)
+                    with contextlib.suppress(sqlite3.Error):
+                        level = self._synchronous
+                        sqlite3.Connection.execute(conn, f"PRAGMA synchronous = {level}")
         self._flush()
 
     def _abandon(self, conn: sqlite3.Connection) -> None:
@@ -1034,6 +1037,10 @@ class Store:
             f"SELECT {self._PHOTO_COLUMNS} FROM photos WHERE content_hash = ?", (content_hash,)
         )
         return [self._photo(r) for r in rows]
+
+    def photo_ids(self) -> list[int]:
+        """Every photo's id, in id order."""
+        return [int(r[0]) for r in self.conn.execute("SELECT id FROM photos ORDER BY id")]
 
     def pending_photos(self, limit: int | None = None, after_id: int = 0) -> list[PhotoRow]:
         """Photos waiting to be read (and tagged), in id order."""
