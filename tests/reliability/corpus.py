@@ -6,7 +6,6 @@ is (its kind) and what must come of it:
 - "ok": a photo, read and tagged;
 - "damaged:<words>": a photo row with status damaged and those words in its reason;
 - "problem:<words>": no photo row, reported by the scan (index --json scan.problems);
-- "skipped": not a photo row, and nothing blocked on it (links to devices);
 - "ignored": not considered at all (hidden, or not a photo file name).
 """
 
@@ -297,10 +296,9 @@ def build_corpus(root: Path, *, outside: Path) -> list[Entry]:
     entries.append(Entry("unreadable folder (mode 000)", "private", "problem:Permission denied"))
     os.mkfifo(root / "pipe.jpg")
     entries.append(Entry("FIFO named .jpg", "pipe.jpg", "problem:not a file"))
-    os.symlink("/dev/zero", root / "zeros.jpg")
-    entries.append(Entry("device file (/dev/zero) named .jpg", "zeros.jpg", "skipped"))
-    os.symlink("/dev/urandom", root / "urandom.png")
-    entries.append(Entry("device file (/dev/urandom) named .png", "urandom.png", "skipped"))
+    for device, name in (("/dev/zero", "zeros.jpg"), ("/dev/urandom", "urandom.png")):
+        os.symlink(device, root / name)
+        entries.append(Entry(f"link to {device} named like a photo", name, "problem:system folder"))
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(str(root / "socket.jpg"))
