@@ -3,9 +3,9 @@
 1. Golden: the golden checkpoint (tests/data/gme-golden) on the GPU, in float32 and in
    bfloat16, against the reference vectors of the published recipe: texts as queries and
    as documents, images from `resized/` and from the original files (albumtagger's own
-   decoding and resizing). Passes where the lowest cosine is >= `GOLDEN_BOUNDS` (float32
-   0.999: what the CPU gives from the original files, the only step that is not exact;
-   bfloat16 0.99: the CPU gives about 0.995).
+   decoding and resizing). Passes where the lowest cosine is >= `GOLDEN_BOUNDS`: float32
+   0.999 (the golden data's own bound for resizing once; the CPU gives 0.99999),
+   bfloat16 0.995 (the project's bound for any precision; the CPU gives 0.99995).
 2. Throughput: the full-size GME-2B architecture with random weights (speed does not
    depend on the values) in the GPU's automatic precision, through the real pipeline
    (`tag_pending`: reader threads, draft decoding, batches, the sidecar) at the published
@@ -15,7 +15,10 @@
    pipeline chose and the largest it ran, the GPU memory peak
    (`torch.cuda.max_memory_allocated`), and the GPU idle share: the part of the tagging
    time the model was not running a batch (waiting for decoded photos, and the sidecar
-   writes between batches), so at most what decoding costs the GPU.
+   writes between batches), so at most what decoding costs the GPU; `--readers N`
+   runs the pipeline with N reader threads instead of its own 2, to see whether they do
+   (a 12 MP JPEG takes about 0.15 s to decode and prepare on one core of the 2-core
+   development CPU: two readers make about 13 photos/s there).
 3. pass: the golden checks, and on a GPU the goals of an H100 (`GOALS`).
 
 `--dry-run` runs the same code on the CPU, small: the golden checks on the CPU, the
@@ -23,7 +26,7 @@ pipeline with the tiny golden architecture (random weights) on a few small JPEGs
 same keys, throughput goals not applied. The tests run it.
 
 Example: python benchmarks/gpu_check.py            (on a machine with a CUDA GPU)
-         python benchmarks/gpu_check.py --dry-run  (anywhere, about 20 s)
+         python benchmarks/gpu_check.py --dry-run  (anywhere; 30 s of CPU)
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from encoder_speed import build_model, make_config, matmul_rate, model_flops
 from encoder_throughput import GOLDEN, SMALL_VOCABULARY, run_pipeline, unique_copies
 
 GOLDEN_DATA = GOLDEN.parent
-GOLDEN_BOUNDS = {"float32": 0.999, "bfloat16": 0.99}
+GOLDEN_BOUNDS = {"float32": 0.999, "bfloat16": 0.995}
 """Lowest cosine to the reference vectors that passes, per precision."""
 GOALS = {"efficiency": 0.5, "photos_per_s": 25.0}
 """On an H100 at the published budget: >= 50% of the bfloat16 matmul rate, >= 25 photos/s."""
@@ -135,6 +138,7 @@ def throughput_check(args: argparse.Namespace, device: Any) -> dict:
 
     from albumtagger.config import Settings, replace_section
     from albumtagger.library.folder import open_library
+    from albumtagger.tagging import pipeline
     from albumtagger.tagging.encoder import (
         DEFAULT_MAX_IMAGE_TOKENS,
         DEFAULT_MIN_IMAGE_TOKENS,
@@ -146,6 +150,8 @@ def throughput_check(args: argparse.Namespace, device: Any) -> dict:
     )
     from albumtagger.tagging.pipeline import default_batch_size
 
+    if args.readers:
+        pipeline.READ_WORKERS = args.readers
     cuda = device.type == "cuda"
     low, high = DEFAULT_MIN_IMAGE_TOKENS, DEFAULT_MAX_IMAGE_TOKENS
     size = DRY_PHOTO_SIZE if args.dry_run else PHOTO_SIZE
@@ -215,6 +221,7 @@ def throughput_check(args: argparse.Namespace, device: Any) -> dict:
         "matmul_flops_per_s_before_after": rates,
         "efficiency": rate * flops_per_photo / matmul,
         "batch_size": batch_size,
+        "read_workers": pipeline.READ_WORKERS,
         "batch_size_max_run": max(timed.batches, default=0),
         "batches": len(timed.batches),
         "gpu_memory_peak_mb": peak / 2**20 if peak is not None else None,
@@ -228,6 +235,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true", help="on the CPU, small (for tests)")
     parser.add_argument("--photos", type=int, default=0, help="12 MP JPEGs (default 600)")
+    parser.add_argument(
+        "--readers",
+        type=int,
+        default=0,
+        help="photo reader threads (default: the pipeline's); where the GPU idles, does "
+        "decoding hold it back?",
+    )
     args = parser.parse_args(argv)
     args.photos = args.photos or (4 if args.dry_run else 600)
 
