@@ -60,7 +60,8 @@ DEVICES = {
 PRECISIONS = {
     "auto": (
         "Automatic",
-        "bfloat16 where the GPU or processor runs it natively, float32 elsewhere.",
+        "bfloat16 on a GPU; int8 weights on most processors (x86 without AMX), else "
+        "bfloat16 or float32. A library keeps the precision it was first tagged with.",
     ),
     "float32": ("float32", "Full precision: the reference tags, but the slowest and most memory."),
     "bfloat16": (
@@ -73,8 +74,8 @@ PRECISIONS = {
     ),
     "int8": (
         "int8 (processor only)",
-        "8-bit weights on the processor: about 1.4x bfloat16 and 5x float32 in speed, "
-        "nearly the same tags.",
+        "8-bit weights on the processor: about 2x to 4x float32 and 1.5x bfloat16 in "
+        "speed, nearly the same tags.",
     ),
 }
 COARSE = {"auto": "Automatic (on for the processor)", "on": "On", "off": "Off"}
