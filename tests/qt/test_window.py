@@ -561,10 +561,11 @@ def test_a_library_in_use_elsewhere_says_so(
 
     other = LibrarySession(indexed_folder, load_settings_for_test(), backup=False)
     try:
-        window = make_window()
-        window.open_folder(indexed_folder)
-        qtbot.waitUntil(lambda: "in use" in window.message_page.title.text(), timeout=30_000)
-        assert window.message_page.button.text() == "Try again"
+        with other.unit():  # another writer in the middle of a long unit of work
+            window = make_window()
+            window.open_folder(indexed_folder)
+            qtbot.waitUntil(lambda: "in use" in window.message_page.title.text(), timeout=30_000)
+            assert window.message_page.button.text() == "Try again"
     finally:
         other.close()
     with qtbot.waitSignal(window.library_opened, timeout=30_000):
