@@ -206,11 +206,15 @@ class WriterLock:
         """True while this object holds the lock (False if the filesystem cannot lock)."""
         self._threads = threading.RLock()
         self._depth = 0
+        self._opened = False
+        """Opened once: the folder is made only then (made again later, it would stand
+        where an unplugged drive was)."""
 
     # -- acquire / release ------------------------------------------------------------
 
     def _open(self) -> int:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self._opened:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             return _open_lock_file(self.path, os.O_RDWR | os.O_CREAT)
         except PermissionError:
@@ -250,10 +254,16 @@ class WriterLock:
         except PermissionError:
             raise  # the caller may keep the library elsewhere
         except OSError as exc:
+            if self._opened and isinstance(exc, FileNotFoundError):
+                # The folder went away (a drive unplugged): nobody can open the library
+                # there, and what was open notices it is offline.
+                log.warning("%s is gone; going on without the writer lock", self.path.parent)
+                return self
             raise SidecarError(
                 f"Cannot create the lock file {self.path} ({exc.strerror or exc}); check that "
                 "the folder can be written."
             ) from None
+        self._opened = True
         deadline = None if wait is None else time.monotonic() + max(0.0, wait)
         told: Holder | None = None
         try:
