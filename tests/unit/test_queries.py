@@ -285,6 +285,26 @@ def test_uses_the_review_index_when_the_sidecar_has_it(lib: Lib) -> None:
     assert any(REVIEW_INDEX in row[3] for row in plan)
 
 
+def test_counts_are_kept_until_another_connection_commits(q: LibraryQueries, lib: Lib) -> None:
+    beach = PhotoFilter(tags=(lib.tags["beach"],))
+    first, tags = q.quick_counts(beach), q.tag_counts(beach)
+    first.by_status["ok"] = 99  # a caller's copy: the kept counts stay as they were
+    with q._read() as conn:
+        reads = []
+        conn.set_trace_callback(reads.append)
+    again = q.quick_counts(PhotoFilter(tags=beach.tags, order="taken", descending=True))
+    counts = q.tag_counts(PhotoFilter(tags=beach.tags, order="name"))
+    with q._read() as conn:
+        conn.set_trace_callback(None)
+    assert again.by_status["ok"] == 2 and again.total == 2
+    assert counts == tags
+    assert not [sql for sql in reads if "COUNT" in sql]  # the same filter in another order
+    with Store(lib.db, backups=False) as store, store.transaction():
+        store.set_status([lib.ids["a"]], "missing")
+    assert q.quick_counts(beach).by_status == {"ok": 1, "damaged": 0, "missing": 1, "pending": 0}
+    assert q.quick_counts().missing == 2
+
+
 def test_read_only(q: LibraryQueries) -> None:
     with pytest.raises(sqlite3.OperationalError), q._read() as conn:
         conn.execute("DELETE FROM photos")

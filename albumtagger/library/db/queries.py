@@ -25,8 +25,9 @@ import itertools
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,9 @@ MIN_SCHEMA = 101
 
 BUSY_TIMEOUT_MS = 200
 """A WAL reader only waits in rare cases (the writer resetting the log, recovery)."""
+
+COUNTS_CACHE_SIZE = 32
+"""Filters whose counts are kept until another connection commits."""
 
 _CHUNK = 500
 _LIKE_ESCAPE = "\\"
@@ -316,6 +320,8 @@ class LibraryQueries:
         self.db_path = Path(db_path)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        self._counts: OrderedDict[tuple[str, PhotoFilter], Any] = OrderedDict()
+        self._counts_version: int | None = None
         if not self.db_path.is_file():
             raise SidecarError(
                 f"There is no library database at {self.db_path}. Open the folder in "
@@ -429,42 +435,68 @@ class LibraryQueries:
         with self._read() as conn:
             return int(conn.execute(sql, args).fetchone()[0])
 
+    def _counted(
+        self, kind: str, f: PhotoFilter, compute: Callable[[sqlite3.Connection, PhotoFilter], Any]
+    ) -> Any:
+        """Counts of a filter (any order), computed once per state of the library: kept
+        until another connection commits (`PRAGMA data_version` changes; nothing here
+        writes), so the window asking again after each read costs a PRAGMA."""
+        key = (kind, replace(f, order="path", descending=False))
+        with self._read() as conn:
+            version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+            if version != self._counts_version:
+                self._counts.clear()
+                self._counts_version = version
+            if key in self._counts:
+                self._counts.move_to_end(key)
+                return self._counts[key]
+            value = compute(conn, f)
+            self._counts[key] = value
+            if len(self._counts) > COUNTS_CACHE_SIZE:
+                self._counts.popitem(last=False)
+            return value
+
     def tag_counts(self, f: PhotoFilter | None = None) -> dict[int, int]:
         """Photos carrying each tag among those the filter matches (tags with none left out).
 
         One GROUP BY; with no filter it reads only the photo_tags_by_tag index.
         """
-        where, args = _where(f or PhotoFilter(), self._review_sql)
+        return dict(self._counted("tags", f or PhotoFilter(), self._tag_counts))
+
+    def _tag_counts(self, conn: sqlite3.Connection, f: PhotoFilter) -> dict[int, int]:
+        where, args = _where(f, self._review_sql)
         sql = f"SELECT tag_id, COUNT(*) FROM photo_tags WHERE {CARRIES_SQL}"
         if where:
             sql += f" AND photo_id IN (SELECT p.id FROM photos p WHERE {' AND '.join(where)})"
         sql += " GROUP BY tag_id"
-        with self._read() as conn:
-            return {int(t): int(n) for t, n in conn.execute(sql, args)}
+        return {int(t): int(n) for t, n in conn.execute(sql, args)}
 
     def quick_counts(self, f: PhotoFilter | None = None) -> QuickCounts:
         """Of the photos the filter matches: how many in all, untagged, needing review,
         and per status (so a filter on status ok counts no damaged photo)."""
-        where, args = _where(f or PhotoFilter(), self._review_sql)
+        counts = self._counted("quick", f or PhotoFilter(), self._quick_counts)
+        return replace(counts, by_status=dict(counts.by_status))
+
+    def _quick_counts(self, conn: sqlite3.Connection, f: PhotoFilter) -> QuickCounts:
+        where, args = _where(f, self._review_sql)
         base = "FROM photos p" + (" WHERE " + " AND ".join(where) if where else "")
         where_sql = " AND ".join(where)
-        with self._read() as conn:
-            by_status = {s: 0 for s in PHOTO_STATUSES}
-            by_status.update(
-                {
-                    str(s): int(n)
-                    for s, n in conn.execute(f"SELECT p.status, COUNT(*) {base} GROUP BY 1", args)
-                }
-            )
-            and_where = f" AND {where_sql}" if where else ""
-            untagged = conn.execute(
-                f"SELECT COUNT(*) FROM photos p WHERE {_untagged()}{and_where}", args
-            ).fetchone()[0]
-            review = conn.execute(
-                f"SELECT COUNT(*) FROM photos p WHERE p.id IN ({_review_ids(self._review_sql)})"
-                + and_where,
-                args,
-            ).fetchone()[0]
+        by_status = {s: 0 for s in PHOTO_STATUSES}
+        by_status.update(
+            {
+                str(s): int(n)
+                for s, n in conn.execute(f"SELECT p.status, COUNT(*) {base} GROUP BY 1", args)
+            }
+        )
+        and_where = f" AND {where_sql}" if where else ""
+        untagged = conn.execute(
+            f"SELECT COUNT(*) FROM photos p WHERE {_untagged()}{and_where}", args
+        ).fetchone()[0]
+        review = conn.execute(
+            f"SELECT COUNT(*) FROM photos p WHERE p.id IN ({_review_ids(self._review_sql)})"
+            + and_where,
+            args,
+        ).fetchone()[0]
         return QuickCounts(
             total=sum(by_status.values()),
             untagged=int(untagged or 0),
