@@ -67,7 +67,8 @@ READ_WORKERS = 2
 
 @dataclass(frozen=True)
 class Progress:
-    """How far a job is. `rate` is photos per second; `eta_s` the seconds left."""
+    """How far a job is. `rate` is photos per second; `eta_s` the seconds left; `model_s`
+    the seconds the job spent in the model so far."""
 
     phase: str
     done: int
@@ -75,6 +76,7 @@ class Progress:
     rate: float | None = None
     eta_s: float | None = None
     current: str = ""
+    model_s: float = 0.0
 
 
 @dataclass
@@ -124,7 +126,7 @@ class IndexSummary:
             )
         if t.cancelled:
             lines.append("Stopped early; run again to finish.")
-        lines.extend(f"Could not read {p}: {why}" for p, why in s.problems[:20])
+        lines.extend(f"Skipped {p}: {why}" for p, why in s.problems[:20])
         lines.extend(f"Keywords of {p}: {why}" for p, why in self.keywords.problems[:20])
         return "\n".join(lines)
 
@@ -342,6 +344,7 @@ def tag_pending(
         return content_hash in known_hashes
 
     done = 0
+    model_s = 0.0
     yield Progress(phase, 0, total)
     with ThreadPoolExecutor(
         READ_WORKERS, thread_name_prefix="albumtagger-read", initializer=_reader_thread_init
@@ -386,19 +389,21 @@ def tag_pending(
                 with library.writing():  # picked, embedded and written in one unit
                     mine = _still_pending(store, batch)  # another process may have done some
                     if mine:
+                        began = time.monotonic()
                         vectors = encoder.embed_prepared([it.prepared for it in mine])
+                        model_s += time.monotonic() - began
                         _write(store, tagger, mine, vectors, report, imports, image_id, also)
                 known_hashes.update(it.read.content_hash for it in mine if it.read.content_hash)
                 done += len(batch)
                 elapsed = time.monotonic() - start
                 rate = done / elapsed if elapsed > 0 else None
                 eta = (total - done) / rate if rate else None
-                yield Progress(phase, done, total, rate, eta, batch[-1].row.path)
+                yield Progress(phase, done, total, rate, eta, batch[-1].row.path, model_s)
             if report.cancelled:
                 for f in queue:
                     f.cancel()
                 break
-            yield Progress(phase, done, total, current=chunk[-1].row.path)
+            yield Progress(phase, done, total, current=chunk[-1].row.path, model_s=model_s)
     report.seconds = time.monotonic() - start
     if not report.cancelled and not settle_decisions(tagger, force=settle) and newly_scored:
         tagger.redecide()  # tags that were waiting for the model
@@ -483,6 +488,7 @@ def refine_steps(
     batch_size = default_batch_size(encoder, settings.model.batch_size)
     tagger = Tagger(store, settings, model_id=encoder.model_id, image_model_id=image_id)
     marker = np.zeros(0, dtype=np.float32)
+    model_s = 0.0
     yield Progress("refine", done, total)
     with ThreadPoolExecutor(
         READ_WORKERS, thread_name_prefix="albumtagger-refine", initializer=_reader_thread_init
@@ -502,7 +508,9 @@ def refine_steps(
                     batch.append((row, prepared))
             if not batch:
                 continue
+            began = time.monotonic()
             vectors = encoder.embed_prepared([p for _, p in batch])
+            model_s += time.monotonic() - began
             hashes = [row.content_hash or "" for row, _ in batch]
             with store.transaction():
                 store.put_embeddings(image_id, list(zip(hashes, vectors, strict=True)))
@@ -514,7 +522,7 @@ def refine_steps(
             elapsed = time.monotonic() - start
             rate = report.refined / elapsed if elapsed > 0 else None
             eta = (total - done) / rate if rate else None
-            yield Progress("refine", done, total, rate, eta, batch[-1][0].path)
+            yield Progress("refine", done, total, rate, eta, batch[-1][0].path, model_s)
         for f in futures:
             f.cancel()
     report.seconds = time.monotonic() - start

@@ -138,6 +138,9 @@ class FolderKeeper:
         self.thumbnails = thumbnails
         self._job: Generator[Progress, None, TagReport | RefineReport] | None = None
         self._refine_after = 0.0
+        self._refining = False
+        """The last refinement refined photos: look at the folder without waiting, so
+        the next one follows at once (unless there are changes)."""
         self._job_cancel: LinkedCancel | None = None
         self._job_checked = 0.0
         self._started = False
@@ -246,7 +249,7 @@ class FolderKeeper:
             self._announce_mode()
             self._reconcile()
             return True
-        changes = self.watcher.poll_changes(POLL_STEP_S)
+        changes = self.watcher.poll_changes(0.0 if self._refining else POLL_STEP_S)
         if self.cancel.cancelled:
             return False
         if changes.root_gone:
@@ -327,7 +330,7 @@ class FolderKeeper:
                 f"{report.returned} back, {report.missing} missing."
             )
         for path, why in report.problems[:20]:
-            self.say(f"Could not read {path}: {why}")
+            self.say(f"Skipped {path}: {why}")
         events = self.watcher.events_seen
         if events != self.events_at_reconcile:
             self.silent_periods = 0
@@ -384,6 +387,7 @@ class FolderKeeper:
         viewed, then the newest, first); `step` advances it a batch at a time. True if a
         refinement started."""
         now = time.monotonic()
+        self._refining = False
         if now < self._refine_after:
             return False
         store = self.library.store
@@ -418,6 +422,7 @@ class FolderKeeper:
         s = self.summary
         if isinstance(report, RefineReport):
             s.refined += report.refined
+            self._refining = report.refined > 0 and not report.cancelled
             if not report.refined:  # nothing could be refined now: do not spin
                 self._refine_after = time.monotonic() + REFINE_RECHECK_S
             return
