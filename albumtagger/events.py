@@ -43,7 +43,9 @@ class ThresholdsChanged(Event):
 
 @dataclass(frozen=True)
 class JobProgress(Event):
-    """How far a long job is. `rate` is photos per second, `eta_s` seconds left."""
+    """How far a long job is. `rate` is photos per second, `eta_s` seconds left in this
+    job; `tags_eta_s` and `refined_eta_s` the seconds until every photo of the library
+    has first-pass tags and until every photo is refined (see `tagging.progress`)."""
 
     job: str
     phase: str
@@ -53,6 +55,8 @@ class JobProgress(Event):
     eta_s: float | None = None
     paused: bool = False
     finished: bool = False
+    tags_eta_s: float | None = None
+    refined_eta_s: float | None = None
 
 
 @dataclass(frozen=True)

@@ -44,10 +44,13 @@ from albumtagger.tagging.encoder import QUERY_INSTRUCTION
 from albumtagger.tagging.pipeline import (
     IndexSummary,
     Progress,
+    first_pass_budget,
     index_steps,
     library_settings,
     load_encoder,
+    refinement_backlog,
 )
+from albumtagger.tagging.progress import TimeToTags
 from albumtagger.tagging.similarity import VectorIndex
 from albumtagger.tagging.tagger import (
     IMAGE_MODEL_ID_KEY,
@@ -116,6 +119,7 @@ class LibrarySession:
         self._job_cancel = LinkedCancel(self._closed)
         self._running = threading.Event()
         self._running.set()
+        self._time_to_tags = TimeToTags()
         self._tagger: Tagger | None = None
         self._own_write = False
         self._keeper: FolderKeeper | None = None
@@ -297,14 +301,16 @@ class LibrarySession:
 
     def pause(self) -> None:
         self._running.clear()
+        self._time_to_tags.pause()
 
     def resume(self) -> None:
         self._running.set()
+        self._time_to_tags.resume()
 
     def cancel(self) -> None:
         """Stop the running job at the next batch boundary."""
         self._job_cancel.cancel()
-        self._running.set()
+        self.resume()
 
     @property
     def paused(self) -> bool:
@@ -321,7 +327,7 @@ class LibrarySession:
         last: Progress | None = None
         for p in steps:
             last = p
-            event = JobProgress(job, p.phase, p.done, p.total, p.rate, p.eta_s)
+            event = self._progress_event(job, p)
             self._emit(event)
             yield event
             while not self._running.is_set() and not cancel.cancelled:
@@ -338,6 +344,21 @@ class LibrarySession:
         )
         self._emit(done)
         yield done
+
+    def _progress_event(self, job: str, p: Progress) -> JobProgress:
+        """`p` as an event, with the time left until every photo has tags and until
+        every photo is refined; the refinement backlog is counted as tagging starts."""
+        if p.done == 0 and p.phase in ("first pass", "tag") and self._encoder is not None:
+            image_id = self.store.get_setting(IMAGE_MODEL_ID_KEY)
+            unrefined = len(refinement_backlog(self.store, image_id)[0]) if image_id else 0
+            coarse = first_pass_budget(self.settings, self._encoder)
+            ratio = self._encoder.max_image_tokens / coarse[1] if coarse else 1.0
+            self._time_to_tags.set_backlog(unrefined, ratio)
+        self._time_to_tags.observe(p.phase, p.done, p.total, p.model_s)
+        tags, refined = self._time_to_tags.estimate()
+        return JobProgress(
+            job, p.phase, p.done, p.total, p.rate, p.eta_s, tags_eta_s=tags, refined_eta_s=refined
+        )
 
     # -- long jobs ------------------------------------------------------------------
 
@@ -377,9 +398,7 @@ class LibrarySession:
                 self._closed,
                 on_message=lambda text: self._emit(Notice("info", text)),
                 encoder=self._encoder,
-                on_progress=lambda p: self._emit(
-                    JobProgress("watch", p.phase, p.done, p.total, p.rate, p.eta_s)
-                ),
+                on_progress=lambda p: self._emit(self._progress_event("watch", p)),
                 encoder_factory=self.encoder,
                 thumbnails=self.thumbnails,
             )
