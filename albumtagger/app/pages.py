@@ -55,6 +55,22 @@ def progress_text(p: JobProgress) -> str:
     return " \u00b7 ".join(parts)
 
 
+def time_to_tags_text(p: JobProgress) -> str:
+    """When every photo will have tags, and when all will be refined: "Tags for all photos
+    in about 12 min; refined in about 2 h 5 min" ("" until there is an estimate)."""
+    tags, refined = p.tags_eta_s, p.refined_eta_s
+    if tags is None:
+        return ""
+    text = f"Tags for all photos in about {duration_text(tags)}" if tags else "All photos have tags"
+    if refined and refined > tags:
+        return f"{text}; refined in about {duration_text(refined)}"
+    return text if tags else ""
+
+
+ESTIMATE_WIDTH_TEXT = "Tags for all photos in about 59 min; refined in about 23 h 59 min"
+"""The estimate's slot is this wide, whatever it says, so nothing beside it moves."""
+
+
 class WelcomePage(QWidget):
     """No folder yet: what to do next, a button, recent folders, drop hint."""
 
@@ -288,6 +304,14 @@ class JobStatus(QWidget):
         self.label = QLabel("")
         self.label.setTextFormat(Qt.TextFormat.PlainText)
         self.label.setAccessibleName("What albumtagger is doing")
+        self.estimate = QLabel("")
+        self.estimate.setTextFormat(Qt.TextFormat.PlainText)
+        self.estimate.setAccessibleName("When all photos will be tagged")
+        self.estimate.setToolTip(
+            "From the photos per second so far (refining costs more per photo than the "
+            "first pass); time paused does not count"
+        )
+        self.estimate.setFixedWidth(self.fontMetrics().horizontalAdvance(ESTIMATE_WIDTH_TEXT))
         self.bar = QProgressBar()
         self.bar.setMaximumWidth(220)
         self.bar.setTextVisible(False)
@@ -301,6 +325,7 @@ class JobStatus(QWidget):
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.label)
+        row.addWidget(self.estimate)
         row.addWidget(self.bar)
         row.addWidget(self.pause_button)
         row.addWidget(self.cancel_button)
@@ -329,6 +354,8 @@ class JobStatus(QWidget):
             self.set_idle("Done" if p.job == "index" else "")
             return
         self.label.setText(progress_text(p))
+        self.estimate.setText(time_to_tags_text(p))
+        self.estimate.show()
         if p.total > 0:
             self.bar.setRange(0, p.total)
             self.bar.setValue(min(p.done, p.total))
@@ -341,6 +368,7 @@ class JobStatus(QWidget):
     def set_idle(self, text: str) -> None:
         self.running = False
         self.label.setText(text)
+        self.estimate.hide()
         self.bar.hide()
         self.cancel_button.hide()
         self.pause_button.setVisible(self.paused)
