@@ -442,15 +442,18 @@ class Tagger:
         """(photo ids, scores [photos x scored tags]) of every photo with a vector."""
         if self._scores is None or self._photo_ids is None:
             tags, tag_matrix = self._load_tags()
-            ids, vectors = (
-                self.store.photo_vectors(self.image_model_id, statuses=MATRIX_STATUSES)
-                if self.image_model_id
-                else (np.zeros(0, dtype=np.int64), np.zeros((0, 0), np.float32))
-            )
-            if len(ids) == 0 or tag_matrix.size == 0:
-                self._photo_ids, self._scores = ids, np.zeros((len(ids), len(tags)), np.float32)
+            model = self.image_model_id
+            if model and tag_matrix.size:
+                # Scored a block of vectors at a time, never all vectors in memory at once.
+                ids, scores = self.store.photo_scores(model, tag_matrix, MATRIX_STATUSES)
             else:
-                self._photo_ids, self._scores = ids, vectors @ tag_matrix.T
+                ids = (
+                    self.store.photo_vectors(model, statuses=MATRIX_STATUSES)[0]
+                    if model
+                    else np.zeros(0, dtype=np.int64)
+                )
+                scores = np.zeros((len(ids), len(tags)), np.float32)
+            self._photo_ids, self._scores = ids, scores
             self._forget_policy()
         return self._photo_ids, self._scores
 

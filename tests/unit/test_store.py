@@ -178,6 +178,27 @@ def test_undo_snapshot_puts_rows_back_exactly(tmp_path: Path) -> None:
         assert store.feedback() == [] and store.last_feedback() is None
 
 
+def test_scores_are_multiplied_a_block_of_vectors_at_a_time(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(store_mod, "VECTOR_BLOCK_ROWS", 3)
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(8, 16)).astype(np.float32)
+    tags = rng.normal(size=(5, 16)).astype(np.float32)
+    with Store(tmp_path / "lib.sqlite") as store:
+        with store.transaction():
+            for i, vec in enumerate(vectors):
+                pid = store.add_photo(f"p{i}.jpg", 1, 1)
+                store.record_read(pid, content_hash=f"h{i}", size=1, mtime_ns=1, width=2, height=3)
+                store.set_status([pid], "damaged" if i == 4 else "ok")
+                store.put_embeddings("m", [(f"h{i}", vec)])
+        ids, scores = store.photo_scores("m", tags)
+        want_ids, matrix = store.photo_vectors("m")
+        assert ids.tolist() == want_ids.tolist() and len(ids) == 7
+        assert scores.dtype == np.float32 and scores.shape == (7, 5)
+        np.testing.assert_allclose(scores, matrix @ tags.T, rtol=1e-6, atol=1e-6)
+        none_ids, none = store.photo_scores("other", tags)
+        assert none_ids.shape == (0,) and none.shape == (0, 5)
+
+
 def test_vectors_round_trip_and_one_connection_per_thread(tmp_path: Path) -> None:
     with Store(tmp_path / "lib.sqlite") as store:
         with store.transaction():

@@ -179,7 +179,13 @@ def test_new_photos_are_decided_without_a_pass_over_the_library(library, monkeyp
             full_loads.append(statuses)
         return real(model_id, statuses=statuses, photo_ids=photo_ids)
 
+    def scoring(model_id, tag_matrix, statuses=("ok",)):
+        full_loads.append(statuses)
+        return real_scores(model_id, tag_matrix, statuses)
+
+    real_scores = store.photo_scores
     monkeypatch.setattr(store, "photo_vectors", counting)
+    monkeypatch.setattr(store, "photo_scores", scoring)
     Tagger(store, Settings()).tag_photos([pid])
     assert full_loads == []
     assert store.photo(pid).status == "ok"

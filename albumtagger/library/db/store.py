@@ -1243,6 +1243,24 @@ class Store:
         Rows are converted straight into one preallocated matrix, so loading 100k
         vectors needs little more memory than the matrix itself.
         """
+        return self._vector_rows(model_id, statuses, photo_ids, None)
+
+    def photo_scores(
+        self, model_id: str, tag_matrix: np.ndarray, statuses: Sequence[str] = ("ok",)
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(photo ids, float32 [photos x tags] scores: each vector times `tag_matrix`.T)
+        of photos with a vector for this model, by id. Multiplied a block of vectors at
+        a time as they are read: no [photos x dim] matrix is held (6 GB at a million)."""
+        return self._vector_rows(model_id, statuses, None, np.asarray(tag_matrix, np.float32).T)
+
+    def _vector_rows(
+        self,
+        model_id: str,
+        statuses: Sequence[str],
+        photo_ids: Sequence[int] | None,
+        project: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Ids and vectors (or, with `project`, each block of vectors times it)."""
         sql = (
             f"SELECT p.id, e.dtype, e.dim, e.vector FROM photos p "
             f"JOIN embeddings e ON e.content_hash = p.content_hash AND e.model_id = ? "
@@ -1272,20 +1290,23 @@ class Store:
         n = 0
         for rows in batches:
             while block := rows.fetchmany(VECTOR_BLOCK_ROWS):
-                if matrix is None:
-                    matrix = np.empty((upper, int(block[0][2])), dtype=np.float32)
                 k = len(block)
                 ids[n : n + k] = [r[0] for r in block]
                 dtypes = {r[1] for r in block}
                 if len(dtypes) == 1:  # the usual case: one conversion per block
                     joined = b"".join(r[3] for r in block)
-                    matrix[n : n + k] = np.frombuffer(joined, dtype=dtypes.pop()).reshape(k, -1)
+                    vectors = np.frombuffer(joined, dtype=dtypes.pop()).reshape(k, -1)
                 else:
-                    for i, r in enumerate(block):
-                        matrix[n + i] = _unblob(r[3], r[1])
+                    vectors = np.stack([_unblob(r[3], r[1]) for r in block])
+                if project is not None:
+                    vectors = vectors.astype(np.float32) @ project
+                if matrix is None:
+                    matrix = np.empty((upper, vectors.shape[1]), dtype=np.float32)
+                matrix[n : n + k] = vectors
                 n += k
         if matrix is None:
-            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+            width = 0 if project is None else project.shape[1]
+            return np.zeros(0, dtype=np.int64), np.zeros((0, width), dtype=np.float32)
         return ids[:n].copy(), matrix[:n].copy() if n < upper else matrix
 
     # -- tags and their text vectors ---------------------------------------------
