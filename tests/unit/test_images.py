@@ -16,7 +16,7 @@ import pytest
 from PIL import Image, ImageFile, ImageOps, JpegImagePlugin
 
 from albumtagger.errors import ImageError, UserError
-from albumtagger.library import images
+from albumtagger.library import images, safe_io
 from albumtagger.library.images import (
     ALLOWED_FORMATS,
     MAX_IMAGE_PIXELS,
@@ -132,7 +132,7 @@ def test_read_photo_reads_the_file_once(tmp_path: Path, monkeypatch: pytest.Monk
     def no_path_open(*args: object, **kwargs: object) -> None:
         raise AssertionError("decoding must use the bytes already read")
 
-    monkeypatch.setattr(images.os, "open", counting_open)
+    monkeypatch.setattr(safe_io.os, "open", counting_open)  # photos are opened there
     monkeypatch.setattr(Image, "open", no_path_open)
     read_photo(path)
     assert opened == [path]
