@@ -50,8 +50,8 @@ def progress_text(p: JobProgress) -> str:
     parts = [f"{label} {p.done:,} / {p.total:,}"]
     if p.rate:
         parts.append(f"{p.rate:.1f} photos/s")
-    if p.eta_s is not None and p.done < p.total:
-        parts.append(f"about {duration_text(p.eta_s)} left")
+    if p.eta_s is not None and p.done < p.total and not time_to_tags_text(p):
+        parts.append(f"about {duration_text(p.eta_s)} left")  # else the estimate says it
     return " \u00b7 ".join(parts)
 
 
@@ -354,6 +354,8 @@ class JobStatus(QWidget):
             self.set_idle("Done" if p.job == "index" else "")
             return
         self.label.setText(progress_text(p))
+        # while a job runs the text only grows its room: what is beside it stays put
+        self.label.setMinimumWidth(max(self.label.minimumWidth(), self.label.sizeHint().width()))
         self.estimate.setText(time_to_tags_text(p))
         self.estimate.show()
         if p.total > 0:
@@ -368,6 +370,7 @@ class JobStatus(QWidget):
     def set_idle(self, text: str) -> None:
         self.running = False
         self.label.setText(text)
+        self.label.setMinimumWidth(0)
         self.estimate.hide()
         self.bar.hide()
         self.cancel_button.hide()
