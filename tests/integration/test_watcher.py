@@ -682,13 +682,7 @@ def test_golden_handler_error_does_not_stop_later_events(
         wait_until(lambda: _has_auto_tags(lib, "boom.jpg"), 30)  # the rescan finds it
 
 
-def _cli_uses_watching() -> bool:
-    cli = Path(__file__).resolve().parents[2] / "albumtagger" / "cli.py"
-    return "albumtagger.tagging.watching import watch_folder" in cli.read_text()
-
-
 @golden
-@pytest.mark.skipif(not _cli_uses_watching(), reason="cli.py does not import watching yet")
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_cli_watch_runs_headless_and_stops_cleanly(
     watch_root: Path, golden_env: dict[str, str], signum: int
