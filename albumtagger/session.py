@@ -48,7 +48,7 @@ from albumtagger.tagging.pipeline import (
     index_steps,
     library_settings,
     load_encoder,
-    refinement_backlog,
+    refinement_left,
 )
 from albumtagger.tagging.progress import TimeToTags
 from albumtagger.tagging.similarity import VectorIndex
@@ -349,9 +349,9 @@ class LibrarySession:
         """`p` as an event, with the time left until every photo has tags and until
         every photo is refined; the refinement backlog is counted as tagging starts."""
         if p.done == 0 and p.phase in ("first pass", "tag") and self._encoder is not None:
-            image_id = self.store.get_setting(IMAGE_MODEL_ID_KEY)
-            unrefined = len(refinement_backlog(self.store, image_id)[0]) if image_id else 0
             coarse = first_pass_budget(self.settings, self._encoder)
+            image_id = self.store.get_setting(IMAGE_MODEL_ID_KEY) if coarse else None
+            unrefined = refinement_left(self.store, image_id) if image_id else 0
             ratio = self._encoder.max_image_tokens / coarse[1] if coarse else 1.0
             self._time_to_tags.set_backlog(unrefined, ratio)
         self._time_to_tags.observe(p.phase, p.done, p.total, p.model_s)

@@ -427,17 +427,30 @@ def refinement_backlog(store, image_id: str) -> tuple[list[PhotoRow], int]:
     newest, one per content hash; how many first-pass vectors the library's photos have
     in all)."""
     rows = store.photos(statuses=("ok",))
-    hashes = sorted({r.content_hash for r in rows if r.content_hash})
-    coarse = store.embedding_hashes(image_id + FIRST_PASS_SUFFIX, hashes)
+    coarse, refined = _first_pass_hashes(store, image_id, rows)
     if not coarse:
         return [], 0
-    refined = store.embedding_hashes(image_id + REFINED_SUFFIX, sorted(coarse))
     todo: dict[str, PhotoRow] = {}
     views = store.view_counts()
     for row in sorted(rows, key=lambda r: (views.get(r.id, 0), r.mtime_ns, r.id), reverse=True):
         if row.content_hash in coarse and row.content_hash not in refined:
             todo.setdefault(row.content_hash, row)
     return list(todo.values()), len(coarse)
+
+
+def refinement_left(store, image_id: str) -> int:
+    """How many photos `refinement_backlog` holds, without ordering them."""
+    coarse, refined = _first_pass_hashes(store, image_id, store.photos(statuses=("ok",)))
+    return len(coarse - refined)
+
+
+def _first_pass_hashes(store, image_id: str, rows: list[PhotoRow]) -> tuple[set[str], set[str]]:
+    """(content hashes of `rows` with a first-pass vector, those of them refined)."""
+    hashes = sorted({r.content_hash for r in rows if r.content_hash})
+    coarse = store.embedding_hashes(image_id + FIRST_PASS_SUFFIX, hashes)
+    if not coarse:
+        return set(), set()
+    return coarse, store.embedding_hashes(image_id + REFINED_SUFFIX, sorted(coarse))
 
 
 def _read_for_refine(root, row: PhotoRow, budget: tuple[int, int]) -> PreparedImage | None:

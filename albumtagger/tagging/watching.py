@@ -39,7 +39,7 @@ from albumtagger.tagging.pipeline import (
     load_encoder,
     needs_model,
     refine_steps,
-    refinement_backlog,
+    refinement_left,
     settle_decisions,
     tag_pending,
 )
@@ -392,7 +392,7 @@ class FolderKeeper:
             return False
         store = self.library.store
         image_id = store.get_setting(IMAGE_MODEL_ID_KEY)
-        if not image_id or not refinement_backlog(store, image_id)[0]:
+        if not image_id or not refinement_left(store, image_id):
             self._refine_after = now + REFINE_RECHECK_S
             return False
         encoder, cancel = self._job_start()

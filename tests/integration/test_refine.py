@@ -25,6 +25,7 @@ from albumtagger.tagging.pipeline import (
     needs_model,
     refine_steps,
     refinement_backlog,
+    refinement_left,
 )
 from albumtagger.tagging.tagger import IMAGE_MODEL_ID_KEY, Tagger
 from tests.conftest import make_photo
@@ -74,6 +75,7 @@ def test_first_pass_then_refinement_keeps_user_decisions(
     assert len(coarse) == N and all(np.allclose(coarse[i], before[i], atol=1e-3) for i in coarse)
     backlog, total = refinement_backlog(store, image_id)
     assert total == N and [r.path for r in backlog] == [f"p{i:02d}.jpg" for i in reversed(range(N))]
+    assert refinement_left(store, image_id) == N
     # the photos looked at most come first, then the newest
     store.note_view(store.photo_by_path("p01.jpg").id)
     store.note_view(store.photo_by_path("p02.jpg").id)
@@ -102,6 +104,7 @@ def test_first_pass_then_refinement_keeps_user_decisions(
     progress = list(refine_steps(library, settings, encoder))
     assert progress[-1].done == progress[-1].total == N
     assert refinement_backlog(store, image_id) == ([], N)
+    assert refinement_left(store, image_id) == 0
     markers = _vectors(store, image_id + REFINED_SUFFIX)
     assert len(markers) == N and all(v.size == 0 for v in markers.values())  # no vector
     after = _vectors(store, image_id)
