@@ -416,7 +416,7 @@ def _session(
     """The library's session (its own model unless told); one that writes takes the
     library's writer lock for each unit of work, waiting for it as `--wait` says."""
     from albumtagger.library.thumbnails import ThumbnailCache
-    from albumtagger.session import LibrarySession
+    from albumtagger.service.session import LibrarySession
 
     settings = _settings(args)
     for section, values in changes.items():
@@ -549,7 +549,7 @@ def cmd_tags(args: argparse.Namespace) -> int:
 
 
 def _tag_ids(store, names: Sequence[str]) -> list[int]:
-    from albumtagger.tagging.vocabulary import clean_name
+    from albumtagger.library.tag_names import clean_name
 
     ids = []
     for name in names:
@@ -760,8 +760,8 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 def _embed_encoder(args: argparse.Namespace):  # -> GmeEncoder
     """The model as `embed` loads it: the settings' model, and the published recipe's
     image token budget unless one is given (not the CPU's own smaller default)."""
-    from albumtagger.tagging.encoder import DEFAULT_MAX_IMAGE_TOKENS, DEFAULT_MIN_IMAGE_TOKENS
-    from albumtagger.tagging.pipeline import load_encoder
+    from albumtagger.model.encoder import DEFAULT_MAX_IMAGE_TOKENS, DEFAULT_MIN_IMAGE_TOKENS
+    from albumtagger.model.loading import load_encoder
 
     settings = _settings(args)
     m = settings.model
@@ -776,7 +776,7 @@ def _embed_encoder(args: argparse.Namespace):  # -> GmeEncoder
 
 def cmd_embed(args: argparse.Namespace) -> int:
     from albumtagger.library.images import read_photo
-    from albumtagger.tagging.encoder import QUERY_INSTRUCTION
+    from albumtagger.model.encoder import QUERY_INSTRUCTION
 
     if not args.image and not args.text:
         raise UsageError("embed needs at least one --image FILE or --text T.")
@@ -801,8 +801,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 def cmd_match(args: argparse.Namespace) -> int:
     from albumtagger.library.images import read_photo
+    from albumtagger.model.encoder import QUERY_INSTRUCTION
     from albumtagger.tagging import matching
-    from albumtagger.tagging.encoder import QUERY_INSTRUCTION
 
     texts = list(dict.fromkeys(t.strip() for t in args.text if t.strip()))
     if not texts:

@@ -24,7 +24,7 @@ import numpy as np
 
 from albumtagger.config import Settings
 from albumtagger.library.db.store import Store
-from albumtagger.tagging.encoder import QUERY_INSTRUCTION
+from albumtagger.model.encoder import QUERY_INSTRUCTION
 from albumtagger.tagging.tagger import IMAGE_MODEL_ID_KEY, MODEL_ID_KEY, Tagger
 
 MODEL = "bench-model"

@@ -37,7 +37,7 @@ from PIL import Image, ImageOps
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from albumtagger.library.images import decode_image
-from albumtagger.tagging.encoder import (
+from albumtagger.model.encoder import (
     CLIP_MEAN,
     CLIP_STD,
     FACTOR,
@@ -46,7 +46,7 @@ from albumtagger.tagging.encoder import (
     _smart_resize_processor,
     prepare_image,
 )
-from albumtagger.tagging.pipeline import decode_target_pixels
+from albumtagger.service.indexing import decode_target_pixels
 
 
 def camera_jpeg(width: int = 4032, height: int = 3024, seed: int = 0, quality: int = 90) -> bytes:

@@ -38,7 +38,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from albumtagger.tagging.encoder import (
+from albumtagger.model.encoder import (
     DOCUMENT_INSTRUCTION,
     GmeEncoder,
     prepare_image,

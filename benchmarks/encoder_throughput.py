@@ -125,7 +125,7 @@ def unique_copies(
 def run_pipeline(library, settings, encoder) -> tuple[float, int]:
     """tag_pending over whatever is pending (or needs this budget): (seconds, photos)."""
     from albumtagger.library.scanner import run_to_end, scan
-    from albumtagger.tagging.pipeline import tag_pending
+    from albumtagger.service.indexing import tag_pending
 
     with library.store.transaction():
         run_to_end(scan(library))
@@ -148,7 +148,7 @@ def naive_embed(model, tokenizer, data: bytes, budget: tuple[int, int], processo
     """One photo the plain way: recipe preprocessing and the stock transformers forward."""
     import torch
 
-    from albumtagger.tagging.encoder import _PROMPT, DOCUMENT_INSTRUCTION
+    from albumtagger.model.encoder import _PROMPT, DOCUMENT_INSTRUCTION
 
     pixels, grid = naive_patches(data, budget[0], budget[1], processor)
     n_tokens = grid[0] * grid[1] * grid[2] // 4
@@ -175,7 +175,7 @@ def bench_2b(args, result: dict) -> None:
 
     from albumtagger.config import Settings, replace_section
     from albumtagger.library.folder import open_library
-    from albumtagger.tagging.encoder import (
+    from albumtagger.model.encoder import (
         CPU_MAX_IMAGE_TOKENS,
         CPU_MIN_IMAGE_TOKENS,
         DEFAULT_MAX_IMAGE_TOKENS,
@@ -190,7 +190,7 @@ def bench_2b(args, result: dict) -> None:
         select_precision,
         target_size,
     )
-    from albumtagger.tagging.pipeline import default_batch_size
+    from albumtagger.model.loading import default_batch_size
     from albumtagger.tagging.vocabulary import tag_vectors
 
     device = select_device("cpu")
@@ -460,7 +460,7 @@ def golden_quality() -> dict:
     """Budget and int8 quality on the golden checkpoint (tiny, random weights)."""
     from PIL import Image, ImageOps
 
-    from albumtagger.tagging.encoder import GmeEncoder
+    from albumtagger.model.encoder import GmeEncoder
     from albumtagger.tagging.vocabulary import default_vocabulary
 
     folder = GOLDEN.parent / "images"
@@ -495,7 +495,7 @@ def golden_precision_cosines(images: list | None = None) -> dict:
     """Lowest cosine to float32 of int8 and bfloat16 image vectors, golden checkpoint."""
     from PIL import Image, ImageOps
 
-    from albumtagger.tagging.encoder import GmeEncoder
+    from albumtagger.model.encoder import GmeEncoder
 
     if images is None:
         images = [
@@ -516,7 +516,8 @@ def golden_precision_cosines(images: list | None = None) -> dict:
 def rss_child(n_small: int, n_large: int) -> dict:
     from albumtagger.config import Settings, replace_section
     from albumtagger.library.folder import open_library
-    from albumtagger.tagging.pipeline import index_steps, load_encoder
+    from albumtagger.model.loading import load_encoder
+    from albumtagger.service.indexing import index_steps
 
     tmp = Path(tempfile.mkdtemp(prefix="albumtagger-rss-"))
     unique_copies(tmp / "photos", n_large)

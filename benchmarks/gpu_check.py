@@ -83,7 +83,7 @@ def golden_check(device: str) -> dict:
     """Lowest cosine to the golden vectors per precision and input, and pass/fail."""
     from PIL import Image, ImageOps
 
-    from albumtagger.tagging.encoder import (
+    from albumtagger.model.encoder import (
         DOCUMENT_INSTRUCTION,
         GmeEncoder,
         prepare_resized,
@@ -138,8 +138,7 @@ def throughput_check(args: argparse.Namespace, device: Any) -> dict:
 
     from albumtagger.config import Settings, replace_section
     from albumtagger.library.folder import open_library
-    from albumtagger.tagging import pipeline
-    from albumtagger.tagging.encoder import (
+    from albumtagger.model.encoder import (
         DEFAULT_MAX_IMAGE_TOKENS,
         DEFAULT_MIN_IMAGE_TOKENS,
         DOCUMENT_INSTRUCTION,
@@ -148,7 +147,8 @@ def throughput_check(args: argparse.Namespace, device: Any) -> dict:
         select_dtype,
         target_size,
     )
-    from albumtagger.tagging.pipeline import default_batch_size
+    from albumtagger.model.loading import default_batch_size
+    from albumtagger.tagging import pipeline
 
     if args.readers:
         pipeline.READ_WORKERS = args.readers
@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from albumtagger.tagging.encoder import select_device
+    from albumtagger.model.encoder import select_device
 
     start = time.perf_counter()
     if args.dry_run:

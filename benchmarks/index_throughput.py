@@ -25,8 +25,9 @@ from PIL import Image
 from albumtagger.config import Settings
 from albumtagger.library.folder import open_library
 from albumtagger.library.images import read_photo
-from albumtagger.tagging.encoder import prepare_image
-from albumtagger.tagging.pipeline import index_folder, load_encoder
+from albumtagger.model.encoder import prepare_image
+from albumtagger.model.loading import load_encoder
+from albumtagger.service.indexing import index_folder
 from albumtagger.tagging.vocabulary import seed_vocabulary, tag_vectors
 
 GOLDEN = Path(__file__).resolve().parent.parent / "tests" / "data" / "gme-golden" / "model"

@@ -46,7 +46,7 @@ from albumtagger.library.db.queries import (
     PhotoFilter,
 )
 from albumtagger.library.db.store import Store, sidecar_path
-from albumtagger.tagging.encoder import QUERY_INSTRUCTION
+from albumtagger.model.encoder import QUERY_INSTRUCTION
 from albumtagger.tagging.similarity import VectorIndex
 from albumtagger.tagging.tagger import IMAGE_MODEL_ID_KEY, MODEL_ID_KEY, Tagger
 from albumtagger.tagging.vocabulary import default_vocabulary
@@ -422,7 +422,7 @@ def measure_writes(db: Path) -> dict[str, Any]:
     import io
 
     from albumtagger.cli import main as cli_main
-    from albumtagger.session import LibrarySession
+    from albumtagger.service.session import LibrarySession
 
     out: dict[str, Any] = {}
     root = db.parent.parent

@@ -42,8 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from albumtagger.config import Settings, WatchSettings
 from albumtagger.library.folder import Library, open_library
 from albumtagger.library.scanner import CancelToken
-from albumtagger.tagging.pipeline import index_folder, load_encoder
-from albumtagger.tagging.watching import watch_folder
+from albumtagger.model.loading import load_encoder
+from albumtagger.service.indexing import index_folder
+from albumtagger.service.watching import watch_folder
 
 GOLDEN_MODEL = Path(__file__).resolve().parents[1] / "tests" / "data" / "gme-golden" / "model"
 

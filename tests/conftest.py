@@ -137,8 +137,8 @@ def cli_json(*args: str, env: dict[str, str] | None = None) -> object:
 def watch_fake_tagging(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Replace the model: 'tagging' reads the file and marks it ok. Returns the paths
     tagged, in order (a path twice means tagged twice)."""
+    from albumtagger.service.indexing import Progress, TagReport, model_source
     from albumtagger.tagging import watching
-    from albumtagger.tagging.pipeline import Progress, TagReport, model_source
 
     tagged: list[str] = []
 

@@ -1,5 +1,5 @@
 """A local stand-in for the Hugging Face hub: a threaded HTTP server that answers the
-calls `snapshot_download` and `albumtagger.tagging.model_download` make for one small
+calls `snapshot_download` and `albumtagger.model.download` make for one small
 repo (model info with file sizes, the file tree, HEAD and GET with Range on resolve
 URLs), can be slowed down, and records what it was asked."""
 

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from albumtagger.app.pages import duration_text
 from albumtagger.errors import ModelError
-from albumtagger.tagging.model_download import (
+from albumtagger.model.download import (
     Cancelled,
     DownloadInterrupted,
     DownloadPlan,
@@ -81,8 +81,8 @@ def progress_line(p: DownloadProgress) -> str:
 
 def _probe(repo_id: str, revision: str) -> DownloadPlan | str:
     """The download plan, or why there is none to offer ("offline", or the error)."""
-    from albumtagger.tagging.model_download import plan_download
-    from albumtagger.tagging.model_files import env_offline, hub_reachable
+    from albumtagger.model.download import plan_download
+    from albumtagger.model.files import env_offline, hub_reachable
 
     if env_offline() or not hub_reachable():
         return "offline"
@@ -150,7 +150,7 @@ class ModelDownloadPanel(QFrame):
     def offer(self, model: str, revision: str | None = None) -> None:
         """The model could not be loaded: when it is a hub checkpoint that is missing and
         the hub answers, offer to download it (checked off the GUI thread)."""
-        from albumtagger.tagging.model_files import hub_revision, is_hub_model
+        from albumtagger.model.files import hub_revision, is_hub_model
 
         if not is_hub_model(model):
             self._set_state("none")
@@ -175,7 +175,7 @@ class ModelDownloadPanel(QFrame):
         """Download (or resume) the offered model on the panel's own thread."""
         if self._job is not None or not self.repo_id:
             return
-        from albumtagger.tagging.model_download import download_model
+        from albumtagger.model.download import download_model
 
         repo, rev = self.repo_id, self.revision
         self._cancel = threading.Event()

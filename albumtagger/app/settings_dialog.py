@@ -167,7 +167,7 @@ class ModelCheck(QRunnable):
         try:
             loader = self._loader
             if loader is None:
-                from albumtagger.tagging.pipeline import load_encoder
+                from albumtagger.model.loading import load_encoder
 
                 loader = load_encoder
             encoder = loader(self.settings)

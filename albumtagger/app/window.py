@@ -70,7 +70,7 @@ from albumtagger.events import (
 )
 from albumtagger.library.db.queries import LibraryQueries, PhotoFilter
 from albumtagger.library.thumbnails import ThumbnailCache
-from albumtagger.tagging.model_files import set_downloads_allowed
+from albumtagger.model.files import set_downloads_allowed
 
 log = logging.getLogger(__name__)
 

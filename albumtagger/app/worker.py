@@ -30,8 +30,8 @@ from albumtagger.config import Settings
 from albumtagger.errors import LibraryOfflineError, ModelError, UserError
 from albumtagger.events import Event, JobProgress
 from albumtagger.library.lock import LibraryBusyError
-from albumtagger.tagging.encoder_process import EncoderProcess
-from albumtagger.tagging.shared_model import EncoderPool
+from albumtagger.model.encoder_process import EncoderProcess
+from albumtagger.model.shared import EncoderPool
 from albumtagger.tagging.tagger import cyclic_gc_paused
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ def default_session_factory(
     backup: bool = True,
 ):
     from albumtagger.library.thumbnails import ThumbnailCache
-    from albumtagger.session import LibrarySession
+    from albumtagger.service.session import LibrarySession
 
     return LibrarySession(
         root,

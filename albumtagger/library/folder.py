@@ -20,7 +20,7 @@ from albumtagger.library.db.store import (
     sidecar_path,
 )
 from albumtagger.library.lock import Holder, WriterLock
-from albumtagger.library.safe_io import check_sidecar_folder
+from albumtagger.safe_io import check_sidecar_folder
 
 log = logging.getLogger(__name__)
 

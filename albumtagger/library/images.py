@@ -38,8 +38,8 @@ from PIL import (
     features,
 )
 
+from albumtagger import safe_io
 from albumtagger.errors import ImageError
-from albumtagger.library import safe_io
 
 log = logging.getLogger(__name__)
 

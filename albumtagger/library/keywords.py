@@ -35,11 +35,11 @@ from typing import BinaryIO
 
 from PIL import Image, IptcImagePlugin
 
+from albumtagger import safe_io
 from albumtagger.errors import UserError
-from albumtagger.library import safe_io
 from albumtagger.library.db.store import PhotoRow, Store
 from albumtagger.library.folder import Library
-from albumtagger.tagging.vocabulary import clean_name, default_prompts
+from albumtagger.library.tag_names import clean_name, default_prompts
 
 log = logging.getLogger(__name__)
 

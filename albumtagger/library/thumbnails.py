@@ -25,7 +25,7 @@ from pathlib import Path
 import platformdirs
 from PIL import Image
 
-from albumtagger.library import safe_io
+from albumtagger import safe_io
 from albumtagger.library.db.store import PhotoRow
 from albumtagger.library.images import WEBP_SUPPORTED, read_photo
 

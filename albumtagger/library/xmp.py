@@ -30,10 +30,9 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from albumtagger import __version__
+from albumtagger import __version__, safe_io
 from albumtagger.errors import LibraryOfflineError, UserError
 from albumtagger.library import keywords as kw
-from albumtagger.library import safe_io
 from albumtagger.library.db.store import PhotoRow, PhotoTag, Store
 from albumtagger.library.folder import Library
 from albumtagger.library.keywords import (

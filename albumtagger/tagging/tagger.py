@@ -36,9 +36,9 @@ import numpy as np
 from albumtagger.config import Settings
 from albumtagger.errors import ModelError, NotFoundError, UnknownTagError, UsageError, UserError
 from albumtagger.library.db.store import AutoTag, Store, SuggestionChanges, TagRow
+from albumtagger.model.encoder import QUERY_INSTRUCTION
 from albumtagger.tagging import thresholds as th
 from albumtagger.tagging import vocabulary
-from albumtagger.tagging.encoder import QUERY_INSTRUCTION
 from albumtagger.tagging.vocabulary import (
     TagSpec,
     TextEncoder,

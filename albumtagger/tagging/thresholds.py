@@ -36,10 +36,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
+from albumtagger.config import PRIORS, ThresholdSettings
 from albumtagger.errors import UserError
 
 USER_NONE, USER_ACCEPTED, USER_REJECTED = 0, 1, -1
@@ -47,132 +48,10 @@ STATE_NONE, STATE_SUGGESTED, STATE_FALLBACK, STATE_USER = 0, 1, 2, 3
 CONF_NONE, CONF_LOW, CONF_MEDIUM, CONF_HIGH = 0, 1, 2, 3
 EVENT_TP, EVENT_FP, EVENT_FN, EVENT_TN = 1, 2, 3, 4
 
-PREFERENCE_BETA = {"precision": 0.5, "balanced": 1.0, "recall": 2.0}
-PRIORS = ("fixed", "mean_std", "percentile", "robust", "mixture")
-RANKINGS = ("margin", "score")
 
 _MAD_TO_STD = 1.4826
 _MIN_SCALE = 1e-4
 _ROW_CHUNK = 8192
-
-
-@dataclass
-class ThresholdSettings:
-    """Every number of the tagging policy (defaults from the source tutorial)."""
-
-    base_threshold: float = 0.25
-    """Starting base threshold; the controller moves it within [min_base, max_base]."""
-    max_tags: int = 10
-    """At most this many tags per photo (user-accepted tags included)."""
-    min_tags: int = 3
-    """Fewer passing tags than this triggers the fallback."""
-    fallback_factor: float = 0.8
-    """The fallback lowers every threshold by this factor."""
-    fallback_tags: int = 5
-    """The fallback fills the photo up to this many tags."""
-    rank_by: str = "margin"
-    """Order of "best first": "margin" (score minus the tag's threshold) or "score"."""
-    controller_window: int = 100
-    controller_min_events: int = 50
-    max_false_positive_rate: float = 0.10
-    max_false_negative_rate: float = 0.15
-    controller_step: float = 0.01
-    min_base: float = 0.10
-    max_base: float = 0.50
-    controller_shifts_priors: bool = False
-    """Move every distribution prior by the controller's change of the base (the "fixed"
-    prior is the base itself either way)."""
-    preference: str = "balanced"
-    """precision | balanced | recall: beta 0.5, 1 or 2 of the F-beta that thresholds maximise."""
-    beta: float = 0.0
-    """An explicit F-beta beta; 0 means take it from `preference`."""
-    prior: str = "mixture"
-    """fixed (the base) | mean_std | percentile | robust (median + k * scaled MAD) |
-    mixture (a background fitted below the mode plus a positive tail; the threshold with
-    the best expected F-beta under that fit; robust where the fit is not trusted)."""
-    prior_std_factor: float = 0.5
-    """mean_std prior: mean + this * std of the tag's library scores."""
-    prior_percentile: float = 95.0
-    """percentile prior: this percentile of the tag's library scores."""
-    prior_mad_factor: float = 3.0
-    """robust prior: median + this * 1.4826 * MAD of the tag's library scores."""
-    mixture_min_photos: int = 200
-    """mixture prior: fewer photos than this and the tag falls back to the robust prior."""
-    mixture_min_positives: float = 5.0
-    """mixture prior: a tag whose fit expects fewer photos with the tag than this, or sees
-    fewer photos above its threshold than the background explains plus this (and plus
-    3 standard errors), falls back to the robust prior."""
-    prior_photos: float = 20.0
-    """A library of n photos trusts its score distributions n / (n + this); the rest of
-    the prior is the base threshold (an empty library starts at the base)."""
-    shrinkage_events: float = 3.0
-    """With n labels a tag's threshold moves n / (n + this) of the way from prior to fit."""
-    calibration_slope: float = 3.0
-    """Prior mean of the logistic slope per robust-std unit of the tag's scores."""
-    calibration_slope_sd: float = 2.0
-    calibration_offset_sd: float = 2.0
-    """Prior sd of the logit at the prior threshold."""
-    calibration_anchor_weight: float = 5.0
-    """Weight of a pseudo-negative label at the tag's median score (most photos do not
-    show a given tag), which keeps the fitted slope from flattening."""
-    calibration_min_slope: float = 1.0
-    """Least logistic slope per robust-std unit. A nearly flat fit says "every photo is
-    equally likely to show the tag", and the expected F-beta would then take them all:
-    one "no" must never spread a tag over the library."""
-    confidence_high_margin: float = 1.0
-    """High confidence: margin over the threshold of at least this many robust stds ..."""
-    confidence_high_position: float = 3.0
-    """... and a score at least this many robust stds above the tag's median."""
-    confidence_medium_margin: float = 0.25
-    """Medium confidence: margin of at least this many robust stds."""
-    review_per_tag: int = 1
-    """At most this many review-queue items per tag (0: no limit)."""
-
-    def validate(self) -> None:
-        """Raise `UserError` for a value that makes no sense."""
-        if self.preference not in PREFERENCE_BETA:
-            raise UserError(
-                f"Setting thresholds.preference is {self.preference!r}; "
-                f"use one of {', '.join(PREFERENCE_BETA)}."
-            )
-        if self.prior not in PRIORS:
-            raise UserError(
-                f"Setting thresholds.prior is {self.prior!r}; use one of {', '.join(PRIORS)}."
-            )
-        if self.rank_by not in RANKINGS:
-            raise UserError(
-                f"Setting thresholds.rank_by is {self.rank_by!r}; use one of {', '.join(RANKINGS)}."
-            )
-        for name in ("max_tags", "controller_window"):
-            if getattr(self, name) < 1:
-                raise UserError(f"Setting thresholds.{name} must be at least 1.")
-        for name in ("min_tags", "fallback_tags", "controller_min_events", "review_per_tag"):
-            if getattr(self, name) < 0:
-                raise UserError(f"Setting thresholds.{name} must not be negative.")
-        if not self.min_base <= self.max_base:
-            raise UserError("Settings thresholds.min_base must not exceed thresholds.max_base.")
-        if not 0.0 < self.fallback_factor <= 1.0:
-            raise UserError("Setting thresholds.fallback_factor must be in (0, 1].")
-        if self.mixture_min_photos < 0 or self.mixture_min_positives < 0:
-            raise UserError(
-                "Settings thresholds.mixture_min_photos and mixture_min_positives must not be "
-                "negative."
-            )
-        if self.beta < 0 or self.shrinkage_events < 0 or self.prior_photos < 0:
-            raise UserError(
-                "Settings thresholds.beta, shrinkage_events and prior_photos must not be negative."
-            )
-        if not 0.0 <= self.prior_percentile <= 100.0:
-            raise UserError("Setting thresholds.prior_percentile must be in [0, 100].")
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise UserError(f"Setting thresholds.{f.name} must be a finite number.")
-
-    @property
-    def effective_beta(self) -> float:
-        """The F-beta beta in use: `beta` when set, else the one of `preference`."""
-        return self.beta if self.beta > 0 else PREFERENCE_BETA[self.preference]
 
 
 @dataclass

@@ -15,21 +15,21 @@ from typing import Protocol
 
 import numpy as np
 
-from albumtagger.errors import UsageError, UserError
-from albumtagger.library import safe_io
+from albumtagger import safe_io
+from albumtagger.errors import UserError
 from albumtagger.library.db.store import Store, TagRow
+from albumtagger.library.tag_names import clean_name, default_prompts
+from albumtagger.model.encoder import QUERY_INSTRUCTION
 from albumtagger.paths import resource
-from albumtagger.tagging.encoder import QUERY_INSTRUCTION
 
 log = logging.getLogger(__name__)
 
 
-MAX_TAG_NAME = 80
 MAX_VOCABULARY_BYTES = 4 * 2**20
 
 
 class TextEncoder(Protocol):
-    """What vocabulary needs of an encoder (tagging.encoder.GmeEncoder fits)."""
+    """What vocabulary needs of an encoder (model.encoder.GmeEncoder fits)."""
 
     model_id: str
 
@@ -40,23 +40,6 @@ class TextEncoder(Protocol):
 class TagSpec:
     name: str
     prompts: tuple[str, ...]
-
-
-def clean_name(name: str) -> str:
-    """A tag name as stored: trimmed, inner whitespace collapsed, lower case."""
-    cleaned = " ".join(name.split()).lower()
-    if not cleaned:
-        raise UsageError("A tag name cannot be empty.")
-    if len(cleaned) > MAX_TAG_NAME:
-        raise UsageError(f"Tag names are at most {MAX_TAG_NAME} characters long.")
-    return cleaned
-
-
-def default_prompts(name: str) -> tuple[str, ...]:
-    """The name itself, plus "a photo of NAME" for names of one or two words."""
-    if len(name.split()) <= 2:
-        return (name, f"a photo of {name}")
-    return (name,)
 
 
 def parse_spec(line: str) -> TagSpec:

@@ -17,7 +17,7 @@ import pytest
 from albumtagger.config import load_settings
 from albumtagger.library.folder import open_library
 from albumtagger.library.scanner import CancelToken
-from albumtagger.tagging.pipeline import index_folder
+from albumtagger.service.indexing import index_folder
 from tests.conftest import GOLDEN_MODEL, REPO, cli_json, index_killed_after, make_photo, run_cli
 
 N_PHOTOS = 24

@@ -18,7 +18,7 @@ from albumtagger.library.db.queries import LibraryQueries, PhotoFilter
 from albumtagger.library.db.store import Store
 from albumtagger.library.folder import open_library
 from albumtagger.library.images import date_taken
-from albumtagger.tagging.pipeline import index_folder
+from albumtagger.service.indexing import index_folder
 
 EXIF_IFD, ORIGINAL, DIGITIZED, OFFSET, DATE_TIME = 0x8769, 0x9003, 0x9004, 0x9011, 0x0132
 

@@ -142,7 +142,7 @@ def test_progress_covers_tag_prompts_then_photos(photos: Path, golden_env: dict)
     from albumtagger.config import load_settings
     from albumtagger.library.folder import open_library
     from albumtagger.library.scanner import CancelToken
-    from albumtagger.tagging.pipeline import index_folder
+    from albumtagger.service.indexing import index_folder
 
     settings = load_settings()
     seen = []

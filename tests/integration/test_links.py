@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from albumtagger.library.folder import Library, open_library
+from albumtagger.library.fs_events import FolderWatcher
 from albumtagger.library.scanner import (
     OUTSIDE_LINK,
     SYSTEM_FOLDERS,
@@ -19,7 +20,6 @@ from albumtagger.library.scanner import (
     run_to_end,
     scan,
 )
-from albumtagger.library.watcher import FolderWatcher
 from tests.conftest import cli_json, make_photo
 from tests.integration.test_watcher import QUIET, SMALL, collect, settled
 

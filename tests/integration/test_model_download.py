@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from albumtagger.errors import ModelError
-from albumtagger.tagging import model_files
-from albumtagger.tagging.model_download import (
+from albumtagger.model import files as model_files
+from albumtagger.model.download import (
     Cancelled,
     DownloadInterrupted,
     DownloadProgress,

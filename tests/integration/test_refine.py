@@ -14,19 +14,19 @@ import pytest
 from albumtagger.config import load_settings, replace_section
 from albumtagger.events import JobProgress
 from albumtagger.library.folder import open_library
-from albumtagger.session import LibrarySession
-from albumtagger.tagging.pipeline import (
+from albumtagger.model.loading import load_encoder
+from albumtagger.service.indexing import (
     FIRST_PASS_SUFFIX,
     REFINED_SUFFIX,
     index_folder,
     library_settings,
-    load_encoder,
     model_source,
     needs_model,
     refine_steps,
     refinement_backlog,
     refinement_left,
 )
+from albumtagger.service.session import LibrarySession
 from albumtagger.tagging.tagger import IMAGE_MODEL_ID_KEY, Tagger
 from tests.conftest import make_photo
 
@@ -112,7 +112,7 @@ def test_first_pass_then_refinement_keeps_user_decisions(
     assert min(cosines) < 0.9999  # the vectors were replaced (4 against 16 tokens)
     # a refined vector is exactly what the full budget gives
     from albumtagger.library.images import read_photo
-    from albumtagger.tagging.encoder import prepare_image
+    from albumtagger.model.encoder import prepare_image
 
     photo = read_photo(album / "p03.jpg")
     full = encoder.embed_prepared([prepare_image(photo.image, min_tokens=4, max_tokens=16)])[0]

@@ -18,7 +18,7 @@ from albumtagger.events import JobProgress, PhotosChanged, TagsChanged
 from albumtagger.library.db.queries import LibraryQueries, PhotoFilter
 from albumtagger.library.db.store import Store
 from albumtagger.library.thumbnails import ThumbnailCache
-from albumtagger.session import LibrarySession
+from albumtagger.service.session import LibrarySession
 from albumtagger.tagging.tagger import Tagger
 from tests.conftest import make_photo
 

@@ -14,9 +14,9 @@ from albumtagger.config import load_settings
 from albumtagger.errors import UnknownTagError, UsageError
 from albumtagger.events import TagsChanged, ThresholdsChanged
 from albumtagger.library.db.queries import LibraryQueries
-from albumtagger.session import LibrarySession
-from albumtagger.tagging.encoder import QUERY_INSTRUCTION
-from albumtagger.tagging.pipeline import load_encoder
+from albumtagger.model.encoder import QUERY_INSTRUCTION
+from albumtagger.model.loading import load_encoder
+from albumtagger.service.session import LibrarySession
 from albumtagger.tagging.vocabulary import default_vocabulary
 from tests.conftest import GOLDEN_SETTINGS_ENV, make_photo
 

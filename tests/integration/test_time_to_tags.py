@@ -11,8 +11,8 @@ import pytest
 
 from albumtagger.config import load_settings, replace_section
 from albumtagger.events import Event, JobProgress
-from albumtagger.session import LibrarySession
-from albumtagger.tagging.pipeline import load_encoder
+from albumtagger.model.loading import load_encoder
+from albumtagger.service.session import LibrarySession
 from tests.conftest import make_photo
 
 N = 500

@@ -22,18 +22,18 @@ from pathlib import Path
 import pytest
 
 from albumtagger.config import Settings
-from albumtagger.library import watcher as watcher_mod
+from albumtagger.library import fs_events as watcher_mod
 from albumtagger.library.folder import Library, open_library
+from albumtagger.library.fs_events import ChangeSet, FolderWatcher, Move, apply_changes
 from albumtagger.library.scanner import (
     CancelToken,
 )
-from albumtagger.library.watcher import ChangeSet, FolderWatcher, Move, apply_changes
-from albumtagger.tagging import watching
+from albumtagger.service import watching
 from tests.conftest import GOLDEN_MODEL, REPO, accept_tag, make_photo, scan_and_read
 
 QUIET = 0.3
 SMALL = (64, 48)
-HAVE_ENCODER = importlib.util.find_spec("albumtagger.tagging.encoder") is not None
+HAVE_ENCODER = importlib.util.find_spec("albumtagger.model.encoder") is not None
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -528,7 +528,7 @@ def test_watch_loop_periodic_reconcile_catches_missed_changes(
 
 # -- end to end with the golden checkpoint ------------------------------------------------
 
-golden = pytest.mark.skipif(not HAVE_ENCODER, reason="albumtagger.tagging.encoder not there yet")
+golden = pytest.mark.skipif(not HAVE_ENCODER, reason="albumtagger.model.encoder not there yet")
 
 
 class CountingEncoder:
@@ -550,7 +550,7 @@ class CountingEncoder:
 
 @pytest.fixture(scope="module")
 def watch_encoder() -> object:
-    from albumtagger.tagging.pipeline import load_encoder
+    from albumtagger.model.loading import load_encoder
 
     return load_encoder(_golden_settings())
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from albumtagger.config import load_settings, replace_section
-from albumtagger.session import LibrarySession
+from albumtagger.service.session import LibrarySession
 from tests.conftest import cli_json, make_photo, run_cli
 
 EXIFTOOL = shutil.which("exiftool")

@@ -14,7 +14,7 @@ from PySide6.QtCore import QItemSelectionModel, Qt
 from albumtagger.app.match_panel import MAX_CANDIDATES, MatchPanel, candidates
 from albumtagger.config import load_settings
 from albumtagger.library.db.store import sidecar_path
-from albumtagger.session import LibrarySession
+from albumtagger.service.session import LibrarySession
 from albumtagger.tagging.tagger import IMAGE_MODEL_ID_KEY, MODEL_ID_KEY
 from tests.qt.test_window import open_indexed
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from albumtagger.app.download_panel import ModelDownloadPanel
-from albumtagger.tagging.model_download import size_text
+from albumtagger.model.download import size_text
 from tests.conftest import GOLDEN_MODEL
 from tests.fake_hub import COMMIT, HubFile, point_hub_at, repo_from_folder, serve
 from tests.qt.conftest import PHOTOS, wait_indexed

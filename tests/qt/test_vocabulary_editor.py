@@ -12,7 +12,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from albumtagger.app.vocabulary_editor import VocabularyEditor, remove_text
-from albumtagger.tagging.encoder import GmeEncoder
+from albumtagger.model.encoder import GmeEncoder
 from albumtagger.tagging.vocabulary import default_vocabulary
 from tests.qt.conftest import PHOTOS
 from tests.qt.test_window import open_indexed

@@ -557,7 +557,7 @@ def test_cancel_stops_tagging_until_tag_again(qtbot, make_window, tmp_path: Path
 def test_a_library_in_use_elsewhere_says_so(
     qtbot, make_window, indexed_folder: Path, app_env
 ) -> None:
-    from albumtagger.session import LibrarySession
+    from albumtagger.service.session import LibrarySession
 
     other = LibrarySession(indexed_folder, load_settings_for_test(), backup=False)
     try:

@@ -50,7 +50,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from albumtagger.config import load_settings
-    from albumtagger.session import LibrarySession
+    from albumtagger.service.session import LibrarySession
 
     with LibrarySession(args.folder, load_settings(), create=False, backup=False, wait=60) as s:
         steps = library_plan(s.store, args.seed, args.count)

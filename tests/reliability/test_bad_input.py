@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from albumtagger.config import load_settings
-from albumtagger.session import LibrarySession
+from albumtagger.service.session import LibrarySession
 from tests.conftest import REPO, make_photo
 from tests.reliability.corpus import build_corpus, kinds, restore_permissions
 from tests.reliability.helpers import NO_DAC, cli_json, golden, record

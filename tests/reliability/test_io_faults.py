@@ -27,7 +27,7 @@ from albumtagger.library.db.store import (
     Store,
     latest_good_backup,
 )
-from albumtagger.session import LibrarySession
+from albumtagger.service.session import LibrarySession
 from tests.conftest import REPO, make_photo
 from tests.reliability.helpers import cli, golden
 
@@ -67,7 +67,7 @@ import json, resource, signal, sys
 from pathlib import Path
 from albumtagger.config import load_settings
 from albumtagger.errors import UserError
-from albumtagger.session import LibrarySession
+from albumtagger.service.session import LibrarySession
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
 soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)

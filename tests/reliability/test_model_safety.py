@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from albumtagger.errors import ModelError
-from albumtagger.tagging import model_files
-from albumtagger.tagging.model_files import locate_model
+from albumtagger.model import files as model_files
+from albumtagger.model.files import locate_model
 from tests.conftest import GOLDEN_MODEL
 
 

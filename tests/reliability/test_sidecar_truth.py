@@ -33,8 +33,8 @@ from albumtagger.library.db.store import (
     Store,
     sidecar_path,
 )
-from albumtagger.tagging import pipeline
-from albumtagger.tagging.encoder import QUERY_INSTRUCTION
+from albumtagger.model.encoder import QUERY_INSTRUCTION
+from albumtagger.service import indexing as pipeline
 from albumtagger.tagging.tagger import Tagger
 from tests.conftest import REPO, make_photo, run_cli
 from tests.reliability.helpers import NO_DAC

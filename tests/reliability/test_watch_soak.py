@@ -25,8 +25,8 @@ from PIL import Image
 
 from albumtagger.config import Settings
 from albumtagger.library.folder import open_library
-from albumtagger.session import LibrarySession
-from albumtagger.tagging import watching
+from albumtagger.service import watching
+from albumtagger.service.session import LibrarySession
 from tests.conftest import scan_and_read
 
 FOLDERS = ["", "a", "b", "a/deep", "c"]

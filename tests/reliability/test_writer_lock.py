@@ -19,7 +19,7 @@ import pytest
 from albumtagger.config import load_settings
 from albumtagger.library.folder import WriteAccess, open_library
 from albumtagger.library.lock import LibraryBusyError, WriterLock, read_holder
-from albumtagger.session import LibrarySession
+from albumtagger.service.session import LibrarySession
 from tests.conftest import REPO, make_photo
 from tests.reliability.helpers import cli, cli_json, golden, start
 
@@ -153,7 +153,7 @@ def test_writer_sessions_take_turns_unit_by_unit(album: Path, tmp_path: Path) ->
 def test_a_session_that_fails_to_open_leaves_the_lock_free(
     album: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import albumtagger.session as session_module
+    import albumtagger.service.session as session_module
 
     def broken(*args, **kwargs):
         raise RuntimeError("settings exploded")

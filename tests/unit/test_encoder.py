@@ -15,9 +15,9 @@ import torch
 from PIL import Image, ImageOps
 
 from albumtagger.errors import ImageError, ModelError, UserError
-from albumtagger.tagging import encoder as enc_mod
-from albumtagger.tagging import model_files
-from albumtagger.tagging.encoder import (
+from albumtagger.model import encoder as enc_mod
+from albumtagger.model import files as model_files
+from albumtagger.model.encoder import (
     DEFAULT_REVISION,
     DOCUMENT_INSTRUCTION,
     QUERY_INSTRUCTION,
@@ -544,7 +544,8 @@ def test_cuda_selection_without_a_gpu(monkeypatch):
     from types import SimpleNamespace
 
     from albumtagger.config import Settings, replace_section
-    from albumtagger.tagging.pipeline import default_batch_size, first_pass_budget
+    from albumtagger.model.loading import default_batch_size
+    from albumtagger.service.indexing import first_pass_budget
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)

@@ -16,10 +16,10 @@ from PIL import Image
 
 from albumtagger.config import load_settings, replace_section
 from albumtagger.errors import ModelError
-from albumtagger.tagging.encoder import QUERY_INSTRUCTION
-from albumtagger.tagging.encoder_process import EncoderProcess
-from albumtagger.tagging.pipeline import load_encoder
-from albumtagger.tagging.shared_model import EncoderPool
+from albumtagger.model.encoder import QUERY_INSTRUCTION
+from albumtagger.model.encoder_process import EncoderProcess
+from albumtagger.model.loading import load_encoder
+from albumtagger.model.shared import EncoderPool
 from tests.conftest import REPO
 
 
@@ -83,8 +83,8 @@ def test_the_parent_never_imports_torch(golden_env) -> None:
     code = (
         "import sys\n"
         "from albumtagger.config import load_settings\n"
-        "from albumtagger.tagging.encoder import QUERY_INSTRUCTION\n"
-        "from albumtagger.tagging.encoder_process import EncoderProcess\n"
+        "from albumtagger.model.encoder import QUERY_INSTRUCTION\n"
+        "from albumtagger.model.encoder_process import EncoderProcess\n"
         "if __name__ == '__main__':\n"
         "    e = EncoderProcess(load_settings())\n"
         "    v = e.embed_texts(['a tree'], QUERY_INSTRUCTION)\n"

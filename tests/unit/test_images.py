@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile, ImageOps, JpegImagePlugin
 
+from albumtagger import safe_io
 from albumtagger.errors import ImageError, UserError
-from albumtagger.library import images, safe_io
+from albumtagger.library import images
 from albumtagger.library.images import (
     ALLOWED_FORMATS,
     MAX_IMAGE_PIXELS,
@@ -641,8 +642,8 @@ def test_thumbnail_of_large_jpeg_uses_draft(
 def test_draft_decode_to_patches_matches_the_full_decode() -> None:
     """The pipeline's fast path (draft decode at the budget, one resize) gives the patches
     of the naive path (full decode, then resize) within JPEG's own error."""
-    from albumtagger.tagging.encoder import prepare_image
-    from albumtagger.tagging.pipeline import decode_target_pixels
+    from albumtagger.model.encoder import prepare_image
+    from albumtagger.service.indexing import decode_target_pixels
 
     rng = np.random.default_rng(5)
     yy, xx = np.mgrid[0:1512, 0:2016].astype(np.float32)

@@ -13,9 +13,9 @@ import torch
 from albumtagger.config import load_settings, replace_section
 from albumtagger.errors import UserError
 from albumtagger.library.folder import open_library
-from albumtagger.tagging import encoder as enc_mod
-from albumtagger.tagging.encoder import ASSUME_NO_BF16_ENV, select_precision
-from albumtagger.tagging.pipeline import (
+from albumtagger.model import encoder as enc_mod
+from albumtagger.model.encoder import ASSUME_NO_BF16_ENV, select_precision
+from albumtagger.service.indexing import (
     MODEL_SOURCE_KEY,
     index_folder,
     library_settings,

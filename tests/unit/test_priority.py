@@ -11,7 +11,7 @@ import pytest
 
 from albumtagger import priority
 from albumtagger.config import load_settings
-from albumtagger.tagging.encoder_process import EncoderProcess
+from albumtagger.model.encoder_process import EncoderProcess
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="per-thread priorities")
 

@@ -10,7 +10,7 @@ import pytest
 
 from albumtagger.config import Settings
 from albumtagger.library.db.store import Store
-from albumtagger.tagging.encoder import QUERY_INSTRUCTION
+from albumtagger.model.encoder import QUERY_INSTRUCTION
 from albumtagger.tagging.tagger import Tagger
 
 DIM = 256

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from albumtagger.tagging.progress import TimeToTags
+from albumtagger.service.progress import TimeToTags
 
 
 class Clock:

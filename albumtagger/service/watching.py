@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from albumtagger.config import Settings
 from albumtagger.library.folder import Library
+from albumtagger.library.fs_events import ApplySummary, ChangeSet, FolderWatcher, apply_changes
 from albumtagger.library.lock import LibraryBusyError
 from albumtagger.library.scanner import (
     CancelToken,
@@ -30,13 +31,12 @@ from albumtagger.library.scanner import (
     scan,
 )
 from albumtagger.library.thumbnails import ThumbnailCache
-from albumtagger.library.watcher import ApplySummary, ChangeSet, FolderWatcher, apply_changes
-from albumtagger.tagging.pipeline import (
+from albumtagger.model.loading import load_encoder
+from albumtagger.service.indexing import (
     REFINE_CHUNK,
     Progress,
     RefineReport,
     TagReport,
-    load_encoder,
     needs_model,
     refine_steps,
     refinement_left,
@@ -46,7 +46,7 @@ from albumtagger.tagging.pipeline import (
 from albumtagger.tagging.tagger import IMAGE_MODEL_ID_KEY, Tagger
 
 if TYPE_CHECKING:
-    from albumtagger.tagging.encoder import GmeEncoder
+    from albumtagger.model.encoder import GmeEncoder
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 
 from albumtagger.errors import ImageError, ModelError, UserError
-from albumtagger.tagging.model_files import (
+from albumtagger.model.files import (
     DEFAULT_MODEL,
     DEFAULT_REVISION,
     ProgressCallback,

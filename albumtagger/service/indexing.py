@@ -24,7 +24,6 @@ import numpy as np
 
 from albumtagger import priority
 from albumtagger.config import Settings, replace_section
-from albumtagger.errors import UserError
 from albumtagger.library import keywords
 from albumtagger.library.db.store import PhotoRow
 from albumtagger.library.folder import Library
@@ -39,11 +38,12 @@ from albumtagger.library.scanner import (
     scan,
 )
 from albumtagger.library.thumbnails import ThumbnailCache
+from albumtagger.model.loading import default_batch_size, load_encoder
 from albumtagger.tagging import vocabulary
 from albumtagger.tagging.tagger import IMAGE_MODEL_ID_KEY, MODEL_ID_KEY, Tagger
 
 if TYPE_CHECKING:
-    from albumtagger.tagging.encoder import GmeEncoder, PreparedImage
+    from albumtagger.model.encoder import GmeEncoder, PreparedImage
 
 log = logging.getLogger(__name__)
 
@@ -131,60 +131,6 @@ class IndexSummary:
         return "\n".join(lines)
 
 
-def check_model(settings: Settings) -> None:
-    """Fail fast, before torch is imported (or a model process started), when the
-    settings ask for a budget that cannot be or a model that cannot be had."""
-    from albumtagger.config import DEFAULT_MODEL
-    from albumtagger.tagging.model_files import locate_model
-
-    m = settings.model
-    low, high = m.min_image_tokens, m.max_image_tokens
-    if 0 < low < 4 or 0 < high < 4 or (low and high and high < low):
-        raise UserError(
-            "The image token budget needs 4 <= minimum image tokens <= maximum image tokens "
-            "(0 for either: automatic).",
-            setting="min_image_tokens",
-        )
-    locate_model(m.model or DEFAULT_MODEL, m.revision or None)
-
-
-def load_encoder(settings: Settings) -> GmeEncoder:
-    """The GME encoder the settings ask for (imports torch, so only when needed)."""
-    from albumtagger.config import DEFAULT_MODEL
-    from albumtagger.tagging.encoder import GmeEncoder
-
-    check_model(settings)
-    m = settings.model
-    return GmeEncoder(
-        m.model or DEFAULT_MODEL,
-        revision=m.revision or None,
-        device=m.device,
-        dtype=m.dtype,
-        min_image_tokens=m.min_image_tokens,
-        max_image_tokens=m.max_image_tokens,
-    )
-
-
-def default_batch_size(encoder: GmeEncoder, requested: int, max_tokens: int | None = None) -> int:
-    """Photos per forward: the setting, else 16 on a CUDA GPU (the out-of-memory back-off
-    halves it where that does not fit), 4 on mps; on a CPU about `CPU_BATCH_TOKENS` image
-    tokens per forward, 2 to 8 photos (`max_tokens`: the budget the batch runs at, the
-    encoder's by default): 2 at the CPU budget and above (compute-bound: bigger batches
-    gain nothing and hold more pixels), 4 at a first pass's 64 tokens, where a photo's
-    sequence is short enough that more rows keep the matrix kernels fuller (8 measured
-    slower again on a 2-core CPU: the activations outgrow the caches)."""
-    if requested > 0:
-        return requested
-    if encoder.device.type == "cpu":
-        tokens = max(1, int(max_tokens or encoder.max_image_tokens))
-        return max(2, min(8, CPU_BATCH_TOKENS // tokens))
-    return {"cuda": 16, "mps": 4}.get(encoder.device.type, 2)
-
-
-CPU_BATCH_TOKENS = 256
-"""Image tokens per forward on a CPU with the automatic batch size."""
-
-
 def _reader_thread_init() -> None:
     """Reader threads yield the CPU to the model (and, in the app, to everything): at a
     lower priority they decode mostly in the model's gaps and while it waits for them,
@@ -246,7 +192,7 @@ def _read_and_prepare(
     reusable: Callable[[str], bool],
     thumbnails: ThumbnailCache | None,
 ) -> _Item:
-    from albumtagger.tagging.encoder import prepare_image
+    from albumtagger.model.encoder import prepare_image
 
     min_tokens, max_tokens = budget
     target = decode_target_pixels(max_tokens, thumbnails.size if thumbnails else None)
@@ -456,7 +402,7 @@ def _first_pass_hashes(store, image_id: str, rows: list[PhotoRow]) -> tuple[set[
 def _read_for_refine(root, row: PhotoRow, budget: tuple[int, int]) -> PreparedImage | None:
     """The photo at the full budget, or None if it is not the photo that was tagged."""
     from albumtagger.errors import ImageError
-    from albumtagger.tagging.encoder import prepare_image
+    from albumtagger.model.encoder import prepare_image
 
     try:
         photo = read_photo(root / row.path, target_pixels=decode_target_pixels(budget[1]))

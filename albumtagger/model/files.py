@@ -15,16 +15,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from albumtagger.config import DEFAULT_MODEL
 from albumtagger.errors import ModelError
+from albumtagger.model.download import HUB_FILES, download_hint, download_model, size_text
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "Alibaba-NLP/gme-Qwen2-VL-2B-Instruct"
 DEFAULT_REVISION = "9cfa6413f704a7c1cf5064d240748e10c876b286"
 """Hub commit of DEFAULT_MODEL that albumtagger pins (the revision MTEB pins too)."""
 
-# Files fetched from the hub: weights (safetensors only), config and tokenizer.
-HUB_FILES = ["*.json", "*.safetensors", "merges.txt", "vocab.txt", "*.model"]
 # Files whose content defines a local checkpoint's identity (tokenizer included: it
 # decides text token ids).
 _IDENTITY_FILES = (
@@ -199,15 +198,6 @@ def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
     return bool(result and result[0])
 
 
-def download_hint(repo_id: str, revision: str) -> str:
-    rev = f" --revision {revision}" if revision and revision != "main" else ""
-    return (
-        f"run albumtagger once online, or download it with `hf download {repo_id}{rev} "
-        f"--local-dir FOLDER` (older huggingface_hub: `huggingface-cli download ...`) "
-        "and choose that folder as the model"
-    )
-
-
 _downloads_allowed = True
 
 
@@ -237,8 +227,6 @@ def is_hub_model(model: str) -> bool:
 def _progress_lines(repo_id: str, progress: ProgressCallback | None) -> Callable[[Any], None]:
     """A `model_download` progress callback for the CLI: `progress(message, done, total)`
     when given, else a log line every few seconds."""
-    from albumtagger.tagging.model_download import size_text
-
     last = [0.0]
 
     def report(p: Any) -> None:
@@ -298,8 +286,6 @@ def _snapshot(
             f"{download_hint(repo_id, revision)}.",
             setting="model",
         )
-    from albumtagger.tagging.model_download import download_model
-
     log.info("Downloading %s@%s (about 9 GB for the 2B model, once)", repo_id, revision)
     return download_model(repo_id, revision, progress=_progress_lines(repo_id, progress))
 

@@ -40,17 +40,18 @@ from albumtagger.library.folder import WriteAccess, open_library
 from albumtagger.library.lock import Holder, LibraryBusyError
 from albumtagger.library.scanner import CancelToken, LinkedCancel
 from albumtagger.library.thumbnails import ThumbnailCache
-from albumtagger.tagging.encoder import QUERY_INSTRUCTION
-from albumtagger.tagging.pipeline import (
+from albumtagger.model.encoder import QUERY_INSTRUCTION
+from albumtagger.model.loading import load_encoder
+from albumtagger.service.indexing import (
     IndexSummary,
     Progress,
     first_pass_budget,
     index_steps,
     library_settings,
-    load_encoder,
     refinement_left,
 )
-from albumtagger.tagging.progress import TimeToTags
+from albumtagger.service.progress import TimeToTags
+from albumtagger.service.watching import FolderKeeper
 from albumtagger.tagging.similarity import VectorIndex
 from albumtagger.tagging.tagger import (
     IMAGE_MODEL_ID_KEY,
@@ -62,7 +63,6 @@ from albumtagger.tagging.tagger import (
     VocabularyChange,
 )
 from albumtagger.tagging.thresholds import match_confidence
-from albumtagger.tagging.watching import FolderKeeper
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from albumtagger.config import DEFAULT_MODEL
 from albumtagger.errors import ModelError
-from albumtagger.tagging.model_files import DEFAULT_MODEL, HUB_FILES, download_hint
 
 log = logging.getLogger(__name__)
+
+# Files fetched from the hub: weights (safetensors only), config and tokenizer.
+HUB_FILES = ["*.json", "*.safetensors", "merges.txt", "vocab.txt", "*.model"]
+
+
+def download_hint(repo_id: str, revision: str) -> str:
+    rev = f" --revision {revision}" if revision and revision != "main" else ""
+    return (
+        f"run albumtagger once online, or download it with `hf download {repo_id}{rev} "
+        f"--local-dir FOLDER` (older huggingface_hub: `huggingface-cli download ...`) "
+        "and choose that folder as the model"
+    )
+
 
 PROGRESS_INTERVAL_S = 0.1
 """Progress is reported at most this often (and once at the end)."""

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from albumtagger.config import DEFAULT_MODEL, Settings
-from albumtagger.tagging.pipeline import load_encoder
+from albumtagger.model.loading import load_encoder
 
 
 class SharedEncoder:
@@ -54,7 +54,7 @@ class EncoderPool:
     def get(self, settings: Settings) -> SharedEncoder:
         """The encoder these settings ask for, loading its weights on first use (a second
         library asking meanwhile waits for them instead of loading its own)."""
-        from albumtagger.tagging.encoder import _check_budget, resolve_image_budget
+        from albumtagger.model.encoder import _check_budget, resolve_image_budget
 
         key = _weights_key(settings)
         with self._lock:

@@ -24,9 +24,9 @@ from typing import Any
 from albumtagger import priority
 from albumtagger.config import Settings
 from albumtagger.errors import ModelError, UserError
-from albumtagger.tagging.encoder import GmeEncoder
-from albumtagger.tagging.model_files import downloads_allowed, set_downloads_allowed
-from albumtagger.tagging.pipeline import check_model
+from albumtagger.model.encoder import GmeEncoder
+from albumtagger.model.files import downloads_allowed, set_downloads_allowed
+from albumtagger.model.loading import check_model
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def _failure(exc: BaseException) -> tuple[str, str, str | None]:
 
 def _serve(conn: Any, settings: Settings, allow_downloads: bool, idle: bool) -> None:
     """The child: load the model, then answer calls until told to stop."""
-    from albumtagger.tagging.pipeline import load_encoder
+    from albumtagger.model.loading import load_encoder
 
     # Background work: the window's process comes first (on a machine with few cores the
     # scheduler would otherwise keep it waiting behind a forward pass).
