@@ -11,14 +11,16 @@ import numpy as np
 import pytest
 
 from albumtagger.errors import SchemaTooNewError, SidecarError
+from albumtagger.library.db import schema
 from albumtagger.library.db import store as store_mod
+from albumtagger.library.db import vectors as vectors_mod
 from albumtagger.library.db.store import SCHEMA_VERSION, AutoTag, Store
 
 
 def _old_sidecar(path: Path) -> None:
     """A sidecar as albumtagger 1.0 wrote it, with a photo and a tag on it."""
     conn = sqlite3.connect(path)
-    conn.executescript(store_mod._SCHEMA_1_0)
+    conn.executescript(dict(schema.MIGRATIONS)[100])
     conn.execute(
         "INSERT INTO photos(path, size, mtime_ns, content_hash, status, added_at, updated_at) "
         "VALUES ('a/b.jpg', 10, 20, 'h1', 'ok', 0, 0)"
@@ -179,7 +181,7 @@ def test_undo_snapshot_puts_rows_back_exactly(tmp_path: Path) -> None:
 
 
 def test_scores_are_multiplied_a_block_of_vectors_at_a_time(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(store_mod, "VECTOR_BLOCK_ROWS", 3)
+    monkeypatch.setattr(vectors_mod, "VECTOR_BLOCK_ROWS", 3)
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(8, 16)).astype(np.float32)
     tags = rng.normal(size=(5, 16)).astype(np.float32)

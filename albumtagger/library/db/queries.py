@@ -11,7 +11,8 @@ What "a photo carries a tag" means, everywhere (find, the grid, counts, export):
 the photo's `photo_tags` row for that tag has state `accepted` or `suggested`.
 Suggestions from the fallback (few tags passed their threshold) are carried too, shown
 as low-confidence tags. A `rejected` row never counts: the user said no.
-`CARRIED_STATES` and `CARRIES_SQL` are that definition; import them, do not restate it.
+`CARRIED_STATES` and `CARRIES_SQL` (in `sql`, shared with `store`) are that
+definition; import them, do not restate it.
 
 What "a photo needs review" means: it carries an automatic suggestion the tagger is
 unsure of, that is a `suggested` row that is a fallback tag or has low (or unknown)
@@ -34,28 +35,18 @@ from typing import Any
 import numpy as np
 
 from albumtagger.errors import SchemaTooNewError, SidecarError
-from albumtagger.library.db.store import (
+from albumtagger.library.db.schema import SCHEMA_MAJOR, version_text
+from albumtagger.library.db.sql import (
+    CARRIED_STATES,
+    CARRIES_SQL,
     NEEDS_REVIEW_CONDITION,
     PHOTO_STATUSES,
-    SCHEMA_MAJOR,
     TAKEN_SQL,
     VECTOR_BLOCK_ROWS,
-    check_own_files,
-    full_at_open,
-    out_of_space,
-    version_text,
 )
+from albumtagger.library.db.store import check_own_files, full_at_open, out_of_space
 
 log = logging.getLogger(__name__)
-
-CARRIED_STATES: tuple[str, ...] = ("accepted", "suggested")
-"""`photo_tags.state` values under which a photo carries the tag (never `rejected`)."""
-
-CARRIES_SQL = "state IN ('accepted', 'suggested')"
-"""SQL condition on a `photo_tags` row (unqualified columns): the photo carries the tag.
-
-Written out as literals so SQLite uses the index photo_tags_by_tag(tag_id, state, ...).
-"""
 
 NEEDS_REVIEW_SQL = NEEDS_REVIEW_CONDITION
 """SQL condition on a `photo_tags` row: an automatic suggestion worth a second look."""

@@ -1,24 +1,19 @@
-"""The sidecar's writer: every statement that changes a library (with `queries`, the
-read side, the only SQL of albumtagger).
+"""The sidecar's writer: `Store`, one library's SQLite file and every statement that
+changes it (with `queries`, the read side, the only SQL of albumtagger).
 
-One SQLite file per photo folder (`FOLDER/.albumtagger/library.sqlite`, WAL mode,
-foreign keys on). The schema version is kept in `PRAGMA user_version` as
-`major * 100 + minor`; migrations run in order, each in its own transaction, after a
-verified backup. A sidecar of a newer major version is refused; a newer minor
-version (additive changes only) is opened as it is.
-
-Threads: a `Store` hands each thread its own connection (`threading.local`), so one
-`Store` object can be shared by a GUI and its worker thread.
-
-User decisions are sacred: automatic tagging only ever writes rows whose state is
-`suggested`. Rows the user accepted, added or rejected are changed only by the user.
+One SQLite file per photo folder (`FOLDER/.albumtagger/library.sqlite`, WAL mode, or a
+rollback journal on a network share; foreign keys on). This module opens it and keeps it
+safe: the checks of its files, one connection per thread (kept by thread id, so one
+`Store` object can be shared by a GUI and its worker thread), transactions (durable ones
+for the user's own actions), errors told in the user's words, the migrations of
+`schema`, verified backups and settings. What a library holds is read and written by
+`Store`'s parts: `photos`, `tags`, `decisions` (tag cells and feedback) and `vectors`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -26,15 +21,81 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-
 from albumtagger.errors import SchemaTooNewError, SidecarError
+from albumtagger.library.db.decisions import (
+    AutoTag,
+    DecisionsMixin,
+    FeedbackEvent,
+    PhotoTag,
+    SuggestionChanges,
+)
+from albumtagger.library.db.photos import PhotoRow, PhotosMixin
+from albumtagger.library.db.schema import (
+    MIGRATIONS,
+    SCHEMA_MAJOR,
+    SCHEMA_VERSION,
+    statements,
+    version_text,
+)
+from albumtagger.library.db.sql import (
+    FEEDBACK_ACTIONS,
+    NEEDS_REVIEW_CONDITION,
+    PHOTO_STATUSES,
+    TAG_SOURCES,
+    TAG_STATES,
+    TAKEN_SQL,
+    VECTOR_BLOCK_ROWS,
+)
+from albumtagger.library.db.tags import TagRow, TagsMixin
+from albumtagger.library.db.vectors import VectorsMixin
 from albumtagger.library.netfs import network_filesystem
+
+# The public names of `store`: callers import them from here, wherever each is defined.
+__all__ = [
+    "BACKUPS_KEPT",
+    "BACKUP_DIR",
+    "BACKUP_INTERVAL_S",
+    "FEEDBACK_ACTIONS",
+    "MIGRATIONS",
+    "MIN_FREE_BYTES",
+    "NEEDS_REVIEW_CONDITION",
+    "PHOTO_STATUSES",
+    "QUICK_CHECK_MAX_BYTES",
+    "SCHEMA_MAJOR",
+    "SCHEMA_VERSION",
+    "SIDECAR_DIR",
+    "SIDECAR_NAME",
+    "STALE_PARTIAL_S",
+    "TAG_SOURCES",
+    "TAG_STATES",
+    "TAKEN_SQL",
+    "VECTOR_BLOCK_ROWS",
+    "AutoTag",
+    "FeedbackEvent",
+    "PhotoRow",
+    "PhotoTag",
+    "SidecarDamagedError",
+    "SidecarError",
+    "SidecarFullError",
+    "SidecarMissingError",
+    "SidecarWriteError",
+    "Store",
+    "SuggestionChanges",
+    "TagRow",
+    "access_error",
+    "check_not_lost",
+    "check_own_files",
+    "fallback_sidecar_path",
+    "full_at_open",
+    "latest_good_backup",
+    "out_of_space",
+    "sidecar_path",
+    "version_text",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,250 +114,6 @@ MIN_FREE_BYTES = 2**20
 a full disk (opening a WAL database creates its `-shm` file, 32 KiB)."""
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-
-SCHEMA_MAJOR = 1
-SCHEMA_VERSION = 105  # 1.5
-
-PHOTO_STATUSES = ("pending", "ok", "damaged", "missing")
-TAG_STATES = ("suggested", "accepted", "rejected")
-TAG_SOURCES = ("auto", "user")
-FEEDBACK_ACTIONS = ("accept", "reject", "add", "remove")
-
-_JSON_CHUNK = 500
-
-
-def _dumps(data: dict) -> str:
-    """`json.dumps` of a dict whose values may be long lists, a slice at a time: the
-    encoder holds the GIL for a whole call, and an undo snapshot of a tag re-decided
-    over a large library would stall every other thread (the app's window) meanwhile."""
-    parts = []
-    for key, value in data.items():
-        if isinstance(value, list) and len(value) > _JSON_CHUNK:
-            body = ",".join(
-                json.dumps(value[i : i + _JSON_CHUNK])[1:-1]
-                for i in range(0, len(value), _JSON_CHUNK)
-            )
-            parts.append(f"{json.dumps(str(key))}:[{body}]")
-        else:
-            parts.append(f"{json.dumps(str(key))}:{json.dumps(value)}")
-    return "{" + ",".join(parts) + "}"
-
-
-_SCHEMA_1_0 = """
-CREATE TABLE photos (
-    id           INTEGER PRIMARY KEY,
-    path         TEXT NOT NULL UNIQUE,
-    size         INTEGER NOT NULL,
-    mtime_ns     INTEGER NOT NULL,
-    content_hash TEXT,
-    width        INTEGER,
-    height       INTEGER,
-    status       TEXT NOT NULL DEFAULT 'pending'
-                 CHECK (status IN ('pending', 'ok', 'damaged', 'missing')),
-    error        TEXT,
-    added_at     REAL NOT NULL,
-    updated_at   REAL NOT NULL
-);
-CREATE INDEX photos_hash ON photos(content_hash);
-CREATE INDEX photos_status ON photos(status);
-
-CREATE TABLE embeddings (
-    content_hash TEXT NOT NULL,
-    model_id     TEXT NOT NULL,
-    dtype        TEXT NOT NULL CHECK (dtype IN ('float16', 'float32')),
-    dim          INTEGER NOT NULL,
-    vector       BLOB NOT NULL,
-    PRIMARY KEY (content_hash, model_id)
-) WITHOUT ROWID;
-
-CREATE TABLE tags (
-    id         INTEGER PRIMARY KEY,
-    name       TEXT NOT NULL UNIQUE COLLATE NOCASE,
-    prompts    TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-
-CREATE TABLE tag_embeddings (
-    model_id    TEXT NOT NULL,
-    instruction TEXT NOT NULL,
-    prompt      TEXT NOT NULL,
-    dim         INTEGER NOT NULL,
-    vector      BLOB NOT NULL,
-    PRIMARY KEY (model_id, instruction, prompt)
-) WITHOUT ROWID;
-
-CREATE TABLE photo_tags (
-    photo_id   INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
-    tag_id     INTEGER NOT NULL REFERENCES tags(id) ON DELETE CASCADE,
-    score      REAL,
-    source     TEXT NOT NULL CHECK (source IN ('auto', 'user')),
-    state      TEXT NOT NULL CHECK (state IN ('suggested', 'accepted', 'rejected')),
-    fallback   INTEGER NOT NULL DEFAULT 0,
-    confidence TEXT,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (photo_id, tag_id)
-) WITHOUT ROWID;
-CREATE INDEX photo_tags_by_tag ON photo_tags(tag_id, state, photo_id);
-
-CREATE TABLE settings (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-"""
-
-_SCHEMA_1_1 = """
-CREATE TABLE feedback (
-    id             INTEGER PRIMARY KEY,
-    photo_id       INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
-    tag_id         INTEGER NOT NULL REFERENCES tags(id) ON DELETE CASCADE,
-    action         TEXT NOT NULL CHECK (action IN ('accept', 'reject', 'add', 'remove')),
-    score          REAL,
-    positive       INTEGER NOT NULL,
-    was_suggested  INTEGER NOT NULL,
-    prev_state     TEXT,
-    prev_source    TEXT,
-    prev_score     REAL,
-    prev_fallback  INTEGER,
-    review         INTEGER NOT NULL DEFAULT 0,
-    at             REAL NOT NULL,
-    undone         INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX feedback_by_tag ON feedback(tag_id, undone);
-ALTER TABLE tags ADD COLUMN threshold REAL;
-ALTER TABLE tags ADD COLUMN events INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE tags ADD COLUMN score_median REAL;
-ALTER TABLE tags ADD COLUMN score_scale REAL;
-"""
-
-_SCHEMA_1_2 = """
-ALTER TABLE feedback ADD COLUMN undo_data TEXT;
-"""
-
-NEEDS_REVIEW_CONDITION = (
-    "state = 'suggested' AND (fallback != 0 OR confidence IS NULL OR confidence = 'low')"
-)
-"""An automatic suggestion worth a second look (the read queries' "needs review")."""
-
-_SCHEMA_1_3 = f"""
-CREATE INDEX IF NOT EXISTS photo_tags_review ON photo_tags(photo_id) WHERE {NEEDS_REVIEW_CONDITION};
-"""
-
-TAKEN_SQL = "COALESCE(taken_at, mtime_ns / 1000000000.0)"
-"""A photo's date taken (seconds): its EXIF date, else the file's modification time."""
-
-_SCHEMA_1_4 = """
-ALTER TABLE tags ADD COLUMN pinned_threshold REAL;
-ALTER TABLE photos ADD COLUMN views INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE photos ADD COLUMN viewed_at REAL;
-"""
-# tags.pinned_threshold: a threshold the user set by hand (NULL: learned from answers).
-# photos.views / viewed_at: how often and when the user last looked at a photo (the
-# most-viewed photos are refined first).
-
-_SCHEMA_1_5 = f"""
-ALTER TABLE photos ADD COLUMN taken_at REAL;
-CREATE INDEX photos_by_taken ON photos({TAKEN_SQL}, id);
-"""
-# photos.taken_at: when the photo was taken, from its EXIF (NULL: it does not say; the
-# file's modification time stands in, as TAKEN_SQL says).
-
-# (version reached, script): ordered; each runs in its own transaction.
-MIGRATIONS: tuple[tuple[int, str], ...] = (
-    (100, _SCHEMA_1_0),
-    (101, _SCHEMA_1_1),
-    (102, _SCHEMA_1_2),
-    (103, _SCHEMA_1_3),
-    (104, _SCHEMA_1_4),
-    (105, _SCHEMA_1_5),
-)
-
-
-def version_text(version: int) -> str:
-    return f"{version // 100}.{version % 100}"
-
-
-VECTOR_BLOCK_ROWS = 1024
-"""Vectors are read this many rows at a time: turning a block into a matrix holds the
-interpreter lock (about a millisecond for this many; four times that froze the window
-noticeably when a search loaded 100k vectors)."""
-
-
-@dataclass(frozen=True)
-class PhotoRow:
-    id: int
-    path: str
-    size: int
-    mtime_ns: int
-    content_hash: str | None
-    width: int | None
-    height: int | None
-    status: str
-    error: str | None
-
-
-@dataclass(frozen=True)
-class TagRow:
-    id: int
-    name: str
-    prompts: tuple[str, ...]
-    threshold: float | None
-    events: int
-    score_median: float | None = None
-    """The tag's library-wide score distribution when `threshold` was fitted."""
-    score_scale: float | None = None
-    pinned: float | None = None
-    """A threshold the user set by hand (None: learned from answers)."""
-
-
-@dataclass(frozen=True)
-class PhotoTag:
-    photo_id: int
-    tag_id: int
-    name: str
-    score: float | None
-    source: str
-    state: str
-    fallback: bool
-    confidence: str | None
-
-
-@dataclass(frozen=True)
-class AutoTag:
-    """One automatic suggestion for a photo, as the tag decisions produce it."""
-
-    tag_id: int
-    score: float
-    fallback: bool
-    confidence: str
-
-
-@dataclass
-class SuggestionChanges:
-    """(photo id, tag id) cells whose automatic suggestion a write added, removed or
-    updated (a new score, confidence or fallback flag)."""
-
-    added: list[tuple[int, int]] = field(default_factory=list)
-    removed: list[tuple[int, int]] = field(default_factory=list)
-    updated: list[tuple[int, int]] = field(default_factory=list)
-
-    def photo_ids(self) -> set[int]:
-        return {p for p, _ in (*self.added, *self.removed, *self.updated)}
-
-    def __len__(self) -> int:
-        return len(self.added) + len(self.removed) + len(self.updated)
-
-
-@dataclass(frozen=True)
-class FeedbackEvent:
-    id: int
-    photo_id: int
-    tag_id: int
-    action: str
-    score: float | None
-    positive: bool
-    was_suggested: bool
-    review: bool
-    at: float
 
 
 class SidecarWriteError(SidecarError, sqlite3.OperationalError):
@@ -532,18 +349,6 @@ def fallback_sidecar_path(root: Path, data_dir: Path) -> Path:
     return data_dir / "libraries" / f"{root.name or 'root'}-{key}" / SIDECAR_NAME
 
 
-def _now() -> float:
-    return time.time()
-
-
-def _blob(vector: np.ndarray, dtype: str) -> bytes:
-    return np.ascontiguousarray(vector, dtype=np.dtype(dtype)).tobytes()
-
-
-def _unblob(blob: bytes, dtype: str) -> np.ndarray:
-    return np.frombuffer(blob, dtype=np.dtype(dtype))
-
-
 class _PerThread:
     """Each thread's connection, by thread id: unlike `threading.local` it holds for a
     thread Python did not start (a QThread gets a new thread state, and so would get a
@@ -564,8 +369,9 @@ class _PerThread:
             self._conns[threading.get_ident()] = conn
 
 
-class Store:
-    """Access to one library's sidecar database (writes, migrations, backups)."""
+class Store(PhotosMixin, TagsMixin, DecisionsMixin, VectorsMixin):
+    """Access to one library's sidecar database (writes, migrations, backups); the
+    methods for each kind of row come from its parts (`PhotosMixin` and the rest)."""
 
     def __init__(self, db_path: Path, *, backups: bool = True) -> None:
         """Open (and migrate) the sidecar. Opening is quick: the daily verified backup is
@@ -873,7 +679,7 @@ class Store:
             if self.schema_version() != version:
                 return None  # another process migrated it meanwhile
             for _, script in pending:
-                for statement in _statements(script):
+                for statement in statements(script):
                     conn.execute(statement)
         except SidecarError:
             raise
@@ -890,7 +696,7 @@ class Store:
             conn.execute("COMMIT")
             return
         try:
-            for statement in _statements(script):
+            for statement in statements(script):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {int(target)}")
         except BaseException:
@@ -908,7 +714,7 @@ class Store:
 
     def backup_if_due(self) -> Path | None:
         existing = self.backups()
-        if existing and _now() - existing[-1].stat().st_mtime < BACKUP_INTERVAL_S:
+        if existing and time.time() - existing[-1].stat().st_mtime < BACKUP_INTERVAL_S:
             return None
         if self.schema_version() == 0:
             return None
@@ -972,7 +778,7 @@ class Store:
     def _remove_stale_partials(self) -> None:
         for partial in self.backup_dir.glob("library-*.partial"):
             with contextlib.suppress(OSError):
-                if _now() - partial.lstat().st_mtime > STALE_PARTIAL_S:
+                if time.time() - partial.lstat().st_mtime > STALE_PARTIAL_S:
                     partial.unlink()
 
     def integrity_ok(self) -> bool:
@@ -990,785 +796,3 @@ class Store:
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
-
-    # -- photos -----------------------------------------------------------------
-
-    _PHOTO_COLUMNS = "id, path, size, mtime_ns, content_hash, width, height, status, error"
-
-    @staticmethod
-    def _photo(row: sqlite3.Row) -> PhotoRow:
-        return PhotoRow(*row)
-
-    def photo_index(self) -> dict[str, PhotoRow]:
-        """Every photo row by relative path."""
-        rows = self.conn.execute(f"SELECT {self._PHOTO_COLUMNS} FROM photos")
-        return {row[1]: self._photo(row) for row in rows}
-
-    def photo(self, photo_id: int) -> PhotoRow | None:
-        row = self.conn.execute(
-            f"SELECT {self._PHOTO_COLUMNS} FROM photos WHERE id = ?", (photo_id,)
-        ).fetchone()
-        return None if row is None else self._photo(row)
-
-    def photo_by_path(self, path: str) -> PhotoRow | None:
-        row = self.conn.execute(
-            f"SELECT {self._PHOTO_COLUMNS} FROM photos WHERE path = ?", (path,)
-        ).fetchone()
-        return None if row is None else self._photo(row)
-
-    def photos(
-        self, *, statuses: Sequence[str] | None = None, paths: Sequence[str] | None = None
-    ) -> list[PhotoRow]:
-        """Photos ordered by path, optionally only some statuses or paths."""
-        sql = f"SELECT {self._PHOTO_COLUMNS} FROM photos"
-        where, args = [], []
-        if statuses is not None:
-            where.append(f"status IN ({_marks(statuses)})")
-            args.extend(statuses)
-        if paths is not None:
-            where.append(f"path IN ({_marks(paths)})")
-            args.extend(paths)
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        return [self._photo(r) for r in self.conn.execute(sql + " ORDER BY path", args)]
-
-    def photos_with_hash(self, content_hash: str) -> list[PhotoRow]:
-        rows = self.conn.execute(
-            f"SELECT {self._PHOTO_COLUMNS} FROM photos WHERE content_hash = ?", (content_hash,)
-        )
-        return [self._photo(r) for r in rows]
-
-    def photo_ids(self) -> list[int]:
-        """Every photo's id, in id order."""
-        return [int(r[0]) for r in self.conn.execute("SELECT id FROM photos ORDER BY id")]
-
-    def pending_photos(self, limit: int | None = None, after_id: int = 0) -> list[PhotoRow]:
-        """Photos waiting to be read (and tagged), in id order."""
-        sql = (
-            f"SELECT {self._PHOTO_COLUMNS} FROM photos WHERE status = 'pending' AND id > ? "
-            "ORDER BY id"
-        )
-        args: list[object] = [after_id]
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(limit)
-        return [self._photo(r) for r in self.conn.execute(sql, args)]
-
-    def count_photos(self) -> dict[str, int]:
-        rows = self.conn.execute("SELECT status, COUNT(*) FROM photos GROUP BY status")
-        counts = {status: 0 for status in PHOTO_STATUSES}
-        counts.update({row[0]: row[1] for row in rows})
-        return counts
-
-    def add_photo(self, path: str, size: int, mtime_ns: int) -> int:
-        now = _now()
-        cur = self.conn.execute(
-            "INSERT INTO photos(path, size, mtime_ns, status, added_at, updated_at) "
-            "VALUES (?, ?, ?, 'pending', ?, ?)",
-            (path, size, mtime_ns, now, now),
-        )
-        photo_id = int(cur.lastrowid or 0)
-        self._note("added", [photo_id])
-        return photo_id
-
-    def note_view(self, photo_id: int) -> None:
-        """The user looked at this photo: count it (no change is reported; a view changes
-        neither the photo nor its tags)."""
-        self.conn.execute(
-            "UPDATE photos SET views = views + 1, viewed_at = ? WHERE id = ?",
-            (_now(), int(photo_id)),
-        )
-
-    def photo_views(self, photo_id: int) -> tuple[int, float | None]:
-        """(views, last viewed at) of one photo; (0, None) for an unknown photo."""
-        row = self.conn.execute(
-            "SELECT views, viewed_at FROM photos WHERE id = ?", (int(photo_id),)
-        ).fetchone()
-        return (0, None) if row is None else (int(row[0]), row[1])
-
-    def view_counts(self) -> dict[int, int]:
-        """Views of every photo the user has looked at (photo id -> views)."""
-        rows = self.conn.execute("SELECT id, views FROM photos WHERE views > 0").fetchall()
-        return {int(r[0]): int(r[1]) for r in rows}
-
-    def mark_changed(self, photo_id: int, size: int, mtime_ns: int) -> None:
-        """The file at this path changed: read it again (its tags stay until then)."""
-        self.conn.execute(
-            "UPDATE photos SET size = ?, mtime_ns = ?, status = 'pending', error = NULL, "
-            "updated_at = ? WHERE id = ?",
-            (size, mtime_ns, _now(), photo_id),
-        )
-        self._note("updated", [photo_id])
-
-    def mark_missing(self, photo_ids: Iterable[int]) -> None:
-        """Gone from a readable root: kept with tags and vector until cleaned up."""
-        now = _now()
-        ids = list(photo_ids)
-        self.conn.executemany(
-            "UPDATE photos SET status = 'missing', updated_at = ? WHERE id = ?",
-            [(now, pid) for pid in ids],
-        )
-        self._note("missing", ids)
-
-    def record_damaged(self, photo_id: int, size: int, mtime_ns: int, reason: str) -> None:
-        self.conn.execute(
-            "UPDATE photos SET status = 'damaged', error = ?, size = ?, mtime_ns = ?, "
-            "updated_at = ? WHERE id = ?",
-            (reason, size, mtime_ns, _now(), photo_id),
-        )
-        self._note("damaged", [photo_id])
-
-    def record_read(
-        self,
-        photo_id: int,
-        *,
-        content_hash: str,
-        size: int,
-        mtime_ns: int,
-        width: int,
-        height: int,
-        taken_at: float | None = None,
-    ) -> int:
-        """Record what reading a pending photo found; returns the photo's id.
-
-        If a missing photo has the same content, this file is that photo moved or
-        renamed: the old row (with its tags and feedback) takes this path, and the new
-        row is dropped. The photo stays `pending` until it is tagged.
-        """
-        conn = self.conn
-        row = conn.execute(
-            "SELECT id, path FROM photos WHERE content_hash = ? AND status = 'missing' "
-            "AND id != ? ORDER BY updated_at DESC LIMIT 1",
-            (content_hash, photo_id),
-        ).fetchone()
-        now = _now()
-        if row is not None:
-            old_id, old_path = int(row[0]), str(row[1])
-            path = conn.execute("SELECT path FROM photos WHERE id = ?", (photo_id,)).fetchone()[0]
-            conn.execute("DELETE FROM photos WHERE id = ?", (photo_id,))
-            conn.execute(
-                "UPDATE photos SET path = ?, size = ?, mtime_ns = ?, width = ?, height = ?, "
-                "taken_at = ?, status = 'pending', error = NULL, updated_at = ? WHERE id = ?",
-                (path, size, mtime_ns, width, height, taken_at, now, old_id),
-            )
-            log.info("Photo moved: %s -> %s", old_path, path)
-            self._note("removed", [photo_id])
-            self._note("moved", [old_id])
-            return old_id
-        conn.execute(
-            "UPDATE photos SET content_hash = ?, size = ?, mtime_ns = ?, width = ?, height = ?, "
-            "taken_at = ?, error = NULL, updated_at = ? WHERE id = ?",
-            (content_hash, size, mtime_ns, width, height, taken_at, now, photo_id),
-        )
-        return photo_id
-
-    def rename_photo(self, photo_id: int, new_path: str) -> None:
-        """A move seen directly (a watcher event): the row simply takes the new path."""
-        self.conn.execute(
-            "UPDATE photos SET path = ?, updated_at = ? WHERE id = ?", (new_path, _now(), photo_id)
-        )
-        self._note("moved", [photo_id])
-
-    def set_status(self, photo_ids: Iterable[int], status: str) -> None:
-        now = _now()
-        ids = list(photo_ids)
-        self.conn.executemany(
-            "UPDATE photos SET status = ?, error = NULL, updated_at = ? WHERE id = ?",
-            [(status, now, pid) for pid in ids],
-        )
-        self._note("status", ids)
-
-    def remove_missing(self) -> int:
-        """The user's clean-up: forget photos marked missing. Returns how many."""
-        with self.transaction() as conn:
-            gone = [r[0] for r in conn.execute("SELECT id FROM photos WHERE status = 'missing'")]
-            cur = conn.execute("DELETE FROM photos WHERE status = 'missing'")
-            self._note("removed", gone)
-            conn.execute(
-                "DELETE FROM embeddings WHERE content_hash NOT IN "
-                "(SELECT content_hash FROM photos WHERE content_hash IS NOT NULL)"
-            )
-        return cur.rowcount
-
-    # -- embeddings -------------------------------------------------------------
-
-    def requeue_without_vector(self, model_id: str) -> int:
-        """Tagged photos that have no vector from this model become pending again."""
-        cur = self.conn.execute(
-            "UPDATE photos SET status = 'pending', updated_at = ? WHERE status = 'ok' AND "
-            "NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.content_hash = photos.content_hash "
-            "AND e.model_id = ?) RETURNING id",
-            (_now(), model_id),
-        )
-        ids = [r[0] for r in cur.fetchall()]
-        self._note("updated", ids)
-        return len(ids)
-
-    def put_embeddings(
-        self, model_id: str, items: Iterable[tuple[str, np.ndarray]], dtype: str = "float16"
-    ) -> None:
-        self.conn.executemany(
-            "INSERT OR REPLACE INTO embeddings(content_hash, model_id, dtype, dim, vector) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [(h, model_id, dtype, int(v.shape[-1]), _blob(v, dtype)) for h, v in items],
-        )
-
-    def content_hashes(self) -> list[str]:
-        """Every photo's content hash (photos read at least once)."""
-        rows = self.conn.execute(
-            "SELECT DISTINCT content_hash FROM photos WHERE content_hash IS NOT NULL"
-        )
-        return [r[0] for r in rows]
-
-    def embedding_hashes(self, model_id: str, hashes: Sequence[str]) -> set[str]:
-        """Which of these content hashes already have a vector for this model."""
-        found: set[str] = set()
-        for chunk in _chunks(list(hashes), 500):
-            rows = self.conn.execute(
-                f"SELECT content_hash FROM embeddings WHERE model_id = ? "
-                f"AND content_hash IN ({_marks(chunk)})",
-                [model_id, *chunk],
-            )
-            found.update(r[0] for r in rows)
-        return found
-
-    def photo_vectors(
-        self,
-        model_id: str,
-        statuses: Sequence[str] = ("ok",),
-        photo_ids: Sequence[int] | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(photo ids, float32 matrix) of photos with a vector for this model, by id.
-
-        Rows are converted straight into one preallocated matrix, so loading 100k
-        vectors needs little more memory than the matrix itself.
-        """
-        return self._vector_rows(model_id, statuses, photo_ids, None)
-
-    def photo_scores(
-        self, model_id: str, tag_matrix: np.ndarray, statuses: Sequence[str] = ("ok",)
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(photo ids, float32 [photos x tags] scores: each vector times `tag_matrix`.T)
-        of photos with a vector for this model, by id. Multiplied a block of vectors at
-        a time as they are read: no [photos x dim] matrix is held (6 GB at a million)."""
-        return self._vector_rows(model_id, statuses, None, np.asarray(tag_matrix, np.float32).T)
-
-    def _vector_rows(
-        self,
-        model_id: str,
-        statuses: Sequence[str],
-        photo_ids: Sequence[int] | None,
-        project: np.ndarray | None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Ids and vectors (or, with `project`, each block of vectors times it)."""
-        sql = (
-            f"SELECT p.id, e.dtype, e.dim, e.vector FROM photos p "
-            f"JOIN embeddings e ON e.content_hash = p.content_hash AND e.model_id = ? "
-            f"WHERE p.status IN ({_marks(statuses)})"
-        )
-        cur = self.conn.cursor()
-        cur.row_factory = None
-        if photo_ids is None:
-            (upper,) = cur.execute(
-                f"SELECT COUNT(*) FROM photos WHERE status IN ({_marks(statuses)})", statuses
-            ).fetchone()
-            batches: Iterable[sqlite3.Cursor] = [
-                cur.execute(sql + " ORDER BY p.id", [model_id, *statuses])
-            ]
-        else:
-            wanted = sorted(set(photo_ids))
-            upper = len(wanted)
-            batches = (
-                cur.execute(
-                    sql + f" AND p.id IN ({_marks(chunk)}) ORDER BY p.id",
-                    [model_id, *statuses, *chunk],
-                )
-                for chunk in _chunks(wanted, 500)
-            )
-        ids = np.empty(upper, dtype=np.int64)
-        matrix: np.ndarray | None = None
-        n = 0
-        for rows in batches:
-            while block := rows.fetchmany(VECTOR_BLOCK_ROWS):
-                k = len(block)
-                ids[n : n + k] = [r[0] for r in block]
-                dtypes = {r[1] for r in block}
-                if len(dtypes) == 1:  # the usual case: one conversion per block
-                    joined = b"".join(r[3] for r in block)
-                    vectors = np.frombuffer(joined, dtype=dtypes.pop()).reshape(k, -1)
-                else:
-                    vectors = np.stack([_unblob(r[3], r[1]) for r in block])
-                if project is not None:
-                    vectors = vectors.astype(np.float32) @ project
-                if matrix is None:
-                    matrix = np.empty((upper, vectors.shape[1]), dtype=np.float32)
-                matrix[n : n + k] = vectors
-                n += k
-        if matrix is None:
-            width = 0 if project is None else project.shape[1]
-            return np.zeros(0, dtype=np.int64), np.zeros((0, width), dtype=np.float32)
-        return ids[:n].copy(), matrix[:n].copy() if n < upper else matrix
-
-    # -- tags and their text vectors ---------------------------------------------
-
-    @staticmethod
-    def _tag(row: sqlite3.Row) -> TagRow:
-        return TagRow(
-            id=int(row[0]),
-            name=str(row[1]),
-            prompts=tuple(json.loads(row[2])),
-            threshold=None if row[3] is None else float(row[3]),
-            events=int(row[4]),
-            score_median=None if row[5] is None else float(row[5]),
-            score_scale=None if row[6] is None else float(row[6]),
-            pinned=None if row[7] is None else float(row[7]),
-        )
-
-    def tags(self) -> list[TagRow]:
-        rows = self.conn.execute(
-            "SELECT id, name, prompts, threshold, events, score_median, score_scale, "
-            "pinned_threshold FROM tags "
-            "ORDER BY id"
-        )
-        return [self._tag(r) for r in rows]
-
-    def tag_by_name(self, name: str) -> TagRow | None:
-        row = self.conn.execute(
-            "SELECT id, name, prompts, threshold, events, score_median, score_scale, "
-            "pinned_threshold FROM tags "
-            "WHERE name = ?",
-            (name,),
-        ).fetchone()
-        return None if row is None else self._tag(row)
-
-    def add_tag(self, name: str, prompts: Sequence[str]) -> int:
-        self._tag_writes += 1
-        cur = self.conn.execute(
-            "INSERT INTO tags(name, prompts, created_at) VALUES (?, ?, ?)",
-            (name, json.dumps(list(prompts), ensure_ascii=False), _now()),
-        )
-        tag_id = int(cur.lastrowid or 0)
-        self._note("vocabulary", [tag_id])
-        return tag_id
-
-    def add_tags(self, items: Iterable[tuple[str, Sequence[str]]]) -> None:
-        self._tag_writes += 1
-        now = _now()
-        self.conn.executemany(
-            "INSERT OR IGNORE INTO tags(name, prompts, created_at) VALUES (?, ?, ?)",
-            [(n, json.dumps(list(p), ensure_ascii=False), now) for n, p in items],
-        )
-        self._note("vocabulary", [])
-
-    def remove_tag(self, tag_id: int) -> None:
-        self._tag_writes += 1
-        photos = [
-            r[0]
-            for r in self.conn.execute(
-                "SELECT photo_id FROM photo_tags WHERE tag_id = ?", (tag_id,)
-            )
-        ]
-        self.conn.execute("DELETE FROM tags WHERE id = ?", (tag_id,))
-        self._note("tags", photos)
-        self._note("vocabulary", [tag_id])
-
-    def rename_tag(self, tag_id: int, name: str) -> None:
-        """Give a tag another name; its cells, answers and threshold stay (same id)."""
-        self._tag_writes += 1
-        self.conn.execute("UPDATE tags SET name = ? WHERE id = ?", (name, tag_id))
-        photos = [
-            r[0]
-            for r in self.conn.execute(
-                "SELECT photo_id FROM photo_tags WHERE tag_id = ?", (tag_id,)
-            )
-        ]
-        self._note("tags", photos)
-        self._note("vocabulary", [tag_id])
-
-    def set_tag_prompts(self, tag_id: int, prompts: Sequence[str]) -> None:
-        """Replace a tag's prompts (its vector is the mean of theirs)."""
-        self._tag_writes += 1
-        self.conn.execute(
-            "UPDATE tags SET prompts = ? WHERE id = ?",
-            (json.dumps(list(prompts), ensure_ascii=False), tag_id),
-        )
-        self._note("vocabulary", [tag_id])
-
-    def set_pinned_threshold(self, tag_id: int, value: float | None) -> None:
-        """Pin a tag's threshold to `value` (None: give it back to learning)."""
-        self._tag_writes += 1
-        self.conn.execute(
-            "UPDATE tags SET pinned_threshold = ? WHERE id = ?",
-            (None if value is None else float(value), tag_id),
-        )
-        self._note("thresholds", [tag_id])
-
-    def carrier_ids(self, tag_id: int) -> np.ndarray:
-        """Ids (int64, ascending) of the photos that carry this tag (the shared
-        definition, `queries.CARRIES_SQL`), whatever their status."""
-        from albumtagger.library.db.queries import CARRIES_SQL
-
-        row = self.conn.execute(
-            f"SELECT group_concat(photo_id) FROM (SELECT photo_id FROM photo_tags "
-            f"WHERE tag_id = ? AND {CARRIES_SQL} ORDER BY photo_id)",
-            (tag_id,),
-        ).fetchone()
-        if row[0] is None:
-            return np.zeros(0, dtype=np.int64)
-        return np.array([int(x) for x in str(row[0]).split(",")], dtype=np.int64)
-
-    def count_carriers(self, tag_id: int) -> int:
-        """How many photos carry this tag (`queries.CARRIES_SQL`), whatever their status."""
-        from albumtagger.library.db.queries import CARRIES_SQL
-
-        row = self.conn.execute(
-            f"SELECT COUNT(*) FROM photo_tags WHERE tag_id = ? AND {CARRIES_SQL}", (tag_id,)
-        ).fetchone()
-        return int(row[0])
-
-    def remove_tag_if_unused(self, tag_id: int) -> None:
-        """Drop a tag that no photo row and no feedback event refers to."""
-        self._tag_writes += 1
-        self.conn.execute(
-            "DELETE FROM tags WHERE id = ? AND NOT EXISTS (SELECT 1 FROM photo_tags "
-            "WHERE tag_id = ?) AND NOT EXISTS (SELECT 1 FROM feedback WHERE tag_id = ? "
-            "AND undone = 0)",
-            (tag_id, tag_id, tag_id),
-        )
-        self._note("vocabulary", [tag_id])
-
-    def set_tag_thresholds(self, items: Iterable[tuple[int, float, int, float, float]]) -> None:
-        """(tag id, fitted threshold, feedback events, score median, score scale) per tag."""
-        self._tag_writes += 1
-        rows = [(float(t), int(n), float(m), float(sc), int(tid)) for tid, t, n, m, sc in items]
-        self.conn.executemany(
-            "UPDATE tags SET threshold = ?, events = ?, score_median = ?, score_scale = ? "
-            "WHERE id = ?",
-            rows,
-        )
-        self._note("thresholds", [r[-1] for r in rows])
-
-    def tag_policy_rows(self) -> list[list]:
-        """(id, threshold, events, score median, score scale) of every tag (a snapshot)."""
-        rows = self.conn.execute(
-            "SELECT id, threshold, events, score_median, score_scale FROM tags ORDER BY id"
-        )
-        return [list(r) for r in rows]
-
-    def restore_tag_policy_rows(self, rows: Sequence[Sequence]) -> None:
-        """Put tags' thresholds back as in a `tag_policy_rows` snapshot."""
-        self._tag_writes += 1
-        self.conn.executemany(
-            "UPDATE tags SET threshold = ?, events = ?, score_median = ?, score_scale = ? "
-            "WHERE id = ?",
-            [(t, n, m, sc, tid) for tid, t, n, m, sc in rows],
-        )
-        self._note("thresholds", [r[0] for r in rows])
-
-    def text_vectors(
-        self, model_id: str, instruction: str, prompts: Sequence[str]
-    ) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {}
-        for chunk in _chunks(list(dict.fromkeys(prompts)), 500):
-            rows = self.conn.execute(
-                f"SELECT prompt, vector FROM tag_embeddings WHERE model_id = ? AND "
-                f"instruction = ? AND prompt IN ({_marks(chunk)})",
-                [model_id, instruction, *chunk],
-            )
-            for prompt, blob in rows:
-                out[prompt] = _unblob(blob, "float32").copy()
-        return out
-
-    def put_text_vectors(
-        self, model_id: str, instruction: str, items: Iterable[tuple[str, np.ndarray]]
-    ) -> None:
-        self._tag_writes += 1
-        self.conn.executemany(
-            "INSERT OR REPLACE INTO tag_embeddings(model_id, instruction, prompt, dim, vector) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [(model_id, instruction, p, int(v.shape[-1]), _blob(v, "float32")) for p, v in items],
-        )
-
-    # -- photo tags ---------------------------------------------------------------
-
-    def photo_tags(self, photo_ids: Sequence[int] | None = None) -> list[PhotoTag]:
-        """Tag rows (all states) for some or all photos, best score first per photo."""
-        sql = (
-            "SELECT pt.photo_id, pt.tag_id, t.name, pt.score, pt.source, pt.state, "
-            "pt.fallback, pt.confidence FROM photo_tags pt JOIN tags t ON t.id = pt.tag_id"
-        )
-        out: list[PhotoTag] = []
-        order = " ORDER BY pt.photo_id, pt.score IS NULL, pt.score DESC, t.name"
-        if photo_ids is None:
-            rows: Iterable[sqlite3.Row] = self.conn.execute(sql + order)
-            out = [PhotoTag(*r[:6], bool(r[6]), r[7]) for r in rows]
-            return out
-        for chunk in _chunks(list(photo_ids), 500):
-            rows = self.conn.execute(
-                sql + f" WHERE pt.photo_id IN ({_marks(chunk)})" + order, chunk
-            )
-            out.extend(PhotoTag(*r[:6], bool(r[6]), r[7]) for r in rows)
-        return out
-
-    def suggestion_cells(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Every automatic suggestion as arrays: (photo ids, tag ids, fallback flags,
-        confidence codes 1 low / 2 medium / 3 high), in no particular order.
-
-        Aggregated inside SQLite and parsed by NumPy: no Python object per row, so a
-        library of 100k photos is read without holding up other threads.
-        """
-        row = self.conn.execute(
-            "SELECT group_concat(photo_id), group_concat(tag_id), group_concat(fallback), "
-            "group_concat(CASE confidence WHEN 'high' THEN 3 WHEN 'medium' THEN 2 ELSE 1 END) "
-            "FROM photo_tags WHERE state = 'suggested'"
-        ).fetchone()
-        if row[0] is None:
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, empty, np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int8)
-        photo, tag, fallback, confidence = (
-            np.fromstring(text, dtype=np.int64, sep=",") for text in row
-        )
-        return photo, tag, fallback.astype(bool), confidence.astype(np.int8)
-
-    def photo_tag(self, photo_id: int, tag_id: int) -> PhotoTag | None:
-        row = self.conn.execute(
-            "SELECT pt.photo_id, pt.tag_id, t.name, pt.score, pt.source, pt.state, "
-            "pt.fallback, pt.confidence FROM photo_tags pt JOIN tags t ON t.id = pt.tag_id "
-            "WHERE pt.photo_id = ? AND pt.tag_id = ?",
-            (photo_id, tag_id),
-        ).fetchone()
-        return None if row is None else PhotoTag(*row[:6], bool(row[6]), row[7])
-
-    def user_cells(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every user decision as arrays: (photo ids, tag ids, codes 1 accepted /
-        -1 rejected), aggregated inside SQLite like `suggestion_cells`."""
-        row = self.conn.execute(
-            "SELECT group_concat(photo_id), group_concat(tag_id), "
-            "group_concat(CASE state WHEN 'accepted' THEN 1 ELSE -1 END) "
-            # per tag over photo_tags_by_tag(tag_id, state): no scan of every suggestion
-            "FROM photo_tags WHERE tag_id IN (SELECT id FROM tags) "
-            "AND state IN ('accepted', 'rejected')"
-        ).fetchone()
-        if row[0] is None:
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, empty, np.zeros(0, dtype=np.int8)
-        photo, tag, code = (np.array(text.split(","), dtype=np.int64) for text in row)
-        return photo, tag, code.astype(np.int8)
-
-    def user_decisions(self) -> list[tuple[int, int, str]]:
-        """(photo id, tag id, state) of every row the user decided."""
-        rows = self.conn.execute(
-            "SELECT photo_id, tag_id, state FROM photo_tags WHERE state != 'suggested'"
-        )
-        return [(int(a), int(b), str(c)) for a, b, c in rows]
-
-    def replace_suggestions(self, decisions: dict[int, Sequence[AutoTag]]) -> SuggestionChanges:
-        """Set the automatic suggestions of these photos; returns what changed.
-
-        Only `suggested` rows are replaced. A cell the user decided (accepted, added,
-        rejected) is never touched.
-        """
-        conn = self.conn
-        now = _now()
-        changes = SuggestionChanges()
-        with self.transaction():
-            for photo_id, tags in decisions.items():
-                current = {
-                    int(r[0]): (r[1], r[2], r[3], r[4])
-                    for r in conn.execute(
-                        "SELECT tag_id, state, score, fallback, confidence FROM photo_tags "
-                        "WHERE photo_id = ?",
-                        (photo_id,),
-                    )
-                }
-                wanted = {t.tag_id: t for t in tags}
-                stale = [
-                    (photo_id, tid)
-                    for tid, (state, *_) in current.items()
-                    if state == "suggested" and tid not in wanted
-                ]
-                if stale:
-                    conn.executemany(
-                        "DELETE FROM photo_tags WHERE photo_id = ? AND tag_id = ? "
-                        "AND state = 'suggested'",
-                        stale,
-                    )
-                    changes.removed.extend(stale)
-                for tid, t in wanted.items():
-                    old = current.get(tid)
-                    if old is not None and old[0] != "suggested":
-                        continue
-                    row = (round(t.score, 6), int(t.fallback), t.confidence)
-                    if old is not None and (round(old[1] or 0.0, 6), int(old[2]), old[3]) == row:
-                        continue
-                    conn.execute(
-                        "INSERT INTO photo_tags(photo_id, tag_id, score, source, state, "
-                        "fallback, confidence, updated_at) "
-                        "VALUES (?, ?, ?, 'auto', 'suggested', ?, ?, ?) "
-                        "ON CONFLICT(photo_id, tag_id) DO UPDATE SET score = excluded.score, "
-                        "fallback = excluded.fallback, confidence = excluded.confidence, "
-                        "updated_at = excluded.updated_at WHERE photo_tags.state = 'suggested'",
-                        (photo_id, tid, *row, now),
-                    )
-                    (changes.added if old is None else changes.updated).append((photo_id, tid))
-            self._note("tags", changes.photo_ids())
-        return changes
-
-    def photo_tag_rows(self, photo_ids: Sequence[int]) -> list[list]:
-        """Every tag row of these photos as plain values (an undo snapshot)."""
-        out: list[list] = []
-        for chunk in _chunks(sorted(set(photo_ids)), 500):
-            rows = self.conn.execute(
-                "SELECT photo_id, tag_id, score, source, state, fallback, confidence, "
-                f"updated_at FROM photo_tags WHERE photo_id IN ({_marks(chunk)})",
-                chunk,
-            )
-            out.extend(list(r) for r in rows)
-        return out
-
-    def restore_photo_tag_rows(self, photo_ids: Sequence[int], rows: Sequence[Sequence]) -> None:
-        """Put these photos' tag rows back exactly as in a `photo_tag_rows` snapshot."""
-        for chunk in _chunks(sorted(set(photo_ids)), 500):
-            self.conn.execute(f"DELETE FROM photo_tags WHERE photo_id IN ({_marks(chunk)})", chunk)
-        self.conn.executemany(
-            "INSERT INTO photo_tags(photo_id, tag_id, score, source, state, fallback, "
-            "confidence, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [tuple(r) for r in rows],
-        )
-        self._note("tags", photo_ids)
-
-    def set_user_decision(
-        self, photo_id: int, tag_id: int, state: str, source: str, score: float | None
-    ) -> None:
-        """Record the user's verdict on one cell (accepted or rejected)."""
-        self.conn.execute(
-            "INSERT INTO photo_tags(photo_id, tag_id, score, source, state, fallback, "
-            "confidence, updated_at) VALUES (?, ?, ?, ?, ?, 0, NULL, ?) "
-            "ON CONFLICT(photo_id, tag_id) DO UPDATE SET state = excluded.state, "
-            "source = excluded.source, score = COALESCE(excluded.score, photo_tags.score), "
-            "updated_at = excluded.updated_at",
-            (photo_id, tag_id, score, source, state, _now()),
-        )
-        self._note("tags", [photo_id])
-
-    def restore_cell(
-        self,
-        photo_id: int,
-        tag_id: int,
-        state: str | None,
-        source: str | None,
-        score: float | None,
-        fallback: bool,
-    ) -> None:
-        """Put a cell back as it was before a decision (undo)."""
-        self.conn.execute(
-            "DELETE FROM photo_tags WHERE photo_id = ? AND tag_id = ?", (photo_id, tag_id)
-        )
-        if state is not None:
-            self.conn.execute(
-                "INSERT INTO photo_tags(photo_id, tag_id, score, source, state, fallback, "
-                "confidence, updated_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
-                (photo_id, tag_id, score, source, state, int(fallback), _now()),
-            )
-        self._note("tags", [photo_id])
-
-    # -- feedback -----------------------------------------------------------------
-
-    def add_feedback(
-        self,
-        photo_id: int,
-        tag_id: int,
-        action: str,
-        score: float | None,
-        *,
-        positive: bool,
-        was_suggested: bool,
-        previous: PhotoTag | None,
-        review: bool = False,
-    ) -> int:
-        """Record a correction; `previous` is the cell before it (for undo).
-
-        `was_suggested`: the tag was an automatic (non-fallback) suggestion when the user
-        acted. `review`: an answer from the review queue (not a sample of the library).
-        """
-        cur = self.conn.execute(
-            "INSERT INTO feedback(photo_id, tag_id, action, score, positive, was_suggested, "
-            "prev_state, prev_source, prev_score, prev_fallback, review, at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                photo_id,
-                tag_id,
-                action,
-                score,
-                int(positive),
-                int(was_suggested),
-                None if previous is None else previous.state,
-                None if previous is None else previous.source,
-                None if previous is None else previous.score,
-                None if previous is None else int(previous.fallback),
-                int(review),
-                _now(),
-            ),
-        )
-        return int(cur.lastrowid or 0)
-
-    def feedback(self) -> list[FeedbackEvent]:
-        """Feedback events in effect (not undone), oldest first."""
-        rows = self.conn.execute(
-            "SELECT id, photo_id, tag_id, action, score, positive, was_suggested, review, at "
-            "FROM feedback WHERE undone = 0 ORDER BY id"
-        )
-        return [
-            FeedbackEvent(r[0], r[1], r[2], r[3], r[4], bool(r[5]), bool(r[6]), bool(r[7]), r[8])
-            for r in rows
-        ]
-
-    def set_feedback_undo(self, feedback_id: int, data: dict) -> None:
-        """Keep what undoing this event must restore (a JSON-able snapshot)."""
-        self.conn.execute(
-            "UPDATE feedback SET undo_data = ? WHERE id = ?", (_dumps(data), feedback_id)
-        )
-
-    def last_feedback(self) -> tuple[FeedbackEvent, PhotoTag | None, dict | None] | None:
-        """The newest event in effect, the cell as it was before it, and its undo data."""
-        row = self.conn.execute(
-            "SELECT f.id, f.photo_id, f.tag_id, f.action, f.score, f.positive, "
-            "f.was_suggested, f.review, f.at, f.prev_state, f.prev_source, f.prev_score, "
-            "f.prev_fallback, f.undo_data, t.name FROM feedback f JOIN tags t ON t.id = f.tag_id "
-            "WHERE f.undone = 0 ORDER BY f.id DESC LIMIT 1"
-        ).fetchone()
-        if row is None:
-            return None
-        event = FeedbackEvent(
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            row[4],
-            bool(row[5]),
-            bool(row[6]),
-            bool(row[7]),
-            row[8],
-        )
-        previous = None
-        if row[9] is not None:
-            previous = PhotoTag(
-                row[1], row[2], row[14], row[11], row[10], row[9], bool(row[12]), None
-            )
-        return event, previous, None if row[13] is None else json.loads(row[13])
-
-    def mark_feedback_undone(self, feedback_id: int) -> None:
-        self.conn.execute("UPDATE feedback SET undone = 1 WHERE id = ?", (feedback_id,))
-
-
-def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
-
-
-def _marks(items: Sequence[object]) -> str:
-    return ", ".join("?" * len(items))
-
-
-def _chunks(items: list, size: int) -> Iterator[list]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
