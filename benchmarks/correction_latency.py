@@ -25,7 +25,8 @@ import numpy as np
 from albumtagger.config import Settings
 from albumtagger.library.db.store import Store
 from albumtagger.model.encoder import QUERY_INSTRUCTION
-from albumtagger.tagging.tagger import IMAGE_MODEL_ID_KEY, MODEL_ID_KEY, Tagger
+from albumtagger.tagging.decision_state import IMAGE_MODEL_ID_KEY, MODEL_ID_KEY
+from albumtagger.tagging.tagger import library_tagger
 
 MODEL = "bench-model"
 
@@ -85,14 +86,14 @@ def main() -> None:
         build(db, args.photos, args.tags, args.dim)
         out["build_s"] = round(time.perf_counter() - t0, 1)
         with Store(db, backups=False) as store:
-            tagger = Tagger(store, Settings())
+            tagger = library_tagger(store, Settings())
             t0 = time.perf_counter()
             tagger._library()
             out["load_library_s"] = round(time.perf_counter() - t0, 2)
             t0 = time.perf_counter()
             changed = tagger.redecide()
             out["first_decide_and_write_s"] = round(time.perf_counter() - t0, 2)
-            out["first_decide_photos_written"] = changed
+            out["first_decide_photos_written"] = len(changed.photo_ids())
             out["suggestions_stored"] = store.conn.execute(
                 "SELECT COUNT(*) FROM photo_tags"
             ).fetchone()[0]
@@ -115,7 +116,7 @@ def main() -> None:
             fresh = []
             for path, name, action in _pick(store, rng, 2):
                 t0 = time.perf_counter()
-                Tagger(store, Settings()).correct(path, name, action)
+                library_tagger(store, Settings()).correct(path, name, action)
                 fresh.append(time.perf_counter() - t0)
             out["fresh_tagger_correction_s"] = round(statistics.median(fresh), 2)
 

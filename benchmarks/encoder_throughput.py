@@ -126,10 +126,11 @@ def run_pipeline(library, settings, encoder) -> tuple[float, int]:
     """tag_pending over whatever is pending (or needs this budget): (seconds, photos)."""
     from albumtagger.library.scanner import run_to_end, scan
     from albumtagger.service.indexing import tag_pending
+    from albumtagger.tagging.tagger import library_tagger
 
     with library.store.transaction():
         run_to_end(scan(library))
-    steps = tag_pending(library, settings, encoder)
+    steps = tag_pending(library, settings, encoder, library_tagger(library.store, settings))
     start = None
     report = None
     while True:
@@ -518,6 +519,7 @@ def rss_child(n_small: int, n_large: int) -> dict:
     from albumtagger.library.folder import open_library
     from albumtagger.model.loading import load_encoder
     from albumtagger.service.indexing import index_steps
+    from albumtagger.tagging.tagger import library_tagger
 
     tmp = Path(tempfile.mkdtemp(prefix="albumtagger-rss-"))
     unique_copies(tmp / "photos", n_large)
@@ -528,7 +530,8 @@ def rss_child(n_small: int, n_large: int) -> dict:
     encoder = load_encoder(settings)
     samples = {}
     start = time.perf_counter()
-    for progress in index_steps(library, settings, encoder=encoder):
+    decisions = library_tagger(library.store, settings)
+    for progress in index_steps(library, settings, decisions, encoder=encoder):
         if progress.phase in ("tag", "first pass"):
             if progress.done >= n_small and "small" not in samples:
                 samples["small"] = rss_mb()

@@ -148,7 +148,7 @@ def throughput_check(args: argparse.Namespace, device: Any) -> dict:
         target_size,
     )
     from albumtagger.model.loading import default_batch_size
-    from albumtagger.tagging import pipeline
+    from albumtagger.service import indexing as pipeline
 
     if args.readers:
         pipeline.READ_WORKERS = args.readers

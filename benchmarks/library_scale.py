@@ -47,8 +47,9 @@ from albumtagger.library.db.queries import (
 )
 from albumtagger.library.db.store import Store, sidecar_path
 from albumtagger.model.encoder import QUERY_INSTRUCTION
+from albumtagger.tagging.decision_state import IMAGE_MODEL_ID_KEY, MODEL_ID_KEY
 from albumtagger.tagging.similarity import VectorIndex
-from albumtagger.tagging.tagger import IMAGE_MODEL_ID_KEY, MODEL_ID_KEY, Tagger
+from albumtagger.tagging.tagger import library_tagger
 from albumtagger.tagging.vocabulary import default_vocabulary
 
 MODEL = "bench-model"
@@ -147,7 +148,7 @@ def build_library(
                 store.set_setting(MODEL_ID_KEY, MODEL)
                 store.set_setting(IMAGE_MODEL_ID_KEY, MODEL)
             _add_photos(store, rng, photos, dim, common, concepts, prevalence)
-            tagger = Tagger(store, Settings())
+            tagger = library_tagger(store, Settings())
             tagger.redecide()  # fits the thresholds and stores every photo's suggestions
             del tagger  # its score matrix (1.2 GB at a million)
             _add_decisions(store, rng, photos)

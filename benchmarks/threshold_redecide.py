@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from threshold_sim import make_scenario
 
+from albumtagger.tagging.priors import prior_thresholds, tag_stats
 from albumtagger.tagging.thresholds import (
     STATE_FALLBACK,
     STATE_SUGGESTED,
@@ -39,10 +40,8 @@ from albumtagger.tagging.thresholds import (
     ThresholdSettings,
     decide,
     fit_thresholds,
-    prior_thresholds,
     redecide_tags,
     rows_to_redecide,
-    tag_stats,
 )
 
 

@@ -53,6 +53,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from albumtagger.tagging.priors import prior_thresholds, tag_stats
 from albumtagger.tagging.thresholds import (
     STATE_SUGGESTED,
     USER_ACCEPTED,
@@ -63,9 +64,7 @@ from albumtagger.tagging.thresholds import (
     controller_base,
     decide,
     fit_thresholds,
-    prior_thresholds,
     review_queue,
-    tag_stats,
 )
 
 _CHUNK = 20000

@@ -137,8 +137,8 @@ def cli_json(*args: str, env: dict[str, str] | None = None) -> object:
 def watch_fake_tagging(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Replace the model: 'tagging' reads the file and marks it ok. Returns the paths
     tagged, in order (a path twice means tagged twice)."""
-    from albumtagger.service.indexing import Progress, TagReport, model_source
-    from albumtagger.tagging import watching
+    from albumtagger.service import watching
+    from albumtagger.service.indexing import Progress, TaggingReport, model_source
 
     tagged: list[str] = []
 
@@ -146,11 +146,12 @@ def watch_fake_tagging(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         library,
         settings,
         encoder: object,
+        decisions: object,
         cancel=None,
         settle: bool = True,
         thumbnails: object = None,
     ):
-        report = TagReport()
+        report = TaggingReport()
         store = library.store
         for row in store.pending_photos():
             if cancel is not None and cancel.cancelled:

@@ -40,7 +40,8 @@ from albumtagger.library.scanner import (
 from albumtagger.library.thumbnails import ThumbnailCache
 from albumtagger.model.loading import default_batch_size, load_encoder
 from albumtagger.tagging import vocabulary
-from albumtagger.tagging.tagger import IMAGE_MODEL_ID_KEY, MODEL_ID_KEY, Tagger
+from albumtagger.tagging.decision_state import IMAGE_MODEL_ID_KEY, MODEL_ID_KEY, DecisionState
+from albumtagger.tagging.tagger import library_tagger
 
 if TYPE_CHECKING:
     from albumtagger.model.encoder import GmeEncoder, PreparedImage
@@ -80,7 +81,9 @@ class Progress:
 
 
 @dataclass
-class TagReport:
+class TaggingReport:
+    """What a tagging run did: photos embedded (`tagged`) or given a stored vector."""
+
     tagged: int = 0
     reused: int = 0
     """Photos whose vector was already stored (copies, moves, a changed model's cache)."""
@@ -94,7 +97,7 @@ class TagReport:
 class IndexSummary:
     offline: bool = False
     scan: ScanReport = field(default_factory=ScanReport)
-    tagging: TagReport = field(default_factory=TagReport)
+    tagging: TaggingReport = field(default_factory=TaggingReport)
     keywords: keywords.ImportReport = field(default_factory=keywords.ImportReport)
 
     def as_dict(self) -> dict[str, Any]:
@@ -238,13 +241,15 @@ def tag_pending(
     library: Library,
     settings: Settings,
     encoder: GmeEncoder,
+    decisions: DecisionState,
     cancel: CancelToken | None = None,
     *,
     settle: bool = True,
     thumbnails: ThumbnailCache | None = None,
     imports: keywords.ImportReport | None = None,
-) -> Generator[Progress, None, TagReport]:
-    """Read, embed and tag every pending photo. Yields progress; returns a report.
+) -> Generator[Progress, None, TaggingReport]:
+    """Read, embed and tag every pending photo, deciding with `decisions`. Yields
+    progress; returns a report.
 
     Each batch is decided with the thresholds as stored (fitted from the first batch in
     a new library). With `settle` (an index run) a finished run ends with a full
@@ -253,7 +258,7 @@ def tag_pending(
     Keywords the photos carry are noted in `imports` (an index's, shared with its scan).
     """
     store = library.store
-    report = TagReport()
+    report = TaggingReport()
     imports = imports if imports is not None else keywords.ImportReport()
     start = time.monotonic()
     model_id, image_id = encoder.model_id, encoder.image_model_id
@@ -267,8 +272,7 @@ def tag_pending(
         store.set_setting(MODEL_SOURCE_KEY, json.dumps(model_source(settings, encoder)))
         store.requeue_without_vector(image_id)
     vocabulary.seed_vocabulary(store)
-    tagger = Tagger(store, settings, model_id=model_id, image_model_id=image_id)
-    newly_scored = bool(tagger.unscored_tags()) and store.count_photos()["ok"] > 0
+    newly_scored = bool(decisions.unscored_tags()) and store.count_photos()["ok"] > 0
     tags = store.tags()
     for prompts_done, prompts_total in vocabulary.embed_prompts(store, encoder, tags):
         yield Progress("vocabulary", prompts_done, prompts_total)
@@ -326,7 +330,7 @@ def tag_pending(
                 break
             if others:
                 with library.writing():  # picked and written in one unit: never twice
-                    _write(store, tagger, _still_pending(store, others), None, report, imports)
+                    _write(store, decisions, _still_pending(store, others), None, report, imports)
                 done += len(others)
             for batch in _batches(to_embed, batch_size):
                 if cancel is not None and cancel.cancelled:
@@ -338,7 +342,7 @@ def tag_pending(
                         began = time.monotonic()
                         vectors = encoder.embed_prepared([it.prepared for it in mine])
                         model_s += time.monotonic() - began
-                        _write(store, tagger, mine, vectors, report, imports, image_id, also)
+                        _write(store, decisions, mine, vectors, report, imports, image_id, also)
                 known_hashes.update(it.read.content_hash for it in mine if it.read.content_hash)
                 done += len(batch)
                 elapsed = time.monotonic() - start
@@ -351,8 +355,8 @@ def tag_pending(
                 break
             yield Progress(phase, done, total, current=chunk[-1].row.path, model_s=model_s)
     report.seconds = time.monotonic() - start
-    if not report.cancelled and not settle_decisions(tagger, force=settle) and newly_scored:
-        tagger.redecide()  # tags that were waiting for the model
+    if not report.cancelled and not settle_decisions(decisions, force=settle) and newly_scored:
+        decisions.redecide()  # tags that were waiting for the model
     return report
 
 
@@ -422,6 +426,7 @@ def refine_steps(
     library: Library,
     settings: Settings,
     encoder: GmeEncoder,
+    decisions: DecisionState,
     cancel: CancelToken | None = None,
     *,
     max_photos: int | None = None,
@@ -445,7 +450,6 @@ def refine_steps(
         return report
     budget = (encoder.min_image_tokens, encoder.max_image_tokens)
     batch_size = default_batch_size(encoder, settings.model.batch_size)
-    tagger = Tagger(store, settings, model_id=encoder.model_id, image_model_id=image_id)
     marker = np.zeros(0, dtype=np.float32)
     model_s = 0.0
     yield Progress("refine", done, total)
@@ -475,7 +479,7 @@ def refine_steps(
                 store.put_embeddings(image_id, list(zip(hashes, vectors, strict=True)))
                 store.put_embeddings(image_id + REFINED_SUFFIX, [(h, marker) for h in hashes])
                 ids = [r.id for h in hashes for r in store.photos_with_hash(h) if r.status == "ok"]
-                tagger.tag_photos(ids)
+                decisions.tag_photos(ids)
             report.refined += len(batch)
             done += len(batch)
             elapsed = time.monotonic() - start
@@ -488,18 +492,18 @@ def refine_steps(
     return report
 
 
-def settle_decisions(tagger: Tagger, *, force: bool = False) -> bool:
+def settle_decisions(decisions: DecisionState, *, force: bool = False) -> bool:
     """Re-fit and re-decide the whole library when it is due; True if it was.
 
     Due when photos were decided with stored thresholds since the last full
     re-decision and either `force` (the end of an index run, a watched folder gone
     quiet) or those photos reach `REDECIDE_SHARE` of the library. Needs no model.
     """
-    since = tagger.photos_since_redecide()
-    ok = tagger.store.count_photos()["ok"]
+    since = decisions.photos_since_redecide()
+    ok = decisions.store.count_photos()["ok"]
     if since == 0 or not (force or since >= REDECIDE_SHARE * ok):
         return False
-    tagger.redecide()
+    decisions.redecide()
     return True
 
 
@@ -511,10 +515,10 @@ def _still_pending(store, items: list[_Item]) -> list[_Item]:
 
 def _write(
     store,
-    tagger: Tagger,
+    decisions: DecisionState,
     items: list[_Item],
     vectors: np.ndarray | None,
-    report: TagReport,
+    report: TaggingReport,
     imports: keywords.ImportReport,
     image_id: str | None = None,
     also: Collection[str] = (),
@@ -524,7 +528,7 @@ def _write(
     with store.transaction():
         if vectors is not None:
             rows = [(it.read.content_hash, v) for it, v in zip(items, vectors, strict=True)]
-            for key in (image_id or tagger.image_model_id or "", *also):
+            for key in (image_id or decisions.image_model_id or "", *also):
                 store.put_embeddings(key, rows)
         finished: list[int] = []
         for it in items:
@@ -538,7 +542,7 @@ def _write(
                 report.reused += 1
             else:
                 report.tagged += 1
-        tagger.tag_photos(finished)
+        decisions.tag_photos(finished)
 
 
 def index_folder(
@@ -552,8 +556,15 @@ def index_folder(
     thumbnails: ThumbnailCache | None = None,
 ) -> IndexSummary:
     """Scan the folder, then (with `tag`) read, embed and tag what is pending."""
+    decisions = library_tagger(library.store, settings)
     steps = index_steps(
-        library, settings, tag=tag, encoder=encoder, cancel=cancel, thumbnails=thumbnails
+        library,
+        settings,
+        decisions,
+        tag=tag,
+        encoder=encoder,
+        cancel=cancel,
+        thumbnails=thumbnails,
     )
     while True:
         try:
@@ -567,6 +578,7 @@ def index_folder(
 def index_steps(
     library: Library,
     settings: Settings,
+    decisions: DecisionState,
     *,
     tag: bool = True,
     encoder: GmeEncoder | None = None,
@@ -575,7 +587,8 @@ def index_steps(
     thumbnails: ThumbnailCache | None = None,
     atomic: bool = True,
 ) -> Generator[Progress, None, IndexSummary]:
-    """`index_folder` as a generator of progress (one item per batch); returns the summary.
+    """`index_folder` as a generator of progress (one item per batch), deciding with
+    `decisions`; returns the summary.
 
     All or nothing up to the model (unless `atomic` is false): the scan is kept only once
     the model it needs is loaded, so a run that cannot have the model changes nothing.
@@ -599,7 +612,7 @@ def index_steps(
             return summary
         # Keywords given in other programs since the last run become the user's tags.
         summary.keywords = keywords.import_changed_sidecars(library)
-        work = tag and needs_model(library, settings)
+        work = tag and needs_model(library, settings, decisions)
         if work and encoder is None and atomic:
             raise _LoadModelFirst  # the scan is rolled back: no lock is held while loading
     if work and encoder is None:
@@ -610,6 +623,7 @@ def index_steps(
                 yield from index_steps(
                     library,
                     settings,
+                    decisions,
                     tag=tag,
                     encoder=encoder,
                     cancel=cancel,
@@ -621,11 +635,17 @@ def index_steps(
         summary.tagging = _read_only(library, cancel, summary.keywords)
         return summary
     if not work:
-        settle_decisions(Tagger(store, settings), force=True)
+        settle_decisions(decisions, force=True)
         return summary
     assert encoder is not None
     summary.tagging = yield from tag_pending(
-        library, settings, encoder, cancel, thumbnails=thumbnails, imports=summary.keywords
+        library,
+        settings,
+        encoder,
+        decisions,
+        cancel,
+        thumbnails=thumbnails,
+        imports=summary.keywords,
     )
     return summary
 
@@ -723,23 +743,23 @@ def library_settings(store, settings: Settings, explicit: Collection[str] = ()) 
     return replace_section(settings, "model", **keep)
 
 
-def needs_model(library: Library, settings: Settings) -> bool:
+def needs_model(library: Library, settings: Settings, decisions: DecisionState) -> bool:
     """Whether tagging has work that needs the model: pending photos, vectors of another
-    model or budget, or tags that are not scored yet."""
+    model or budget, or tags that are not scored yet (by `decisions`)."""
     store = library.store
     if store.pending_photos(limit=1):
         return True
     recorded = recorded_model_source(store)
     if recorded is not None and not _same_source(recorded, model_source(settings)):
         return True
-    return bool(store.count_photos()["ok"]) and bool(Tagger(store, settings).unscored_tags())
+    return bool(store.count_photos()["ok"]) and bool(decisions.unscored_tags())
 
 
 def _read_only(
     library: Library, cancel: CancelToken | None, imports: keywords.ImportReport
-) -> TagReport:
+) -> TaggingReport:
     """`index --scan-only`: hash and check pending photos without the model."""
-    report = TagReport()
+    report = TaggingReport()
     store = library.store
     for row in store.pending_photos():
         if cancel is not None and cancel.cancelled:

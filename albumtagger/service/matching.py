@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 
 from albumtagger.config import Settings
-from albumtagger.library.db.store import Store, fallback_sidecar_path, sidecar_path
+from albumtagger.library.db.store import fallback_sidecar_path, sidecar_path
 from albumtagger.tagging import thresholds as th
-from albumtagger.tagging.tagger import MODEL_ID_KEY, Tagger
+from albumtagger.tagging.decision_state import IMAGE_MODEL_ID_KEY, MODEL_ID_KEY
+from albumtagger.tagging.inspection import Inspection
 
 
 @dataclass(frozen=True)
@@ -49,22 +50,22 @@ def find_library(image: Path, data_dir: Path) -> Path | None:
 
 
 def library_judges(
-    store: Store,
-    settings: Settings,
+    tagger: Inspection,
     model_id: str,
     texts: Sequence[str],
     vectors: np.ndarray,
 ) -> tuple[list[Judge] | None, str]:
-    """Judges from a library's thresholds and stored photo vectors, or (None, why) when
-    the library has nothing to judge by: no tagged photo yet, or tagged with another
-    model than `model_id` (its scores do not compare)."""
+    """Judges from the thresholds and stored photo vectors of `tagger`'s library, or
+    (None, why) when the library has nothing to judge by: no tagged photo yet, or tagged
+    with another model than `model_id` (its scores do not compare)."""
+    store = tagger.store
     recorded = store.get_setting(MODEL_ID_KEY)
     if recorded is None:
         return None, "the library has no tagged photo yet"
     if recorded != model_id:
         return None, f"the library was tagged with another model ({recorded})"
-    tagger = Tagger(store, settings)
-    _, photos = store.photo_vectors(tagger.image_model_id or "", statuses=("ok",))
+    image_id = store.get_setting(IMAGE_MODEL_ID_KEY) or recorded
+    _, photos = store.photo_vectors(image_id, statuses=("ok",))
     out = []
     for text, vector in zip(texts, vectors, strict=True):
         column = photos @ vector if len(photos) else None

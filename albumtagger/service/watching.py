@@ -36,14 +36,15 @@ from albumtagger.service.indexing import (
     REFINE_CHUNK,
     Progress,
     RefineReport,
-    TagReport,
+    TaggingReport,
     needs_model,
     refine_steps,
     refinement_left,
     settle_decisions,
     tag_pending,
 )
-from albumtagger.tagging.tagger import IMAGE_MODEL_ID_KEY, Tagger
+from albumtagger.tagging.decision_state import IMAGE_MODEL_ID_KEY, DecisionState
+from albumtagger.tagging.tagger import library_tagger
 
 if TYPE_CHECKING:
     from albumtagger.model.encoder import GmeEncoder
@@ -95,17 +96,22 @@ def watch_folder(
     on_progress: Callable[[Progress], None] | None = None,
 ) -> WatchSummary:
     """Scan and tag `library`, then keep it tagged until `cancel` is set."""
-    return FolderKeeper(library, settings, cancel, on_message, encoder, on_progress).run()
+    decisions = library_tagger(library.store, settings)
+    return FolderKeeper(
+        library, settings, decisions, cancel, on_message, encoder, on_progress
+    ).run()
 
 
 class FolderKeeper:
     """Keeps one library in line with its folder, one bounded `step` at a time: so a
-    caller (the CLI's loop, the app's worker) can answer other requests in between."""
+    caller (the CLI's loop, the app's worker) can answer other requests in between.
+    Photos are decided with `decisions`, the library's tagger (a session's own)."""
 
     def __init__(
         self,
         library: Library,
         settings: Settings,
+        decisions: DecisionState,
         cancel: CancelToken,
         on_message: Callable[[str], None] | None = None,
         encoder: GmeEncoder | None = None,
@@ -115,6 +121,7 @@ class FolderKeeper:
     ) -> None:
         self.library = library
         self.settings = settings
+        self.decisions = decisions
         self.cancel = cancel
         self._on_message = on_message
         self.encoder = encoder
@@ -136,7 +143,7 @@ class FolderKeeper:
         self.last_activity = time.monotonic()
         self._encoder_factory = encoder_factory or (lambda: load_encoder(self.settings))
         self.thumbnails = thumbnails
-        self._job: Generator[Progress, None, TagReport | RefineReport] | None = None
+        self._job: Generator[Progress, None, TaggingReport | RefineReport] | None = None
         self._refine_after = 0.0
         self._refining = False
         """The last refinement refined photos: look at the folder without waiting, so
@@ -270,7 +277,7 @@ class FolderKeeper:
             self._tag()
         elif now - self.last_activity >= SETTLE_AFTER_S:
             self.last_activity = now
-            if settle_decisions(Tagger(self.library.store, self.settings), force=True):
+            if settle_decisions(self.decisions, force=True):
                 self.say("The folder is quiet: every photo's tags were re-decided.")
                 return True
             return self._refine()
@@ -355,8 +362,8 @@ class FolderKeeper:
         first needed); `step` then advances it one batch at a time."""
         store = self.library.store
         if initial:
-            if not needs_model(self.library, self.settings):
-                settle_decisions(Tagger(store, self.settings), force=True)
+            if not needs_model(self.library, self.settings, self.decisions):
+                settle_decisions(self.decisions, force=True)
                 return
         elif not store.pending_photos(limit=1):
             return
@@ -366,6 +373,7 @@ class FolderKeeper:
             self.library,
             self.settings,
             encoder,
+            self.decisions,
             cancel,
             settle=initial,
             thumbnails=self.thumbnails,
@@ -397,7 +405,7 @@ class FolderKeeper:
             return False
         encoder, cancel = self._job_start()
         self._job = refine_steps(
-            self.library, self.settings, encoder, cancel, max_photos=REFINE_CHUNK
+            self.library, self.settings, encoder, self.decisions, cancel, max_photos=REFINE_CHUNK
         )
         return True
 
@@ -418,7 +426,7 @@ class FolderKeeper:
             if not self.library.is_online():
                 self._job_cancel.cancel()  # stop reading a folder that is not there
 
-    def _finish(self, report: TagReport | RefineReport) -> None:
+    def _finish(self, report: TaggingReport | RefineReport) -> None:
         s = self.summary
         if isinstance(report, RefineReport):
             s.refined += report.refined

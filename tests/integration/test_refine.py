@@ -27,7 +27,8 @@ from albumtagger.service.indexing import (
     refinement_left,
 )
 from albumtagger.service.session import LibrarySession
-from albumtagger.tagging.tagger import IMAGE_MODEL_ID_KEY, Tagger
+from albumtagger.tagging.decision_state import IMAGE_MODEL_ID_KEY
+from albumtagger.tagging.tagger import library_tagger
 from tests.conftest import make_photo
 
 N = 6
@@ -85,7 +86,7 @@ def test_first_pass_then_refinement_keeps_user_decisions(
     store.conn.execute("UPDATE photos SET views = 0")
 
     # the user decides some tags before the refinement
-    tagger = Tagger(store, settings)
+    tagger = library_tagger(store, settings)
     first = store.photo_by_path("p00.jpg")
     suggested = [t for t in store.photo_tags([first.id]) if t.state == "suggested"]
     assert suggested
@@ -93,7 +94,7 @@ def test_first_pass_then_refinement_keeps_user_decisions(
     tagger.correct("p00.jpg", rejected, "reject")
     tagger.correct("p01.jpg", "my own tag", "add")
 
-    steps = refine_steps(library, settings, encoder, max_photos=2)
+    steps = refine_steps(library, settings, encoder, tagger, max_photos=2)
     progress = list(steps)
     assert [p.phase for p in progress] == ["refine"] * len(progress)
     assert progress[-1].done == 2 and progress[-1].total == N
@@ -101,7 +102,7 @@ def test_first_pass_then_refinement_keeps_user_decisions(
     backlog, _ = refinement_backlog(store, image_id)
     assert {r.path for r in backlog} == {f"p{i:02d}.jpg" for i in range(4)}
 
-    progress = list(refine_steps(library, settings, encoder))
+    progress = list(refine_steps(library, settings, encoder, tagger))
     assert progress[-1].done == progress[-1].total == N
     assert refinement_backlog(store, image_id) == ([], N)
     assert refinement_left(store, image_id) == 0
@@ -125,7 +126,7 @@ def test_first_pass_then_refinement_keeps_user_decisions(
     own = store.photo_by_path("p01.jpg").id
     assert cells[(own, tag_ids["my own tag"])].state == "accepted"
     # nothing left: a second run does nothing
-    assert list(refine_steps(library, settings, encoder)) == []
+    assert list(refine_steps(library, settings, encoder, tagger)) == []
     library.close()
 
 
@@ -173,7 +174,7 @@ def test_automatic_budget_keeps_an_existing_librarys_vectors(
     auto = load_settings()
     assert (auto.model.min_image_tokens, auto.model.max_image_tokens) == (0, 0)
     library = open_library(album, tmp_path / "data")
-    assert not needs_model(library, auto)
+    assert not needs_model(library, auto, library_tagger(library.store, auto))
     own = library_settings(library.store, auto)
     assert (own.model.min_image_tokens, own.model.max_image_tokens) == (4, 16)
     summary = index_folder(library, own)

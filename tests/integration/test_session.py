@@ -19,7 +19,7 @@ from albumtagger.library.db.queries import LibraryQueries, PhotoFilter
 from albumtagger.library.db.store import Store
 from albumtagger.library.thumbnails import ThumbnailCache
 from albumtagger.service.session import LibrarySession
-from albumtagger.tagging.tagger import Tagger
+from albumtagger.tagging.tagger import library_tagger
 from tests.conftest import make_photo
 
 
@@ -204,7 +204,7 @@ def test_readers_never_wait_for_a_full_redecision(tmp_path: Path) -> None:
         thread.start()
         try:
             for _ in range(2):
-                Tagger(store, Settings()).redecide()
+                library_tagger(store, Settings()).redecide()
         finally:
             stop.set()
             thread.join()

@@ -26,7 +26,7 @@ import pytest
 
 from albumtagger.config import Settings
 from albumtagger.library.db.store import Store
-from albumtagger.tagging.tagger import Tagger
+from albumtagger.tagging.tagger import library_tagger
 from albumtagger.tagging.vocabulary import parse_spec
 from tests.conftest import make_photo
 from tests.reliability.correct_driver import library_plan
@@ -154,7 +154,7 @@ def test_index_killed_at_random_moments(
     # the same folder does.
     cli_json("cleanup", str(root), env=env)
     with Store(db, backups=False) as store:
-        Tagger(store, Settings()).redecide()
+        library_tagger(store, Settings()).redecide()
     clean = tmp_path / "Clean"
     shutil.copytree(root, clean, ignore=shutil.ignore_patterns(".albumtagger"))
     clean_env = golden(tmp_path / "clean-env")

@@ -35,7 +35,7 @@ from albumtagger.library.db.store import (
 )
 from albumtagger.model.encoder import QUERY_INSTRUCTION
 from albumtagger.service import indexing as pipeline
-from albumtagger.tagging.tagger import Tagger
+from albumtagger.tagging.tagger import library_tagger
 from tests.conftest import REPO, make_photo, run_cli
 from tests.reliability.helpers import NO_DAC
 
@@ -88,7 +88,7 @@ def _commit_levels(store: Store, action) -> list[str]:
 
 
 def test_user_actions_commit_with_full_sync_and_bulk_tagging_with_normal(store) -> None:
-    tagger = Tagger(store, Settings())
+    tagger = library_tagger(store, Settings())
     assert set(_commit_levels(store, tagger.redecide)) == {"NORMAL"}
     assert set(_commit_levels(store, lambda: tagger.tag_photos([1, 2]))) <= {"NORMAL"}
     user_actions = {

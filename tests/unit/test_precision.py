@@ -22,6 +22,7 @@ from albumtagger.service.indexing import (
     model_source,
     needs_model,
 )
+from albumtagger.tagging.tagger import library_tagger
 from tests.conftest import make_photo
 
 needs_fbgemm = pytest.mark.skipif(
@@ -82,7 +83,7 @@ def test_library_records_the_resolved_precision_and_keeps_it(
     index_folder(library, auto)
     recorded = json.loads(library.store.get_setting(MODEL_SOURCE_KEY))
     assert recorded["dtype"] == "int8"  # auto resolved once, on this CPU
-    assert not needs_model(library, auto)
+    assert not needs_model(library, auto, library_tagger(library.store, auto))
 
     # auto keeps the library's precision, even where auto would now pick another one
     monkeypatch.setattr(enc_mod, "cpu_int8_wins", lambda: False)
@@ -90,7 +91,7 @@ def test_library_records_the_resolved_precision_and_keeps_it(
     # a precision set on purpose wins, and becomes the library's
     float32 = replace_section(auto, "model", dtype="float32")
     assert library_settings(library.store, float32).model.dtype == "float32"
-    assert needs_model(library, float32)
+    assert needs_model(library, float32, library_tagger(library.store, float32))
     library.close()
 
     # int8 asked for stays recorded as int8 where a GPU ran it in its own precision

@@ -11,7 +11,7 @@ import pytest
 from albumtagger.config import Settings
 from albumtagger.library.db.store import Store
 from albumtagger.model.encoder import QUERY_INSTRUCTION
-from albumtagger.tagging.tagger import Tagger
+from albumtagger.tagging.tagger import Tagger, library_tagger
 
 DIM = 256
 MODEL = "test-model"
@@ -72,7 +72,7 @@ def _cells(store: Store) -> dict[tuple[str, str], tuple[str, str]]:
 
 def test_redecide_writes_suggestions_capped_and_ranked(library) -> None:
     store, _ = library
-    tagger = Tagger(store, Settings())
+    tagger = library_tagger(store, Settings())
     changed = tagger.redecide()
     assert len(changed) > 0
     per_photo: dict[str, list[str]] = {}
@@ -84,15 +84,15 @@ def test_redecide_writes_suggestions_capped_and_ranked(library) -> None:
     hits = sum(NAMES[int(p[1:4]) % len(NAMES)] in v for p, v in per_photo.items())
     assert hits >= 300
     # Deciding again changes nothing.
-    assert len(Tagger(store, Settings()).redecide()) == 0
+    assert len(library_tagger(store, Settings()).redecide()) == 0
 
 
 def test_correction_is_stored_learns_and_undo_restores_everything(library) -> None:
     store, _ = library
-    Tagger(store, Settings()).redecide()
+    library_tagger(store, Settings()).redecide()
     before = _cells(store)
     thresholds_before = {t.name: t.threshold for t in store.tags()}
-    tagger = Tagger(store, Settings())
+    tagger = library_tagger(store, Settings())
     suggested = [k for k, v in before.items() if k[1] == "dog" and v[0] == "suggested"]
     path = suggested[0][0]
     result = tagger.correct(path, "dog", "reject")
@@ -101,16 +101,16 @@ def test_correction_is_stored_learns_and_undo_restores_everything(library) -> No
     assert cells[(path, "dog")] == ("rejected", "auto")
     # The quick path refits only the corrected tag; a full fit agrees with it.
     stored = {t.name: t.threshold for t in store.tags()}
-    full = Tagger(store, Settings()).thresholds()
+    full = library_tagger(store, Settings()).thresholds()
     assert [stored[t.name] for t in store.tags()] == pytest.approx(full.tolist())
     assert stored["dog"] != pytest.approx(thresholds_before["dog"])
     [event] = store.feedback()
     assert (event.action, event.positive, event.was_suggested) == ("reject", False, True)
     # A rejected tag never comes back, whatever the thresholds do.
-    Tagger(store, Settings()).redecide()
+    library_tagger(store, Settings()).redecide()
     assert _cells(store)[(path, "dog")] == ("rejected", "auto")
 
-    undone = Tagger(store, Settings()).undo()
+    undone = library_tagger(store, Settings()).undo()
     assert undone is not None and undone.action == "undo"
     assert _cells(store) == before
     assert {t.name: t.threshold for t in store.tags()} == pytest.approx(thresholds_before)
@@ -119,7 +119,7 @@ def test_correction_is_stored_learns_and_undo_restores_everything(library) -> No
 
 def test_add_and_remove_on_a_photo(library) -> None:
     store, _ = library
-    tagger = Tagger(store, Settings())
+    tagger = library_tagger(store, Settings())
     tagger.redecide()
     not_snow = next(
         p.path for p in store.photos() if ("snow" not in {t.name for t in store.photo_tags([p.id])})
@@ -134,16 +134,16 @@ def test_add_and_remove_on_a_photo(library) -> None:
 
 def test_new_tag_scores_the_library_from_stored_vectors(library) -> None:
     store, _ = library
-    Tagger(store, Settings()).redecide()
+    library_tagger(store, Settings()).redecide()
     encoder = FakeTextEncoder()
-    tagger = Tagger(store, Settings(), encoder_factory=lambda: encoder)
+    tagger = library_tagger(store, Settings(), encoder_factory=lambda: encoder)
     tagger.add_tags(["sunset: a sunset | sunset sky"])
     assert encoder.calls == [["a sunset", "sunset sky"]]  # prompts only, never a photo
     tag = store.tag_by_name("sunset")
     assert tag.prompts == ("a sunset", "sunset sky")
     assert tag.threshold is not None
     # Cached now: a second tagger needs no encoder at all.
-    Tagger(store, Settings(), encoder_factory=lambda: pytest.fail("no encoder")).redecide()
+    library_tagger(store, Settings(), encoder_factory=lambda: pytest.fail("no encoder")).redecide()
     tagger.remove_tags(["sunset"])
     assert store.tag_by_name("sunset") is None
     assert all(name != "sunset" for _, name in _cells(store))
@@ -151,13 +151,13 @@ def test_new_tag_scores_the_library_from_stored_vectors(library) -> None:
 
 def test_review_queue_skips_decided_cells(library) -> None:
     store, _ = library
-    tagger = Tagger(store, Settings())
+    tagger = library_tagger(store, Settings())
     tagger.redecide()
     queue = tagger.review_queue(limit=4)
     assert 1 <= len(queue) <= 4
     first = queue[0]
     tagger.correct(first["path"], first["tag"], "accept" if first["suggested"] else "reject")
-    again = Tagger(store, Settings()).review_queue(limit=50)
+    again = library_tagger(store, Settings()).review_queue(limit=50)
     assert (first["path"], first["tag"]) not in {(q["path"], q["tag"]) for q in again}
     assert len({q["tag"] for q in queue}) == len(queue)  # one per tag by default
 
@@ -165,7 +165,7 @@ def test_review_queue_skips_decided_cells(library) -> None:
 def test_new_photos_are_decided_without_a_pass_over_the_library(library, monkeypatch) -> None:
     """A watched folder's trickle of photos must not cost a full library load each time."""
     store, tag_vecs = library
-    Tagger(store, Settings()).redecide()
+    library_tagger(store, Settings()).redecide()
     assert all(t.threshold is not None and t.score_scale is not None for t in store.tags())
     with store.transaction():
         pid = store.add_photo("new.jpg", 1, 1)
@@ -186,7 +186,7 @@ def test_new_photos_are_decided_without_a_pass_over_the_library(library, monkeyp
     real_scores = store.photo_scores
     monkeypatch.setattr(store, "photo_vectors", counting)
     monkeypatch.setattr(store, "photo_scores", scoring)
-    Tagger(store, Settings()).tag_photos([pid])
+    library_tagger(store, Settings()).tag_photos([pid])
     assert full_loads == []
     assert store.photo(pid).status == "ok"
     names = {t.name: t for t in store.photo_tags([pid])}
@@ -197,7 +197,7 @@ def test_batches_reuse_the_loaded_tags_until_the_store_changes_them(library) -> 
     """Tagging decides a batch at a time: the tags and their prompt vectors are read once,
     and read again only after a write to them, from this store or another connection."""
     store, tag_vecs = library
-    tagger = Tagger(store, Settings())
+    tagger = library_tagger(store, Settings())
     tagger.redecide()
 
     def new_photo(name: str, vector: np.ndarray) -> int:
@@ -232,8 +232,8 @@ def test_a_rejection_never_spreads_a_tag_and_a_confirmation_changes_nothing_else
     library,
 ) -> None:
     store, _ = library
-    Tagger(store, Settings()).redecide()
-    tagger = Tagger(store, Settings())
+    library_tagger(store, Settings()).redecide()
+    tagger = library_tagger(store, Settings())
     for name in NAMES[:8]:
         cells = _cells(store)
         carried = [p for (p, n), (state, _) in cells.items() if n == name and state == "suggested"]
@@ -261,6 +261,47 @@ def test_deciding_a_library_keeps_the_cyclic_collector_out(library, monkeypatch)
 
     monkeypatch.setattr(Tagger, "_suggestions", spying)
     assert gc.isenabled()
-    assert len(Tagger(store, Settings()).redecide()) > 0
+    assert len(library_tagger(store, Settings()).redecide()) > 0
     assert seen and not any(seen)
     assert gc.isenabled()
+
+
+def test_kept_decisions_follow_every_writer(library, monkeypatch) -> None:
+    """One tagger kept alive: after its own corrections it re-decides only the rows that
+    can change; a user decision written by another writer, another tagger's correction
+    and a rolled-back transaction make it decide anew. The result is a fresh tagger's."""
+    from albumtagger.tagging import thresholds as th
+
+    store, _ = library
+    tagger = library_tagger(store, Settings())
+    tagger.redecide()
+    decide = th.decide
+    full: list[int] = []
+    monkeypatch.setattr(th, "decide", lambda *a, **k: full.append(1) or decide(*a, **k))
+    cells = _cells(store)
+    carried = {
+        n: [p for (p, m), (s, _) in cells.items() if m == n and s == "suggested"] for n in NAMES
+    }
+
+    def decided_anew(path: str, name: str) -> bool:
+        full.clear()
+        tagger.correct(path, name, "reject")
+        return bool(full)
+
+    assert not decided_anew(carried["dog"][0], "dog")
+    assert not decided_anew(carried["cat"][0], "cat")
+    beach = next(t.id for t in store.tags() if t.name == "beach")
+    with store.transaction():  # as keywords from another program are taken
+        store.set_user_decision(
+            store.photo_by_path(carried["beach"][0]).id, beach, "rejected", "user", None
+        )
+    assert decided_anew(carried["snow"][0], "snow")
+    library_tagger(store, Settings()).correct(carried["tag0"][0], "tag0", "reject")
+    assert decided_anew(carried["tag1"][0], "tag1")
+    with pytest.raises(RuntimeError), store.transaction():
+        tagger.correct(carried["tag2"][0], "tag2", "reject")
+        raise RuntimeError("rolled back")
+    assert _cells(store)[(carried["tag2"][0], "tag2")] == ("suggested", "auto")
+    assert decided_anew(carried["tag3"][0], "tag3")
+    assert not decided_anew(carried["tag4"][0], "tag4")
+    assert len(library_tagger(store, Settings()).redecide()) == 0

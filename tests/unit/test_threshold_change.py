@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from albumtagger.tagging import priors
 from albumtagger.tagging import thresholds as th
 
 
@@ -15,8 +16,8 @@ def _library(seed: int, n: int = 3000, k: int = 40, rank_by: str = "margin"):
     cells = rng.choice(n * k, 400, replace=False)
     user.flat[cells] = rng.choice([th.USER_ACCEPTED, th.USER_REJECTED], cells.size)
     settings = th.ThresholdSettings(max_tags=4, min_tags=2, fallback_tags=3, rank_by=rank_by)
-    stats = th.tag_stats(scores)
-    thresholds = th.prior_thresholds(scores, settings, stats=stats)
+    stats = priors.tag_stats(scores)
+    thresholds = priors.prior_thresholds(scores, settings, stats=stats)
     return scores, user, settings, stats, thresholds
 
 

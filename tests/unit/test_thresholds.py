@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from albumtagger.errors import UserError
+from albumtagger.tagging.priors import TagStats, mixture_fit, prior_thresholds, tag_stats
 from albumtagger.tagging.thresholds import (
     CONF_HIGH,
     CONF_LOW,
@@ -28,7 +29,6 @@ from albumtagger.tagging.thresholds import (
     USER_ACCEPTED,
     USER_REJECTED,
     Feedback,
-    TagStats,
     ThresholdSettings,
     confidence,
     controller_base,
@@ -36,11 +36,8 @@ from albumtagger.tagging.thresholds import (
     decide,
     diff_decisions,
     fit_thresholds,
-    mixture_fit,
-    prior_thresholds,
     redecide_tags,
     review_queue,
-    tag_stats,
 )
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,216 @@
+"""Corrections and their undo: the user accepts, rejects, adds or removes a tag of a
+photo (or answers the review queue), and the tag's threshold learns from it.
+
+A correction is one transaction: the feedback event, the user's decision, the corrected
+tag's new threshold and every photo that changes with it, and a snapshot of what it
+replaced, so that undo puts back exactly what was there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from albumtagger.errors import NotFoundError, UnknownTagError, UserError
+from albumtagger.library.db.store import PhotoRow, SuggestionChanges
+from albumtagger.library.tag_names import clean_name
+from albumtagger.tagging.decision_state import DecisionState
+from albumtagger.tagging.results import ACTION_VERBS, Correction
+from albumtagger.tagging.vocabulary import parse_spec
+
+
+class Corrections(DecisionState):
+    """The decision state, corrected by the user."""
+
+    def _photo(self, path: str) -> PhotoRow:
+        photo = self.store.photo_by_path(path)
+        if photo is None:
+            raise NotFoundError(f"{path} is not in the library; check the path, or index first.")
+        return photo
+
+    def _score(self, photo_id: int, j: int | None) -> float | None:
+        if j is None or not self._has_matrix():
+            return None
+        ids, scores = self._library()
+        hit = np.flatnonzero(ids == photo_id)
+        return None if hit.size == 0 else float(scores[hit[0], j])
+
+    def correct(self, path: str, tag_name: str, action: str, *, review: bool = False) -> Correction:
+        """Accept, reject, add or remove one tag of one photo, and learn from it.
+
+        `review`: the answer came from the review queue (it teaches the tag's threshold
+        but not the global controller, since such cells are chosen near the threshold).
+        Needs no model: a new tag name is recorded (not scored yet) with the decision.
+        """
+        if action not in ACTION_VERBS:
+            raise UserError(f"Unknown correction {action!r}.")
+        name = clean_name(tag_name)
+        with self._atomic(durable=True):
+            photo = self._photo(path)
+            tag = self.store.tag_by_name(name)
+            created = None
+            if tag is None:
+                if action != "add":
+                    raise UnknownTagError(
+                        f"There is no tag {name!r}; add it to this photo, or to the vocabulary."
+                    )
+                spec = parse_spec(name)
+                created = self.store.add_tag(spec.name, spec.prompts)
+                self._forget_all()
+                tag = self.store.tag_by_name(name)
+                assert tag is not None
+            previous = self.store.photo_tag(photo.id, tag.id)
+            positive = action in ("accept", "add")
+            state = "accepted" if positive else "rejected"
+            if previous is not None and previous.state == state:
+                return Correction(
+                    path,
+                    tag.name,
+                    action,
+                    None,
+                    None,
+                    0,
+                    note=f"it was already {state}; nothing changed.",
+                )
+            shown = previous is not None and previous.state != "rejected"
+            suggested = (
+                previous is not None and previous.state == "suggested" and not previous.fallback
+            )
+            if action == "accept" and not shown:
+                action = "add"
+            j = self._column(tag.id)
+            score = self._score(photo.id, j)
+            before = None if j is None else float(self.thresholds()[j])
+            policy_before = self.store.tag_policy_rows()
+            snapshot: dict[str, Any] = {
+                "generation": self._generation(),
+                "photos": [photo.id],
+                "rows": self.store.photo_tag_rows([photo.id]),
+                "created_tag": created,
+            }
+            source = previous.source if previous is not None and shown else "user"
+            feedback_id = self.store.add_feedback(
+                photo.id,
+                tag.id,
+                action,
+                score,
+                positive=positive,
+                was_suggested=suggested,
+                previous=previous,
+                review=review,
+            )
+            self.store.set_user_decision(photo.id, tag.id, state, source, score)
+            after = None
+            changes = SuggestionChanges()
+            note = ""
+            if j is None:
+                note = "the tag is not scored yet; it is learned from once the model scores it."
+            elif self._has_matrix():
+                changes = self._redecide_tags([j], snapshot)
+                after = float(self.thresholds()[j])
+            policy_after = {tuple(row) for row in self.store.tag_policy_rows()}
+            snapshot["tags"] = [row for row in policy_before if tuple(row) not in policy_after]
+            self.store.set_feedback_undo(feedback_id, snapshot)
+            return _correction(
+                path, tag.name, tag.id, action, before, after, changes, photo.id, note
+            )
+
+    def answer(self, path: str, tag_name: str, yes: bool) -> Correction:
+        """A yes/no from the review queue: does this tag apply to this photo?"""
+        return self.correct(path, tag_name, "accept" if yes else "reject", review=True)
+
+    def undo(self) -> Correction | None:
+        """Undo the newest correction; None when there is none.
+
+        When no automatic decision was written since the correction, everything it
+        changed (the cell, the photos re-decided with it, the thresholds) is put back
+        exactly; otherwise the cell is put back and its tag re-fitted and re-decided.
+        """
+        with self._atomic(durable=True):
+            last = self.store.last_feedback()
+            if last is None:
+                return None
+            event, previous, data = last
+            photo = self.store.photo(event.photo_id)
+            path = photo.path if photo else "?"
+            tag = next(t for t in self.store.tags() if t.id == event.tag_id)
+            j = self._column(tag.id)
+            before = None if j is None else float(self.thresholds()[j])
+            self.store.mark_feedback_undone(event.id)
+            if data is not None and data.get("generation") == self._generation():
+                self.store.restore_photo_tag_rows(data["photos"], data["rows"])
+                self.store.restore_tag_policy_rows(data["tags"])
+                if data.get("created_tag") is not None:
+                    self.store.remove_tag_if_unused(data["created_tag"])
+                self._forget_all()
+                j = self._column(tag.id)
+                after = None if j is None else float(self.thresholds()[j])
+                changed = [p for p in data["photos"] if p != event.photo_id]
+                return Correction(
+                    path,
+                    tag.name,
+                    "undo",
+                    before,
+                    after,
+                    len(changed),
+                    changed_photo_ids=(event.photo_id, *changed),
+                    undone_action=event.action,
+                )
+            self.store.restore_cell(
+                event.photo_id,
+                event.tag_id,
+                None if previous is None else previous.state,
+                None if previous is None else previous.source,
+                None if previous is None else previous.score,
+                bool(previous is not None and previous.fallback),
+            )
+            self._forget_all()
+            j = self._column(tag.id)
+            changes = SuggestionChanges()
+            after = None
+            if j is not None and self._has_matrix():
+                changes = self._redecide_tags([j])
+                after = float(self.thresholds()[j])
+            return _correction(
+                path,
+                tag.name,
+                tag.id,
+                "undo",
+                before,
+                after,
+                changes,
+                event.photo_id,
+                undone_action=event.action,
+            )
+
+
+def _correction(
+    path: str,
+    tag: str,
+    tag_id: int,
+    action: str,
+    before: float | None,
+    after: float | None,
+    changes: SuggestionChanges,
+    photo_id: int,
+    note: str = "",
+    undone_action: str = "",
+) -> Correction:
+    """The report of a correction (or undo) of `photo_id` that made `changes`."""
+    others = sorted(changes.photo_ids() - {photo_id})
+    added = {p for p, t in changes.added if t == tag_id and p != photo_id}
+    removed = {p for p, t in changes.removed if t == tag_id and p != photo_id}
+    return Correction(
+        path,
+        tag,
+        action,
+        before,
+        after,
+        len(others),
+        len(added),
+        len(removed),
+        tuple([photo_id, *others]),
+        note,
+        undone_action,
+    )
