@@ -16,11 +16,16 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from albumtagger import __version__
 from albumtagger.config import Settings, data_dir, load_settings, replace_section
 from albumtagger.errors import NotFoundError, UnknownTagError, UsageError, UserError
+
+if TYPE_CHECKING:
+    from albumtagger.library.listing import PhotoListing
+    from albumtagger.model.encoder import GmeEncoder
+    from albumtagger.service.session import LibrarySession
 
 log = logging.getLogger("albumtagger")
 
@@ -311,17 +316,6 @@ def _printable(text: str) -> str:
     return text.translate(_CONTROL)
 
 
-def _open(folder: Path, *, create: bool = False, write: argparse.Namespace | None = None):
-    """The library of `folder` (a `Library`): to read, or with `write` (the command's
-    arguments, for `--wait`) to write, in units of work (`Library.writing`)."""
-    from albumtagger.library.folder import WriteAccess, open_library
-
-    access = None
-    if write is not None:
-        access = WriteAccess(getattr(write, "wait", 0.0), _tell_waiting)
-    return open_library(folder, data_dir(), create=create, write=access)
-
-
 def _tell_waiting(holder: Any) -> None:
     print(
         f"Waiting for another albumtagger working on this library ({holder.describe()}) "
@@ -349,24 +343,20 @@ def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")  # one write, not millions
 
 
-def _photo_path(library, given: str) -> str:
-    """A photo argument as the library's relative POSIX path."""
+def _photo_path(root: Path, given: str) -> str:
+    """A photo argument as a relative POSIX path in the library of `root`."""
     path = Path(given)
     if path.is_absolute() or (Path.cwd() / path).exists():
         try:
-            return (Path.cwd() / path).absolute().relative_to(library.root).as_posix()
+            return (Path.cwd() / path).absolute().relative_to(root).as_posix()
         except ValueError:
             if path.is_absolute():
-                raise NotFoundError(f"{given} is not inside {library.root}.") from None
+                raise NotFoundError(f"{given} is not inside {root}.") from None
     return path.as_posix()
 
 
-def _photo_id(library, given: str) -> int:
-    path = _photo_path(library, given)
-    row = library.store.photo_by_path(path)
-    if row is None:
-        raise NotFoundError(f"{path} is not in the library; check the path or run index.")
-    return row.id
+def _photo_id(session: LibrarySession, given: str) -> int:
+    return session.photo_id(_photo_path(session.root, given))
 
 
 PHASE_LABELS = {"vocabulary": "Tag prompts", "tag": "Tagging"}
@@ -407,14 +397,16 @@ def _progress_printer(label: str) -> Callable[[Any], None]:
 def _session(
     args: argparse.Namespace,
     *,
+    folder: Path | None = None,
     create: bool = False,
     on_event=None,
     backup: bool = True,
     write: bool = True,
     **changes,
-):
-    """The library's session (its own model unless told); one that writes takes the
-    library's writer lock for each unit of work, waiting for it as `--wait` says."""
+) -> LibrarySession:
+    """The session of the library of `folder` (default: the command's FOLDER), with
+    its own model; one that writes takes the library's writer lock for each unit of
+    work, waiting for it as `--wait` says."""
     from albumtagger.library.thumbnails import ThumbnailCache
     from albumtagger.service.session import LibrarySession
 
@@ -422,7 +414,7 @@ def _session(
     for section, values in changes.items():
         settings = replace_section(settings, section, **values)
     return LibrarySession(
-        args.folder,
+        args.folder if folder is None else folder,
         settings,
         data_dir=data_dir(),
         on_event=on_event,
@@ -488,46 +480,39 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _status(library, row) -> str:
-    return "offline" if not library.is_online() and row.status != "missing" else row.status
+def _listed(photo: PhotoListing) -> dict[str, Any]:
+    """One photo of `tags` as its JSON item."""
+    item: dict[str, Any] = {
+        "path": photo.path,
+        "status": photo.status,
+        "tags": [
+            {
+                "name": t.name,
+                "score": None if t.score is None else round(t.score, 4),
+                "state": t.state,
+                "source": t.source,
+                "confidence": {"accepted": "high", "rejected": None}.get(t.state, t.confidence),
+                "fallback": t.fallback,
+            }
+            for t in photo.tags
+        ],
+    }
+    if photo.error:
+        item["error"] = photo.error
+    return item
 
 
 def cmd_tags(args: argparse.Namespace) -> int:
-    with _open(args.folder) as library:
-        store = library.store
-        if args.photos:
-            paths = [_photo_path(library, p) for p in args.photos]
-            rows = store.photos(paths=paths)
-            unknown = sorted(set(paths) - {r.path for r in rows})
-            if unknown:
-                raise NotFoundError(
-                    f"Not in the library: {', '.join(unknown)}. "
-                    f"Run `albumtagger index {library.root}` first."
-                )
-        else:
-            rows = store.photos()
-        by_photo: dict[int, list] = {}
-        for t in store.photo_tags([r.id for r in rows]):
-            by_photo.setdefault(t.photo_id, []).append(t)
-        online = library.is_online()
-        out = []
-        for row in rows:
-            status = row.status if online or row.status == "missing" else "offline"
-            tags = [
-                {
-                    "name": t.name,
-                    "score": None if t.score is None else round(t.score, 4),
-                    "state": t.state,
-                    "source": t.source,
-                    "confidence": {"accepted": "high", "rejected": None}.get(t.state, t.confidence),
-                    "fallback": t.fallback,
-                }
-                for t in by_photo.get(row.id, [])
-            ]
-            item = {"path": row.path, "status": status, "tags": tags}
-            if row.error:
-                item["error"] = row.error
-            out.append(item)
+    with _session(args, backup=False, write=False) as session:
+        paths = [_photo_path(session.root, p) for p in args.photos] if args.photos else None
+        photos = session.photo_listing(paths)
+        unknown = sorted(set(paths or ()) - {p.path for p in photos})
+        if unknown:
+            raise NotFoundError(
+                f"Not in the library: {', '.join(unknown)}. "
+                f"Run `albumtagger index {session.root}` first."
+            )
+    out = [_listed(p) for p in photos]
     if args.json:
         _print_json(out)
         return 0
@@ -565,17 +550,15 @@ def _tag_ids(store, names: Sequence[str]) -> list[int]:
 def cmd_find(args: argparse.Namespace) -> int:
     if not args.tag and not args.not_tags:
         raise UsageError("find needs at least one --tag or --not.")
-    from albumtagger.library.db.queries import LibraryQueries, PhotoFilter
+    from albumtagger.library.db.queries import PhotoFilter
 
-    with _open(args.folder) as library:
-        store = library.store
+    with _session(args, backup=False, write=False) as session:
         wanted = PhotoFilter(
-            tags=_tag_ids(store, args.tag),
-            exclude=_tag_ids(store, args.not_tags),
+            tags=_tag_ids(session.store, args.tag),
+            exclude=_tag_ids(session.store, args.not_tags),
             match_any=args.any,
         )
-        with LibraryQueries(store.db_path) as queries:
-            rows = queries.summaries(queries.photo_ids(wanted))
+        rows = session.find_photos(wanted)
     if args.json:
         _print_json([{"path": r.path, "status": r.status} for r in rows])
     else:
@@ -613,10 +596,7 @@ def cmd_correct(args: argparse.Namespace) -> int:
                 raise UserError("There is no correction to undo.")
             results.append(undone)
         else:
-            photo = _photo_id(session.library, args.photo)
-            with session.store.transaction(durable=True):  # all of them or none
-                for action, name in actions:
-                    results.extend(session.correct([photo], name, action))
+            results = session.correct_photo(_photo_id(session, args.photo), actions)
     _print_corrections(results, args.json)
     return 0
 
@@ -637,11 +617,9 @@ def cmd_review(args: argparse.Namespace) -> int:
         answers.append((photo, tag, answer.lower() == "yes"))
     with _session(args, backup=False) as session:
         if answers:
-            with session.store.transaction(durable=True):  # all of them or none
-                results = [
-                    session.answer(_photo_id(session.library, p), tag, yes)
-                    for p, tag, yes in answers
-                ]
+            results = session.answer_review(
+                [(_photo_id(session, p), tag, yes) for p, tag, yes in answers]
+            )
             _print_corrections(results, args.json)
             return 0
         items = session.review_queue(args.limit)
@@ -670,22 +648,18 @@ def cmd_vocab(args: argparse.Namespace) -> int:
     prompt_specs = [_prompt_spec(t) for t in args.prompts or []]
     with _session(args, create=True, backup=False, write=not args.list) as session:
         changes = []
-        edit = (
-            session.store.transaction(durable=True) if not args.list else contextlib.nullcontext()
-        )
-        with edit:  # all of it or none
-            if args.add:
-                changes.append(session.add_tags(args.add))
-            elif args.remove:
-                changes.append(session.remove_tags(args.remove))
-            elif args.rename:
-                changes.extend(session.rename_tag(old, new) for old, new in args.rename)
-            elif prompt_specs:
-                changes.extend(session.set_prompts(n, p) for n, p in prompt_specs)
-            elif args.import_file is not None:
-                changes.append(session.import_vocabulary(args.import_file))
-            elif args.restore_defaults:
-                changes.append(session.restore_default_vocabulary())
+        if args.add:
+            changes.append(session.add_tags(args.add))
+        elif args.remove:
+            changes.append(session.remove_tags(args.remove))
+        elif args.rename:
+            changes.extend(session.rename_tags(args.rename))
+        elif prompt_specs:
+            changes.extend(session.set_tag_prompts(prompt_specs))
+        elif args.import_file is not None:
+            changes.append(session.import_vocabulary(args.import_file))
+        elif args.restore_defaults:
+            changes.append(session.restore_default_vocabulary())
         tags = session.store.tags()
         unscored = set(session.tagger().unscored_tags())
     if args.json:
@@ -713,14 +687,15 @@ def cmd_vocab(args: argparse.Namespace) -> int:
 
 
 def cmd_export_xmp(args: argparse.Namespace) -> int:
-    from albumtagger.library.xmp import XmpWriteError, export_xmp
+    from albumtagger.library.export import ExportError, exporter
 
-    suggested = args.suggested or _settings(args).xmp.include_suggested
-    with _open(args.folder, write=args) as library, library.writing():
+    sidecars = exporter("xmp", style=args.style)
+    with _session(args, backup=False) as session:
+        suggested = args.suggested or session.settings.xmp.include_suggested
         try:
-            report = export_xmp(library, include_suggested=suggested, style=args.style)
+            report = session.export_tags(sidecars, include_suggested=suggested)
             failure = None
-        except XmpWriteError as exc:
+        except ExportError as exc:
             report, failure = exc.report, exc
     if args.json:
         _print_json(report.as_dict())
@@ -738,26 +713,22 @@ def cmd_export_xmp(args: argparse.Namespace) -> int:
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
-    from albumtagger.library.xmp import remove_sidecars
-
-    with _open(args.folder, write=args) as library, library.writing():
-        missing = [r.path for r in library.store.photos(statuses=("missing",))]
-        sidecars = remove_sidecars(library, missing)
-        removed = library.store.remove_missing()
+    with _session(args, backup=False) as session:
+        done = session.forget_missing()
     if args.json:
         _print_json(
             {
-                "removed": removed,
-                "sidecars_deleted": sidecars.deleted,
-                "sidecars_stripped": sidecars.stripped,
+                "removed": done.removed,
+                "sidecars_deleted": done.sidecars.deleted,
+                "sidecars_stripped": done.sidecars.stripped,
             }
         )
     else:
-        print(f"Forgot {_plural(removed, 'missing photo')}.")
+        print(f"Forgot {_plural(done.removed, 'missing photo')}.")
     return 0
 
 
-def _embed_encoder(args: argparse.Namespace):  # -> GmeEncoder
+def _embed_encoder(args: argparse.Namespace) -> GmeEncoder:
     """The model as `embed` loads it: the settings' model, and the published recipe's
     image token budget unless one is given (not the CPU's own smaller default)."""
     from albumtagger.model.encoder import DEFAULT_MAX_IMAGE_TOKENS, DEFAULT_MIN_IMAGE_TOKENS
@@ -802,7 +773,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 def cmd_match(args: argparse.Namespace) -> int:
     from albumtagger.library.images import read_photo
     from albumtagger.model.encoder import QUERY_INSTRUCTION
-    from albumtagger.tagging import matching
+    from albumtagger.service import matching
 
     texts = list(dict.fromkeys(t.strip() for t in args.text if t.strip()))
     if not texts:
@@ -818,10 +789,8 @@ def cmd_match(args: argparse.Namespace) -> int:
     judges = None
     note = ""
     if root is not None:
-        with _open(root) as library:
-            judges, why = matching.library_judges(
-                library.store, settings, encoder.model_id, texts, vectors
-            )
+        with _session(args, folder=root, backup=False, write=False) as session:
+            judges, why = session.text_judges(encoder.model_id, texts, vectors)
         if judges is None:
             note = f"{why}: judged by the base threshold"
     if judges is None:

@@ -20,6 +20,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -36,7 +37,11 @@ from albumtagger.events import (
     VocabularyChanged,
     from_store_changes,
 )
+from albumtagger.library.cleanup import Cleanup, forget_missing
+from albumtagger.library.db.queries import LibraryQueries, PhotoFilter, PhotoSummary
+from albumtagger.library.export import Exporter, ExportReport
 from albumtagger.library.folder import WriteAccess, open_library
+from albumtagger.library.listing import PhotoListing, photo_listing
 from albumtagger.library.lock import Holder, LibraryBusyError
 from albumtagger.library.scanner import CancelToken, LinkedCancel
 from albumtagger.library.thumbnails import ThumbnailCache
@@ -50,26 +55,26 @@ from albumtagger.service.indexing import (
     library_settings,
     refinement_left,
 )
+from albumtagger.service.matching import Judge, library_judges, ranked
 from albumtagger.service.progress import TimeToTags
 from albumtagger.service.watching import FolderKeeper
-from albumtagger.tagging.similarity import VectorIndex
-from albumtagger.tagging.tagger import (
-    IMAGE_MODEL_ID_KEY,
-    MODEL_ID_KEY,
+from albumtagger.tagging.decision_state import IMAGE_MODEL_ID_KEY, MATRIX_CHANGES, MODEL_ID_KEY
+from albumtagger.tagging.results import (
     Correction,
-    Tagger,
-    TagReport,
+    TagInspection,
     ThresholdChange,
     VocabularyChange,
 )
-from albumtagger.tagging.thresholds import match_confidence
+from albumtagger.tagging.similarity import VectorIndex
+from albumtagger.tagging.tagger import Tagger, library_tagger
+
+if TYPE_CHECKING:
+    from albumtagger.model.encoder import GmeEncoder
 
 log = logging.getLogger(__name__)
 
 SEARCH_CACHE_SIZE = 256
 """Search texts whose vectors are kept in memory (never stored in the sidecar)."""
-_MATRIX_KINDS = ("status", "removed", "damaged", "updated")
-"""Photo changes that change which photos have scores."""
 
 
 class LibrarySession:
@@ -121,7 +126,6 @@ class LibrarySession:
         self._running.set()
         self._time_to_tags = TimeToTags()
         self._tagger: Tagger | None = None
-        self._own_write = False
         self._keeper: FolderKeeper | None = None
         self._vectors: VectorIndex | None = None
         self._stale_vectors: set[int] = set()
@@ -148,15 +152,12 @@ class LibrarySession:
             log.exception("An event listener failed on %s", type(event).__name__)
 
     def _store_changed(self, changes: dict[str, set[int]]) -> None:
-        for kind in _MATRIX_KINDS:
+        for kind in MATRIX_CHANGES:
             self._stale_vectors |= changes.get(kind, set())
         if self.settings.xmp.write_on_change:
             self._xmp_due |= changes.get("tags", set())
         if self._tagger is not None:
-            if any(changes.get(k) for k in _MATRIX_KINDS) or "vocabulary" in changes:
-                self._tagger = None  # photos or tags changed: reload when next needed
-            elif not self._own_write and (changes.get("tags") or changes.get("thresholds")):
-                self._tagger._forget_policy()  # another writer decided: decisions differ
+            self._tagger.store_changed(changes)
         for event in from_store_changes(changes):
             self._emit(event)
 
@@ -173,15 +174,15 @@ class LibrarySession:
 
     def refresh(self) -> bool:
         """Notice what other processes committed since (a CLI correction beside the app):
-        decisions and vectors built from the library are dropped, and every photo, its
-        tags and the vocabulary are reported changed. True if there was anything. Cheap
+        the vectors in memory are dropped (the tagger, which checks the library before each
+        operation, drops its decisions itself), and every photo, its tags and the
+        vocabulary are reported changed. True if there was anything. Cheap
         when there was not (one PRAGMA): a long-running caller calls it when idle, and
         each unit of work calls it when it takes the lock."""
         version = self.store.tags_key()[1]
         if version == self._data_version:
             return False
         self._data_version = version
-        self._tagger = None
         self._vectors = None
         self._stale_vectors.clear()
         ids = tuple(self.store.photo_ids())
@@ -217,11 +218,13 @@ class LibrarySession:
         self.close()
 
     def tagger(self) -> Tagger:
+        """The library's tagger: the one decision state of this session, made on first use
+        and kept (indexing and watching decide with it too)."""
         if self._tagger is None:
-            self._tagger = Tagger(self.store, self.settings, encoder_factory=self.encoder)
+            self._tagger = library_tagger(self.store, self.settings, encoder_factory=self.encoder)
         return self._tagger
 
-    def encoder(self):  # -> GmeEncoder
+    def encoder(self) -> GmeEncoder:
         """The model, loaded on first use (reports ModelStatus events)."""
         if self._encoder is None:
             self._emit(ModelStatus("loading", f"Loading the model {self.settings.model.model}"))
@@ -255,9 +258,10 @@ class LibrarySession:
                     self._keeper.stop()
                     self._keeper = None
             if refit:
-                self._tagger = None
-                with self.unit(), self._own():
-                    redecided = len(self.tagger().redecide())
+                tagger = self.tagger()
+                tagger.use_settings(new)
+                with self.unit():
+                    redecided = len(tagger.redecide())
                 self.write_xmp()
         m, enc = self.settings.model, self._encoder
         return {
@@ -282,7 +286,7 @@ class LibrarySession:
         "write on change"); a folder that cannot be written gets a notice, once."""
         if not self._xmp_due:
             return
-        from albumtagger.library.xmp import XmpWriteError, export_xmp
+        from albumtagger.library.export.xmp_sidecars import XmpWriteError, export_xmp
 
         due, self._xmp_due = sorted(self._xmp_due), set()
         try:
@@ -372,6 +376,7 @@ class LibrarySession:
         steps = index_steps(
             self.library,
             self.settings,
+            self.tagger(),
             tag=tag,
             encoder=self._encoder,
             encoder_factory=self.encoder,
@@ -395,6 +400,7 @@ class LibrarySession:
             self._keeper = FolderKeeper(
                 self.library,
                 self.settings,
+                self.tagger(),
                 self._closed,
                 on_message=lambda text: self._emit(Notice("info", text)),
                 encoder=self._encoder,
@@ -415,15 +421,6 @@ class LibrarySession:
 
     # -- corrections and vocabulary ---------------------------------------------------
 
-    @contextlib.contextmanager
-    def _own(self) -> Iterator[None]:
-        """Writes of the session's own tagger: its in-memory decisions stay valid."""
-        self._own_write = True
-        try:
-            yield
-        finally:
-            self._own_write = False
-
     def correct(self, photo_ids: Sequence[int], tag: str, action: str) -> list[Correction]:
         """Accept, reject, add or remove `tag` on these photos, all or none."""
         with self.unit():
@@ -434,7 +431,7 @@ class LibrarySession:
                     raise NotFoundError(f"Photo {pid} is not in the library any more.")
                 paths.append(row.path)
             tagger = self.tagger()
-            with self._own(), self.store.transaction(durable=True):
+            with self.store.transaction(durable=True):
                 results = [tagger.correct(path, tag, action) for path in paths]
         self.write_xmp()
         return results
@@ -445,11 +442,10 @@ class LibrarySession:
             row = self.store.photo(int(photo_id))
             if row is None:
                 raise NotFoundError(f"Photo {photo_id} is not in the library any more.")
-            with self._own():
-                return self.tagger().answer(row.path, tag, yes)
+            return self.tagger().answer(row.path, tag, yes)
 
     def undo(self) -> Correction | None:
-        with self.unit(), self._own():
+        with self.unit():
             result = self.tagger().undo()
         self.write_xmp()
         return result
@@ -501,7 +497,7 @@ class LibrarySession:
     def pin_threshold(self, tag: str, value: float | None) -> ThresholdChange:
         """Pin a tag's threshold by hand (None: give it back to learning); the tag is
         decided again across the library at once. Go back by pinning `previous_pin`."""
-        with self.unit(), self._own():
+        with self.unit():
             change = self.tagger().pin_threshold(tag, value)
         self.write_xmp()
         return change
@@ -509,14 +505,12 @@ class LibrarySession:
     def threshold_preview(self, tag: str, value: float | None) -> dict:
         """What `pin_threshold(tag, value)` would change: "carries_now", "carries_after",
         "gain", "lose", "threshold_now", "threshold_after". From memory: fast."""
-        with self._own():
-            return self.tagger().threshold_preview(tag, value)
+        return self.tagger().threshold_preview(tag, value)
 
-    def tag_report(self, tag: str) -> TagReport:
+    def tag_report(self, tag: str) -> TagInspection:
         """One tag for the inspector: threshold and its source, scores, answers, the
         photos either side of the threshold, how many photos carry it."""
-        with self._own():
-            return self.tagger().tag_report(tag)
+        return self.tagger().tag_report(tag)
 
     def match(self, photo_id: int, texts: Sequence[str]) -> list[dict]:
         """Descriptions ranked for one photo, best first: [{"text", "score",
@@ -527,34 +521,22 @@ class LibrarySession:
         prompts, the score its tag cell holds) and judged by the tag's threshold; any
         other text by what a new tag of that text would start from (its prior over the
         library's photos). Confidence is "high", "medium" or "low" as for suggestions,
-        and "no match" below the threshold (see `thresholds.match_confidence`).
+        and "no match" below the threshold (see `matching.ranked`).
         """
         index = self._vector_index()
         vector = index.vector(int(photo_id))
         if vector is None:
             raise NotFoundError("That photo has no vector yet: it is not tagged.")
-        with self._own():
-            tagger = self.tagger()
-            out = []
-            for text in dict.fromkeys(t.strip() for t in texts if t.strip()):
-                tag_vector = tagger.tag_vector(text)
-                text_vector = tag_vector if tag_vector is not None else self.text_vector(text)
-                column = None if tag_vector is not None else index.matrix @ text_vector
-                threshold, median, scale, rule = tagger.text_policy(text, column)
-                score = float(vector @ text_vector)
-                out.append(
-                    {
-                        "text": text,
-                        "score": score,
-                        "confidence": match_confidence(
-                            score, threshold, median, scale, tagger.policy
-                        ),
-                        "threshold": threshold,
-                        "rule": rule,
-                    }
-                )
-        out.sort(key=lambda m: -m["score"])
-        return out
+        tagger = self.tagger()
+        texts = list(dict.fromkeys(t.strip() for t in texts if t.strip()))
+        scores, judges = [], []
+        for text in texts:
+            tag_vector = tagger.tag_vector(text)
+            text_vector = tag_vector if tag_vector is not None else self.text_vector(text)
+            column = None if tag_vector is not None else index.matrix @ text_vector
+            scores.append(float(vector @ text_vector))
+            judges.append(Judge(*tagger.text_policy(text, column)))
+        return ranked(texts, np.array(scores), judges, self.settings)
 
     def note_view(self, photo_id: int) -> None:
         """The user looked at this photo (the most-viewed are refined first). Cheap: one
@@ -628,3 +610,79 @@ class LibrarySession:
     def near_duplicates(self, min_cosine: float = 0.95) -> list[np.ndarray]:
         """Groups of photos whose vectors are nearly the same."""
         return self._vector_index().near_duplicates(min_cosine, cancel=self._job_cancel)
+
+    # -- the command line's requests, one call each --------------------------------------
+
+    def photo_listing(self, paths: Sequence[str] | None = None) -> list[PhotoListing]:
+        """Every photo, or those of these relative paths that are in the library, with
+        its tag cells, by path; "offline" while the folder is."""
+        return photo_listing(self.library, paths)
+
+    def find_photos(self, wanted: PhotoFilter) -> list[PhotoSummary]:
+        """The photos a filter matches, in its order."""
+        with LibraryQueries(self.db_path) as queries:
+            return queries.summaries(queries.photo_ids(wanted))
+
+    def photo_id(self, path: str) -> int:
+        """The id of the photo at this relative path; `NotFoundError` if there is none."""
+        row = self.store.photo_by_path(path)
+        if row is None:
+            raise NotFoundError(f"{path} is not in the library; check the path or run index.")
+        return row.id
+
+    def correct_photo(self, photo_id: int, actions: Sequence[tuple[str, str]]) -> list[Correction]:
+        """Corrections of one photo, (action, tag) in order (see `correct`): all of them
+        or none."""
+        with self._all_or_none():
+            results = [c for action, tag in actions for c in self.correct([photo_id], tag, action)]
+        self.write_xmp()
+        return results
+
+    def answer_review(self, answers: Sequence[tuple[int, str, bool]]) -> list[Correction]:
+        """Review answers, (photo id, tag, yes) in order (see `answer`): all or none."""
+        with self._all_or_none():
+            return [self.answer(photo_id, tag, yes) for photo_id, tag, yes in answers]
+
+    def rename_tags(self, renames: Sequence[tuple[str, str]]) -> list[VocabularyChange]:
+        """Renames, (old, new) in order (see `rename_tag`): all of them or none."""
+        with self._all_or_none():
+            changes = [self.rename_tag(old, new) for old, new in renames]
+        self.write_xmp()
+        return changes
+
+    def set_tag_prompts(
+        self, prompts: Sequence[tuple[str, Sequence[str]]]
+    ) -> list[VocabularyChange]:
+        """New prompts for tags, (tag, prompts) in order (see `set_prompts`): all of them
+        or none."""
+        with self._all_or_none():
+            changes = [self.set_prompts(tag, texts) for tag, texts in prompts]
+        self.write_xmp()
+        return changes
+
+    def export_tags(self, exporter: Exporter, *, include_suggested: bool = False) -> ExportReport:
+        """Write the tags of every present photo in an export format (see
+        `library.export`), as one unit of work. Raises `ExportError`, with the report,
+        if some files could not be written (the others are)."""
+        with self.unit():
+            return exporter.export(self.library, include_suggested=include_suggested)
+
+    def forget_missing(self) -> Cleanup:
+        """Forget the photos marked missing, and take out albumtagger's sidecars of them."""
+        with self.unit():
+            return forget_missing(self.library)
+
+    def text_judges(
+        self, model_id: str, texts: Sequence[str], vectors: np.ndarray
+    ) -> tuple[list[Judge] | None, str]:
+        """How the library judges the scores of these texts (query vectors of the model
+        `model_id`), or (None, why) when it has nothing to judge by (see
+        `matching.library_judges`)."""
+        return library_judges(self.tagger(), model_id, texts, vectors)
+
+    @contextlib.contextmanager
+    def _all_or_none(self) -> Iterator[None]:
+        """Several of the user's actions as one unit of work and one durable transaction
+        (after a rollback the tagger reads the library again by itself)."""
+        with self.unit(), self.store.transaction(durable=True):
+            yield

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from albumtagger.library import keywords, xmp
+from albumtagger.library import keywords
 from albumtagger.library.db.store import AutoTag
+from albumtagger.library.export import xmp_sidecars as xmp
 from albumtagger.library.folder import Library, open_library
 from albumtagger.library.scanner import run_to_end, scan
 from tests.conftest import REPO, accept_tag, make_photo, read_as_tagged, scan_and_read

@@ -21,7 +21,8 @@ from PIL import Image
 
 from albumtagger import safe_io
 from albumtagger.config import Settings, load_settings, save_settings
-from albumtagger.library import keywords, xmp
+from albumtagger.library import keywords
+from albumtagger.library.export import xmp_sidecars as xmp
 from albumtagger.library.folder import open_library
 from albumtagger.library.scanner import run_to_end, scan
 from albumtagger.library.thumbnails import ThumbnailCache
