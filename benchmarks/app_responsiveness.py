@@ -115,9 +115,9 @@ def drawn(window) -> Callable[[], bool]:
 
     def check() -> bool:
         grid = window.grid
-        if window.reads is None or window.model.rowCount() == 0:
+        if window.libraries.reads is None or window.model.rowCount() == 0:
             return False
-        if window.reads.pending("ids") or window.model.pending():
+        if window.libraries.reads.pending("ids") or window.model.pending():
             return False
         ids = grid.visible_ids()
         if any(window.model.summary_of(i) is None for i in ids):
@@ -212,7 +212,6 @@ def measure_large(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 def _measure_window(
     window, root: Path, args, out: dict[str, Any], probe: Probe, t0: float, tags
 ) -> None:
-    from albumtagger.app.worker import Correct
     from albumtagger.library.db.queries import PhotoFilter
 
     window.resize(1400, 900)
@@ -238,14 +237,14 @@ def _measure_window(
     ]
     each: dict[str, float] = {}
     for name, action in steps:
-        spin_until(lambda: not window.counts_pending())
+        spin_until(lambda: not window.browsing.counts_pending())
         t = time.perf_counter()
         action()
         spin_until(drawn(window))
         each[name] = round(time.perf_counter() - t, 4)
     out["filter_s"] = max(each.values())
     out["filter_each_s"] = each
-    out["filter_one_photos"] = len(window.queries.photo_ids(PhotoFilter(tags=(a,))))
+    out["filter_one_photos"] = len(window.libraries.queries.photo_ids(PhotoFilter(tags=(a,))))
 
     # -- scrolling ------------------------------------------------------------------------
     grid = window.grid
@@ -263,9 +262,9 @@ def _measure_window(
 
     # -- the worker re-decides tags while the window runs ---------------------------------
     replies: list[Any] = []
-    window.correction_done.connect(replies.append)
+    window.libraries.correction_done.connect(replies.append)
     searched: list[Any] = []
-    window.search_done.connect(searched.append)
+    window.browsing.search_done.connect(searched.append)
     # The corrections are chosen first: the benchmark's own queries must not run in the
     # GUI thread while the probe measures it.
     ids = window.model.ids
@@ -274,17 +273,19 @@ def _measure_window(
         pid = int(ids[(k * 7919) % len(ids)])
         action = "accept" if k % 2 == 0 else "reject"
         if action == "reject":
-            carried = window.queries.photo_ids(PhotoFilter(tags=(tag_id,)))
+            carried = window.libraries.queries.photo_ids(PhotoFilter(tags=(tag_id,)))
             pid = int(carried[len(carried) // 2])
-        planned.append(Correct((pid,), tag_name, action))
+        planned.append(((pid,), tag_name, action))
     probe.start()
     t = time.perf_counter()
     corrections = 0
-    for request in planned:
-        window.handle.submit(request)
+    for photo_ids, tag_name, action in planned:
+        window.libraries.correct(photo_ids, tag_name, action)
         corrections += 1
     spin_until(lambda: len(replies) == corrections, timeout=600)
-    spin_until(lambda: not window._requery_timer.isActive() and not window.counts_pending())
+    spin_until(
+        lambda: not window.browsing.requery_pending() and not window.browsing.counts_pending()
+    )
     out["redecide_s"] = round(time.perf_counter() - t, 2)
     out["correction_reply_s"] = [round(r.seconds, 3) for r in replies]
     out["correction_errors"] = [r.error for r in replies if r.error]
@@ -342,12 +343,12 @@ def measure_tagging(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         window.open_folder(folder)
 
         def finished() -> bool:
-            p = window.last_progress
+            p = window.libraries.last_progress
             return p is not None and p.finished and p.job == "index"
 
         # Loading the model once (importing torch loads large native libraries while
         # holding the GIL) is measured apart from tagging itself.
-        spin_until(lambda: window.model_state == "ready" or finished(), timeout=600)
+        spin_until(lambda: window.libraries.model_state == "ready" or finished(), timeout=600)
         loading = probe.stop()
         probe.start()
         spin_until(finished, timeout=600)

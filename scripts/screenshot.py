@@ -110,23 +110,25 @@ def main(argv: list[str] | None = None) -> int:
         window.open_folder(folder)
 
         def tagged() -> bool:
-            p = window.last_progress
+            p = window.libraries.last_progress
             return p is not None and p.finished and p.job == "index"
 
         spin(tagged)
-        spin(lambda: window.model.rowCount() == args.photos and not window.counts_pending())
+        spin(
+            lambda: window.model.rowCount() == args.photos and not window.browsing.counts_pending()
+        )
         # a photo with several suggestions: accept one, reject another
         window.grid.setCurrentIndex(window.model.index(5))
         settle()
         chips = [c for c in window.detail.chip_widgets() if c.info.state == "suggested"]
         for chip, action in zip(chips[:2], ("accept", "reject"), strict=False):
             done: list[object] = []
-            window.correction_done.connect(done.append)
-            window.correct(window.detail.photo_ids, chip.info.name, action)
+            window.libraries.correction_done.connect(done.append)
+            window.libraries.correct(window.detail.photo_ids, chip.info.name, action)
             spin(lambda done=done: bool(done))
-            window.correction_done.disconnect(done.append)
+            window.libraries.correction_done.disconnect(done.append)
         window.grid.setFocus()
-        spin(lambda: not window.counts_pending() and not window.loader.busy())
+        spin(lambda: not window.browsing.counts_pending() and not window.loader.busy())
         settle(1.0)
         window.statusBar().clearMessage()
         args.docs.mkdir(parents=True, exist_ok=True)
@@ -148,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         review.close()
 
         # The inspector of the tag most photos carry.
-        busiest = max(window.queries.tag_counts().items(), key=lambda kv: kv[1])[0]
-        name = next(t.name for t in window.queries.tags() if t.id == busiest)
+        busiest = max(window.libraries.queries.tag_counts().items(), key=lambda kv: kv[1])[0]
+        name = next(t.name for t in window.libraries.queries.tags() if t.id == busiest)
         inspector = window.inspect_tag(name)
         assert inspector is not None
         spin(lambda: inspector.report is not None)

@@ -1,4 +1,5 @@
-"""The desktop app (Qt only): windows, models/views, delegates, workers.
+"""The desktop app (Qt only): windows, view-models (`libraries`, `browsing`), models/views,
+delegates, workers and the typed client of their sessions (`client`).
 
 Importing it applies `qtcompat.guard_singletons()`: PySide6 6.12's abi3 wheels return
 None (and True / False) to Python without a new reference, which is harmless from

@@ -38,7 +38,8 @@ from albumtagger import __version__
 from albumtagger.config import config_path, data_dir
 
 if TYPE_CHECKING:
-    from albumtagger.app.window import MainWindow
+    from albumtagger.app.libraries import Libraries
+    from albumtagger.app.worker import Reply
 
 GRID_KEYS = (
     ("Arrows, Home, End, Page Up, Page Down", "Move in the grid"),
@@ -140,9 +141,11 @@ class AboutDialog(QDialog):
 
     info_ready = Signal(object)  # what the open library's session said (or None)
 
-    def __init__(self, window: MainWindow, parent: QWidget | None = None) -> None:
-        super().__init__(parent if parent is not None else window)
+    def __init__(self, libraries: Libraries, window: QWidget) -> None:
+        """`window`: whose menus and actions the keyboard map lists (the parent)."""
+        super().__init__(window)
         self.setWindowTitle("About albumtagger")
+        self._libraries = libraries
         self._window = window
         self.tabs = QTabWidget()
         self.tabs.addTab(self._about_page(), "&About")
@@ -241,8 +244,8 @@ class AboutDialog(QDialog):
             path = Path(text)
             open_folder(_existing(path if path.is_dir() else path.parent))
 
-    def take_reply(self, reply: Any) -> None:
-        """The session's answer to `apply_settings()` (a worker `Reply`)."""
+    def take_reply(self, reply: Reply) -> None:
+        """The session's answer to `apply_settings()`."""
         if not shiboken6.isValid(self):
             return  # closed before the library answered
         if reply.error:
@@ -258,7 +261,7 @@ class AboutDialog(QDialog):
         if not shiboken6.isValid(self):
             return  # closed before the library answered
         self.info = dict(info) if info is not None else None
-        m = self._window.settings.model
+        m = self._libraries.settings.model
         if info is None:
             self.model_label.setText(f"{m.model} (no library open)")
             self.device_label.setText(f"Device {m.device}, precision {m.dtype} (as set)")
@@ -283,10 +286,8 @@ class AboutDialog(QDialog):
             self.budget_label.setText(
                 "automatic" + ("" if loaded else " (fixed for the device when the model loads)")
             )
-        root = self._window.root
-        sidecar = (info or {}).get("sidecar") or (
-            getattr(self._window.queries, "db_path", "") if self._window.queries else ""
-        )
+        root, queries = self._libraries.root, self._libraries.queries
+        sidecar = (info or {}).get("sidecar") or (queries.db_path if queries else "")
         self.folder_path.setText(str(root) if root is not None else "")
         self.sidecar_path.setText(str(sidecar) if sidecar else "")
         if not sidecar:
@@ -347,13 +348,13 @@ class AboutDialog(QDialog):
         self.tabs.setCurrentIndex(1)
 
 
-def open_about(window: MainWindow, keys: bool = False) -> AboutDialog:
+def open_about(libraries: Libraries, window: QWidget, keys: bool = False) -> AboutDialog:
     """Show the About dialog over `window` (on the keyboard map with `keys`); the session
     of the open library is asked what it runs with."""
-    dialog = AboutDialog(window)
+    dialog = AboutDialog(libraries, window)
     dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     if keys:
         dialog.show_keys()
-    window.call("apply_settings", on_reply=dialog.take_reply)
+    libraries.client.apply_settings(on_reply=dialog.take_reply)
     dialog.show()
     return dialog

@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
     QWidgetItem,
 )
 
-from albumtagger.app.match_panel import Caller, MatchPanel
+from albumtagger.app.match_panel import Matcher, MatchPanel
 from albumtagger.app.qtcompat import plain_tooltip
 from albumtagger.errors import ImageError
 from albumtagger.library.db.queries import PhotoDetail, PhotoTagInfo
@@ -315,6 +315,7 @@ class DetailPanel(QScrollArea):
 
     correct = Signal(object, str, str)  # photo ids (tuple), tag name, action
     more_like_this = Signal(int)
+    shown = Signal(object)  # the photo ids shown (a tuple), whenever they are set
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -387,7 +388,7 @@ class DetailPanel(QScrollArea):
 
         self.loader = PreviewLoader(self)
         self.loader.ready.connect(self._preview_ready)
-        self.photo_ids: tuple[int, ...] = ()
+        self._photo_ids: tuple[int, ...] = ()
         self.detail: PhotoDetail | None = None
         self._chip_widgets: list[TagChip] = []
         self._current_chip: TagChip | None = None
@@ -395,10 +396,19 @@ class DetailPanel(QScrollArea):
 
     # -- content ----------------------------------------------------------------------
 
-    def set_call(self, call: Caller | None) -> None:
-        """The window's `call`, which runs a session method on its worker (the match
-        section asks through it)."""
-        self.match.set_call(call)
+    @property
+    def photo_ids(self) -> tuple[int, ...]:
+        """The photos shown: one, several (selected together) or none."""
+        return self._photo_ids
+
+    @photo_ids.setter
+    def photo_ids(self, ids: tuple[int, ...]) -> None:
+        self._photo_ids = ids
+        self.shown.emit(ids)
+
+    def set_client(self, client: Matcher | None) -> None:
+        """What the match section asks (the session of the library on screen)."""
+        self.match.set_client(client)
 
     def set_vocabulary(self, names: list[str]) -> None:
         self.completer.model().setStringList(names)  # type: ignore[attr-defined]

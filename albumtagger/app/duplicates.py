@@ -5,11 +5,12 @@ the main window's grid (clearing the filters when it is not shown there)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PySide6.QtCore import QItemSelection, QItemSelectionModel, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
     QDialog,
@@ -33,7 +34,10 @@ from albumtagger.app.worker import Reply
 from albumtagger.library.db.queries import PhotoSummary
 
 if TYPE_CHECKING:
-    from albumtagger.app.window import MainWindow
+    from albumtagger.app.libraries import Libraries
+
+Reveal = Callable[[Sequence[int]], None]
+"""Selects photos in the main window's grid (clearing its filters when they hide them)."""
 
 MIN_COSINE, MAX_COSINE, DEFAULT_COSINE = 0.80, 0.999, 0.95
 STEP = 0.005
@@ -50,39 +54,6 @@ def largest_first(groups: Sequence[np.ndarray]) -> list[list[int]]:
     out = [[int(i) for i in g] for g in groups]
     out.sort(key=lambda g: (-len(g), min(g)))
     return out
-
-
-def reveal(window: MainWindow, photo_ids: Sequence[int]) -> None:
-    """Select these photos in the main grid (the first one current, scrolled to). When
-    the grid does not show them all, the filters and search are cleared first."""
-    ids = [int(i) for i in photo_ids]
-    if not ids:
-        return
-    if all(window.model.row_of(i) >= 0 for i in ids):
-        _select(window, ids)
-        return
-
-    def shown() -> None:
-        window.filter_applied.disconnect(shown)
-        _select(window, ids)
-
-    window.filter_applied.connect(shown)
-    window.clear_filters()
-
-
-def _select(window: MainWindow, ids: list[int]) -> None:
-    model, grid = window.model, window.grid
-    rows = [r for r in (model.row_of(i) for i in ids) if r >= 0]
-    if not rows:
-        return
-    selection = QItemSelection()
-    for r in rows:
-        selection.select(model.index(r), model.index(r))
-    sel = grid.selectionModel()
-    first = model.index(rows[0])
-    sel.setCurrentIndex(first, QItemSelectionModel.SelectionFlag.NoUpdate)
-    sel.select(selection, QItemSelectionModel.SelectionFlag.ClearAndSelect)
-    grid.scrollTo(first)
 
 
 class PhotoTile(QToolButton):
@@ -146,9 +117,10 @@ class DuplicatesDialog(QDialog):
 
     groups_shown = Signal()
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.window_ = window
+    def __init__(self, libraries: Libraries, reveal: Reveal, parent: QWidget) -> None:
+        super().__init__(parent)
+        self._libraries = libraries
+        self._reveal = reveal
         self.setWindowTitle("Near duplicates \u2013 albumtagger")
         self.resize(960, 640)
         self.groups: list[list[int]] = []
@@ -161,14 +133,14 @@ class DuplicatesDialog(QDialog):
         self._closed = False
         self._tiles: dict[int, list[PhotoTile]] = {}
         self._summaries: dict[int, PhotoSummary] = {}
-        self.loader = ThumbnailLoader(window.root, size=TILE, parent=self)
+        self.loader = ThumbnailLoader(libraries.root, size=TILE, parent=self)
         self.loader.changed.connect(self._thumbs_arrived)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(DEBOUNCE_MS)
         self._timer.timeout.connect(self.compute)
         self._build()
-        window.library_opened.connect(self._library_changed)
+        libraries.library_opened.connect(self._library_changed)
 
     def _build(self) -> None:
         self.similarity = QDoubleSpinBox()
@@ -221,7 +193,7 @@ class DuplicatesDialog(QDialog):
         if not self._closed:
             self._closed = True
             self._timer.stop()
-            self.window_.library_opened.disconnect(self._library_changed)
+            self._libraries.library_opened.disconnect(self._library_changed)
             self.loader.shutdown()
         super().done(result)
 
@@ -241,13 +213,13 @@ class DuplicatesDialog(QDialog):
         value = round(float(self.similarity.value()), 4)
         self._asked = value
         self.summary.setText(f"Looking for photos at least {value:.3f} alike\u2026")
-        if not self.window_.call("near_duplicates", value, on_reply=self._groups_ready):
+        on_reply = partial(self._groups_ready, value)
+        if not self._libraries.client.near_duplicates(value, on_reply=on_reply):
             self.summary.setText("No library is open.")
 
-    def _groups_ready(self, reply: Reply) -> None:
+    def _groups_ready(self, asked: float, reply: Reply) -> None:
         if self._closed:
             return
-        asked = reply.request.args[0] if reply.request.args else None  # type: ignore[attr-defined]
         if asked != self._asked:
             return  # a newer computation is on its way
         if reply.error:
@@ -286,7 +258,7 @@ class DuplicatesDialog(QDialog):
         self.summary.setText(text)
         ids = [i for g in shown for i in g]
         generation = self._generation
-        reads = self.window_.reads
+        reads = self._libraries.reads
         if reads is None:
             return
         reads.read(
@@ -301,7 +273,7 @@ class DuplicatesDialog(QDialog):
         self._summaries = {s.id: s for s in summaries}
         for number, ids in enumerate(groups, 1):
             row = GroupRow(number, ids)
-            row.select.clicked.connect(lambda _=False, g=ids: reveal(self.window_, g))
+            row.select.clicked.connect(lambda _=False, g=ids: self._reveal(g))
             for pid in ids:
                 summary = self._summaries.get(pid)
                 tile = PhotoTile(pid, summary.path if summary else f"photo {pid}")
@@ -316,7 +288,7 @@ class DuplicatesDialog(QDialog):
 
     def photo_clicked(self, photo_id: int) -> None:
         """Select this photo in the main window's grid."""
-        reveal(self.window_, [photo_id])
+        self._reveal([photo_id])
 
     def tile_names(self) -> list[list[str]]:
         """The file names shown, row by row."""

@@ -4,7 +4,19 @@ drives summary pages and thumbnail requests."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, QTimer, Signal
+from collections.abc import Sequence
+
+from PySide6.QtCore import (
+    QItemSelection,
+    QItemSelectionModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QRect,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QFont, QKeyEvent, QPainter, QPalette, QPen
 from PySide6.QtWidgets import QAbstractItemView, QListView, QStyle, QStyledItemDelegate
 
@@ -237,3 +249,39 @@ class PhotoGrid(QListView):
     def current_id(self) -> int | None:
         index = self.currentIndex()
         return int(index.data(PHOTO_ID_ROLE)) if index.isValid() else None
+
+    # -- selection as photo ids ------------------------------------------------------------
+
+    def shows(self, photo_ids: Sequence[int]) -> bool:
+        """Every one of these photos is in the grid."""
+        model = self.photo_model()
+        return all(model.row_of(int(i)) >= 0 for i in photo_ids)
+
+    def select_photos(self, photo_ids: Sequence[int]) -> None:
+        """Select these photos (those in the grid), the first one current, scrolled to."""
+        model = self.photo_model()
+        rows = [r for r in (model.row_of(int(i)) for i in photo_ids) if r >= 0]
+        if not rows:
+            return
+        selection = QItemSelection()
+        for r in rows:
+            selection.select(model.index(r), model.index(r))
+        sel = self.selectionModel()
+        first = model.index(rows[0])
+        sel.setCurrentIndex(first, QItemSelectionModel.SelectionFlag.NoUpdate)
+        sel.select(selection, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        self.scrollTo(first)
+
+    def restore_selection(self, selected: list[int], current: int | None) -> None:
+        """After the grid's photos changed: the current photo and the selection as they
+        were, where those photos are still shown."""
+        model, sel = self.photo_model(), self.selectionModel()
+        if current is not None:
+            row = model.row_of(current)
+            if row >= 0 and self.currentIndex().row() != row:
+                sel.setCurrentIndex(model.index(row), sel.SelectionFlag.NoUpdate)
+        if selected and not sel.selectedIndexes():
+            for pid in selected[:500]:
+                row = model.row_of(pid)
+                if row >= 0:
+                    sel.select(model.index(row), sel.SelectionFlag.Select)

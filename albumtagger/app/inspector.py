@@ -11,6 +11,7 @@ apply it (`pin_threshold`), and the tag is read again.
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -44,17 +45,16 @@ from PySide6.QtWidgets import (
 )
 
 from albumtagger.app.detail import plain_label
-from albumtagger.app.duplicates import PhotoTile, reveal
+from albumtagger.app.duplicates import PhotoTile, Reveal
 from albumtagger.app.photo_model import file_name
-from albumtagger.app.tags_panel import NAME_ROLE
 from albumtagger.app.thumbnails import ThumbnailLoader
 from albumtagger.app.worker import Reply
 from albumtagger.events import ThresholdsChanged, VocabularyChanged
 from albumtagger.library.db.queries import PhotoSummary
-from albumtagger.tagging.tagger import TagReport, ThresholdChange
+from albumtagger.tagging.results import TagInspection, ThresholdChange
 
 if TYPE_CHECKING:
-    from albumtagger.app.window import MainWindow
+    from albumtagger.app.libraries import Libraries
 
 BINS = 60
 DECIMALS = 3
@@ -520,12 +520,15 @@ class TagInspector(QDialog):
     preview_shown = Signal(object)
     pinned = Signal(object)
 
-    def __init__(self, window: MainWindow, tag_id: int, name: str) -> None:
-        super().__init__(window)
-        self.window_ = window
+    def __init__(
+        self, libraries: Libraries, reveal: Reveal, parent: QWidget, tag_id: int, name: str
+    ) -> None:
+        super().__init__(parent)
+        self._libraries = libraries
+        self._reveal = reveal
         self.tag_id = tag_id
         self.name = name
-        self.report: TagReport | None = None
+        self.report: TagInspection | None = None
         self.preview: dict | None = None
         """The last preview shown (for the value in the spin box)."""
         self.last_change: ThresholdChange | None = None
@@ -537,7 +540,7 @@ class TagInspector(QDialog):
         self._summaries: dict[int, PhotoSummary] = {}
         self.setWindowTitle(f"Tag \u201c{name}\u201d \u2013 albumtagger")
         self.resize(860, 720)
-        self.loader = ThumbnailLoader(window.root, size=TILE, parent=self)
+        self.loader = ThumbnailLoader(libraries.root, size=TILE, parent=self)
         self.loader.changed.connect(self._thumbs_arrived)
         self._throttle = QTimer(self)
         self._throttle.setSingleShot(True)
@@ -548,10 +551,8 @@ class TagInspector(QDialog):
         self._refresh_timer.setInterval(REFRESH_MS)
         self._refresh_timer.timeout.connect(self.refresh)
         self._build()
-        self._handle = window.handle
-        if self._handle is not None:
-            self._handle.worker.event.connect(self._worker_event)
-        window.library_opened.connect(self._library_changed)
+        libraries.event.connect(self._library_event)
+        libraries.library_opened.connect(self._library_changed)
 
     # -- building -------------------------------------------------------------------------
 
@@ -672,9 +673,8 @@ class TagInspector(QDialog):
             self._closed = True
             self._throttle.stop()
             self._refresh_timer.stop()
-            self.window_.library_opened.disconnect(self._library_changed)
-            if self._handle is not None:
-                self._handle.worker.event.disconnect(self._worker_event)
+            self._libraries.library_opened.disconnect(self._library_changed)
+            self._libraries.event.disconnect(self._library_event)
             self.loader.shutdown()
             self.deleteLater()
         super().done(result)
@@ -686,7 +686,7 @@ class TagInspector(QDialog):
     def _library_changed(self, *_: object) -> None:
         self.reject()
 
-    def _worker_event(self, ev: object) -> None:
+    def _library_event(self, ev: object) -> None:
         if self._closed:
             return
         mine = isinstance(ev, ThresholdsChanged) and self.tag_id in ev.tag_ids
@@ -700,7 +700,7 @@ class TagInspector(QDialog):
         if self._closed:
             return
         self._refresh_timer.stop()
-        queries = self.window_.queries
+        queries = self._libraries.queries
         if queries is not None:
             current = next((t for t in queries.tags() if t.id == self.tag_id), None)
             if current is None:
@@ -709,9 +709,8 @@ class TagInspector(QDialog):
             self.name = current.name
         self._report_token += 1
         token = self._report_token
-        if not self.window_.call(
-            "tag_report", self.name, on_reply=lambda reply: self._report_ready(token, reply)
-        ):
+        on_reply = partial(self._report_ready, token)
+        if not self._libraries.client.tag_report(self.name, on_reply=on_reply):
             self.source.setText("No library is open.")
 
     def _gone(self) -> None:
@@ -726,7 +725,7 @@ class TagInspector(QDialog):
             self.source.setText(reply.error)
             self._enable(False)
             return
-        report: TagReport = reply.result
+        report: TagInspection = reply.result
         keep = self.report is not None and self._user_value() is not None
         value = self.spin.value() if keep else None
         self.report = report
@@ -803,16 +802,14 @@ class TagInspector(QDialog):
         value = round(value, DECIMALS)
         self._asking = value
         self._throttle.start()
-        if not self.window_.call(
-            "threshold_preview", self.name, value, on_reply=self._preview_ready
-        ):
+        on_reply = partial(self._preview_ready, value)
+        if not self._libraries.client.threshold_preview(self.name, value, on_reply=on_reply):
             self._asking = None
 
-    def _preview_ready(self, reply: Reply) -> None:
+    def _preview_ready(self, asked: float, reply: Reply) -> None:
         if self._closed:
             return
         self._asking = None
-        asked = reply.request.args[1] if len(reply.request.args) > 1 else None  # type: ignore[attr-defined]
         current = self._user_value()
         if current is None or asked != round(current, DECIMALS):
             if current is not None and not self._throttle.isActive():
@@ -864,7 +861,7 @@ class TagInspector(QDialog):
         self._pinning = True
         self._enable(True)
         self.message.setText("Applying\u2026")
-        if not self.window_.call("pin_threshold", self.name, value, on_reply=self._pin_done):
+        if not self._libraries.client.pin_threshold(self.name, value, on_reply=self._pin_done):
             self._pinning = False
             self.message.setText("No library is open.")
 
@@ -879,7 +876,7 @@ class TagInspector(QDialog):
         change: ThresholdChange = reply.result
         self.last_change = change
         self.message.setText(change.describe())
-        self.window_.show_notice(change.describe())
+        self._libraries.show_notice(change.describe())
         # Show the pinned value (or the learned one) as the threshold in effect.
         self.spin.blockSignals(True)
         if change.threshold_after is not None:
@@ -891,9 +888,9 @@ class TagInspector(QDialog):
 
     # -- the photos either side -------------------------------------------------------------
 
-    def _read_strips(self, report: TagReport) -> None:
+    def _read_strips(self, report: TagInspection) -> None:
         ids = [pid for pid, _ in report.above] + [pid for pid, _ in report.below]
-        reads = self.window_.reads
+        reads = self._libraries.reads
         if reads is None:
             return
         token = self._report_token
@@ -903,7 +900,7 @@ class TagInspector(QDialog):
             lambda summaries: self._strips_ready(token, report, summaries),
         )
 
-    def _strips_ready(self, token: int, report: TagReport, summaries) -> None:
+    def _strips_ready(self, token: int, report: TagInspection, summaries) -> None:
         if self._closed or token != self._report_token:
             return
         self._summaries = {s.id: s for s in summaries}
@@ -928,31 +925,30 @@ class TagInspector(QDialog):
 
     def photo_clicked(self, photo_id: int) -> None:
         """Select this photo in the main window's grid."""
-        reveal(self.window_, [photo_id])
+        self._reveal([photo_id])
 
 
-def open_inspector(window: MainWindow, name: str | None = None) -> TagInspector | None:
-    """The inspector of tag `name` (default: the tag current in the tags list); an open
-    one of the same tag is brought to the front."""
-    if window.handle is None or window.queries is None:
-        window.show_notice("Open a photo folder first.")
+def open_inspector(
+    libraries: Libraries, reveal: Reveal, parent: QWidget, name: str | None
+) -> TagInspector | None:
+    """The inspector of tag `name` (None: the person chose no tag) beside `parent`; an
+    open one of the same tag is brought to the front."""
+    if not libraries.need_library():
         return None
     if name is None:
-        index = window.tags_panel.view.currentIndex()
-        name = index.data(NAME_ROLE) if index.isValid() else None
-        if not name:
-            window.show_notice("Choose a tag in the tags list first, then inspect it.")
-            return None
-    folded = " ".join(str(name).split()).casefold()
-    tag = next((t for t in window.queries.tags() if t.name.casefold() == folded), None)
-    if tag is None:
-        window.show_notice(f"There is no tag \u201c{name}\u201d in the vocabulary.")
+        libraries.show_notice("Choose a tag in the tags list first, then inspect it.")
         return None
-    for dialog in window.findChildren(TagInspector):
+    folded = " ".join(str(name).split()).casefold()
+    tags = libraries.queries.tags() if libraries.queries is not None else []
+    tag = next((t for t in tags if t.name.casefold() == folded), None)
+    if tag is None:
+        libraries.show_notice(f"There is no tag \u201c{name}\u201d in the vocabulary.")
+        return None
+    for dialog in parent.findChildren(TagInspector):
         if dialog.tag_id == tag.id and not dialog.closed:
             dialog.raise_()
             dialog.activateWindow()
             return dialog
-    dialog = TagInspector(window, tag.id, tag.name)
+    dialog = TagInspector(libraries, reveal, parent, tag.id, tag.name)
     dialog.start()
     return dialog

@@ -97,7 +97,7 @@ def run_app(folder: Path | None, settings: Settings) -> int:
     if folder is not None:
         window.open_folder(Path(folder))
     elif os.environ.get("ALBUMTAGGER_REOPEN", "1") != "0":
-        recent = window.recent_folders()
+        recent = window.libraries.recent_folders()
         if recent and Path(recent[0]).is_dir():
             window.open_folder(Path(recent[0]))
     try:

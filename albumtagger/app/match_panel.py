@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from PySide6.QtCore import QEvent, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QKeyEvent, QPainter, QPalette
@@ -47,8 +47,13 @@ RULE_HELP = {
     "base": "no scores to go by, judged by the base threshold",
 }
 
-Caller = Callable[..., bool]
-"""`MainWindow.call`: (method, *args, on_reply=fn) -> False when no library is open."""
+
+class Matcher(Protocol):
+    """What the panel asks: `SessionClient.match` (False when no library is open)."""
+
+    def match(
+        self, photo_id: int, texts: Sequence[str], *, on_reply: Callable[[Any], None]
+    ) -> bool: ...
 
 
 def candidates(text: str) -> tuple[list[str], int]:
@@ -264,7 +269,7 @@ def _position(value: float, lo: float, hi: float) -> float:
 
 class MatchPanel(QWidget):
     """The "Match descriptions" section. `set_photo` tells it which photo is shown; it
-    asks the window's worker through the caller given to `set_call` and drops replies
+    asks the session through the client given to `set_client` and drops replies
     that are no longer wanted (a token per request)."""
 
     matched = Signal(bool)
@@ -273,7 +278,7 @@ class MatchPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._call: Caller | None = None
+        self._client: Matcher | None = None
         self.photo_id: int | None = None
         self._photo_key: tuple[int, str] | None = None
         self._token = 0
@@ -351,9 +356,9 @@ class MatchPanel(QWidget):
 
     # -- wiring -------------------------------------------------------------------------
 
-    def set_call(self, call: Caller | None) -> None:
-        """The window's `call` (runs a session method on its worker)."""
-        self._call = call
+    def set_client(self, client: Matcher | None) -> None:
+        """What the panel asks (the session of the library on screen)."""
+        self._client = client
 
     def is_expanded(self) -> bool:
         return self.body.isVisibleTo(self)
@@ -408,7 +413,7 @@ class MatchPanel(QWidget):
             self._clear_results()
             self._show_message("")
             return False
-        if self.photo_id is None or self._call is None:
+        if self.photo_id is None or self._client is None:
             return False
         if self._in_flight is not None:
             # One request at a time: ask again when the one under way answers.
@@ -419,7 +424,8 @@ class MatchPanel(QWidget):
         self._token += 1
         token = self._token
         cut = given - len(texts)
-        ok = self._call("match", self.photo_id, texts, on_reply=partial(self._replied, token, cut))
+        on_reply = partial(self._replied, token, cut)
+        ok = self._client.match(self.photo_id, texts, on_reply=on_reply)
         if not ok:
             self._show_message("No library is open.", error=True)
             return False

@@ -1,5 +1,6 @@
-"""Small widgets of the main window: the welcome page (no folder yet), the filter chips
-bar, the model banner, the empty-grid message, and the job status in the status bar."""
+"""Small widgets of the main window: the welcome page (no folder yet), the bar above the
+grid (library, search, size, sort), the filter chips bar, the model banner, the
+empty-grid message, and the job and background status in the status bar."""
 
 from __future__ import annotations
 
@@ -8,20 +9,41 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
+    QComboBox,
     QFrame,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QProgressBar,
     QPushButton,
+    QSlider,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from albumtagger.app.grid import MAX_SIZE, MIN_SIZE
 from albumtagger.app.qtcompat import plain_tooltip
+from albumtagger.config import DEFAULT_MODEL
 from albumtagger.events import JobProgress
+
+SORTS = (
+    ("Folder", "path", False),
+    ("Name", "name", False),
+    ("Date taken (newest)", "taken", True),
+    ("Date taken (oldest)", "taken", False),
+    ("Date added (newest)", "added", True),
+)
+
+MODEL_HELP = (
+    "Browsing, filtering and correcting tags work without it; tagging new photos and "
+    "searching by text need it.\n"
+    "If you have the model folder (GME-Qwen2-VL-2B-Instruct), choose it. Offline? On a "
+    "machine with internet, run `huggingface-cli download {model} --local-dir gme-model`, "
+    "copy the gme-model folder here, and choose it."
+)
 
 PHASES = {
     "scan": "Looking for photos",
@@ -130,6 +152,66 @@ class WelcomePage(QWidget):
         self.folder_chosen.emit(Path(item.data(Qt.ItemDataRole.UserRole)))
 
 
+class LibraryBar(QWidget):
+    """Above the grid: the library selector, the search field, the thumbnail size and
+    the sort order."""
+
+    def __init__(self, size: int, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.library_box = QComboBox()
+        self.library_box.setToolTip("Switch between your photo folders")
+        self.library_box.setAccessibleName("Library")
+        self.library_box.setMinimumWidth(180)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText(
+            "Search by meaning, e.g. \u201ckids on a beach\u201d (Ctrl+F)"
+        )
+        self.search.setClearButtonEnabled(True)
+        self.search.setAccessibleName("Search photos by description")
+        self.search.setToolTip("Rank photos by how well they match a description (Esc clears)")
+        self.zoom = QSlider(Qt.Orientation.Horizontal)
+        self.zoom.setRange(MIN_SIZE, MAX_SIZE)
+        self.zoom.setValue(size)
+        self.zoom.setMaximumWidth(140)
+        self.zoom.setToolTip("Thumbnail size (Ctrl++ / Ctrl+-)")
+        self.zoom.setAccessibleName("Thumbnail size")
+        self.sort = QComboBox()
+        for label, order, desc in SORTS:
+            self.sort.addItem(label, (order, desc))
+        self.sort.setToolTip("Sort the photos")
+        self.sort.setAccessibleName("Sort order")
+        row = QHBoxLayout(self)
+        row.setContentsMargins(6, 6, 6, 0)
+        row.addWidget(self.library_box)
+        row.addWidget(self.search, 1)
+        row.addWidget(QLabel("Size"))
+        row.addWidget(self.zoom)
+        row.addWidget(self.sort)
+
+    def set_folders(self, folders: list[str], current: Path | None) -> None:
+        """The libraries to choose from (then "Add a folder…"), `current` chosen."""
+        box = self.library_box
+        box.blockSignals(True)
+        box.clear()
+        for folder in folders:
+            box.addItem(Path(folder).name or folder, folder)
+            box.setItemData(box.count() - 1, plain_tooltip(folder), Qt.ItemDataRole.ToolTipRole)
+        box.addItem("Add a folder\u2026", None)
+        if current is not None:
+            box.setCurrentIndex(max(0, box.findData(str(current))))
+        box.blockSignals(False)
+
+    def sort_order(self) -> tuple[str, bool]:
+        """(order, descending) of the sort chosen."""
+        return self.sort.currentData() or ("path", False)
+
+    def set_sort_index(self, index: int) -> None:
+        """Choose a sort without saying so (restoring the window's state)."""
+        self.sort.blockSignals(True)
+        self.sort.setCurrentIndex(max(0, min(len(SORTS) - 1, index)))
+        self.sort.blockSignals(False)
+
+
 class MessagePage(QWidget):
     """A centred message with an optional action button (offline folder, errors)."""
 
@@ -165,6 +247,25 @@ class MessagePage(QWidget):
         self.text.setText(text)
         self.button.setText(button)
         self.button.setVisible(bool(button))
+
+    def show_open_failure(self, kind: str, message: str) -> None:
+        """Why a library could not be opened (`kind` as `worker.classify` says)."""
+        if kind == "offline":
+            self.show_message(
+                "This folder is offline",
+                f"{message}\nConnect the drive (or check the path), then try again.",
+                "Try again",
+            )
+        elif kind == "busy":
+            self.show_message(
+                "This library is in use",
+                f"{message}\nClose the other program (or wait for it to finish), then try again.",
+                "Try again",
+            )
+        else:
+            self.show_message(
+                "This folder cannot be opened", message, "Choose another folder\u2026"
+            )
 
 
 class Banner(QFrame):
@@ -203,6 +304,18 @@ class Banner(QFrame):
         self.button.setText(button)
         self.button.setVisible(bool(button))
         self.show()
+
+    def show_model_unavailable(self, reason: str) -> None:
+        self.show_text(
+            f"The AI model could not be loaded: {reason}\n{MODEL_HELP.format(model=DEFAULT_MODEL)}",
+            "Choose the model folder\u2026",
+        )
+
+    def show_offline(self, message: str) -> None:
+        self.show_text(
+            f"The folder is offline: {message}\nPhotos and tags stay as they are; "
+            "connect it and choose Tag again (F5).",
+        )
 
 
 class FilterBar(QWidget):
@@ -290,6 +403,24 @@ class EmptyGrid(QWidget):
         self.text.setText(text)
         self.button.setText(button)
         self.button.setVisible(bool(button))
+
+
+class BackgroundStatus(QLabel):
+    """In the status bar: what the libraries behind the one on screen are doing."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setToolTip(
+            "The other libraries in the selector are kept watched and tagged while this "
+            "one has nothing to do"
+        )
+        self.hide()
+
+    def set_text(self, text: str) -> None:
+        """Say `text` ("" hides it)."""
+        self.setText(text)
+        self.setVisible(bool(text))
 
 
 class JobStatus(QWidget):

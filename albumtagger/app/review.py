@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,11 +31,11 @@ from PySide6.QtWidgets import (
 
 from albumtagger.app.detail import PreviewLoader, plain_label
 from albumtagger.app.photo_model import file_name
-from albumtagger.app.worker import Reply, Undo
-from albumtagger.tagging.tagger import Correction
+from albumtagger.app.worker import Reply
+from albumtagger.tagging.results import Correction
 
 if TYPE_CHECKING:
-    from albumtagger.app.window import MainWindow
+    from albumtagger.app.libraries import Libraries
 
 FETCH = 30
 """Queue items asked for at a time (plus those skipped, which the queue still holds)."""
@@ -160,10 +161,10 @@ class ReviewDialog(QDialog):
     item_shown = Signal(object)
     queue_read = Signal()
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.window_ = window
-        self.root = window.root
+    def __init__(self, libraries: Libraries, parent: QWidget) -> None:
+        super().__init__(parent)
+        self._libraries = libraries
+        self.root = libraries.root
         self.setWindowTitle("Review suggestions \u2013 albumtagger")
         self.setWindowModality(Qt.WindowModality.WindowModal)
         self.current: ReviewItem | None = None
@@ -189,8 +190,8 @@ class ReviewDialog(QDialog):
         self._prefetcher.ready.connect(self._image_ready)
         self._prefetching: int | None = None
         self._preview_state: tuple[int, str] | None = None
-        window.correction_done.connect(self._correction_done)
-        window.library_opened.connect(self._library_changed)
+        libraries.undone.connect(self._undone)
+        libraries.library_opened.connect(self._library_changed)
         self._show_current()
 
     # -- building ---------------------------------------------------------------------
@@ -280,7 +281,7 @@ class ReviewDialog(QDialog):
 
     def start(self) -> None:
         """Show over the main window and read the queue."""
-        self.setGeometry(self.window_.geometry())
+        self.setGeometry(self.parentWidget().geometry())
         self.open()
         self.setFocus()
         self._fetch()
@@ -288,8 +289,8 @@ class ReviewDialog(QDialog):
     def done(self, result: int) -> None:
         if not self._closed:
             self._closed = True
-            self.window_.correction_done.disconnect(self._correction_done)
-            self.window_.library_opened.disconnect(self._library_changed)
+            self._libraries.undone.disconnect(self._undone)
+            self._libraries.library_opened.disconnect(self._library_changed)
             self._loader.shutdown()
             self._prefetcher.shutdown()
         super().done(result)
@@ -332,12 +333,13 @@ class ReviewDialog(QDialog):
             self._dirty = True
             return
         limit = FETCH + len(self._skipped) + len(self._answered)
-        self._fetching = self.window_.call("review_queue", limit, on_reply=self._queue_reply)
+        on_reply = partial(self._queue_reply, limit)
+        self._fetching = self._libraries.client.review_queue(limit, on_reply=on_reply)
         if not self._fetching:
             self.status.setText("No library is open.")
         self._show_current()
 
-    def _queue_reply(self, reply: Reply) -> None:
+    def _queue_reply(self, asked: int, reply: Reply) -> None:
         if self._closed:
             return
         if reply.error:
@@ -346,8 +348,7 @@ class ReviewDialog(QDialog):
             self._show_current()
             return
         items: list[dict[str, Any]] = list(reply.result or [])
-        asked = reply.request.args[0] if reply.request.args else FETCH  # type: ignore[attr-defined]
-        self._exhausted = len(items) < int(asked)
+        self._exhausted = len(items) < asked
         skip = self._answered | self._skipped
         if self.current is not None:
             skip.add(self.current.key)
@@ -391,13 +392,8 @@ class ReviewDialog(QDialog):
         if item is None or self._closed:
             return
         self._answered.add(item.key)
-        sent = self.window_.call(
-            "answer",
-            item.photo_id,
-            item.tag,
-            yes,
-            on_reply=lambda reply, it=item: self._answer_reply(it, reply),
-        )
+        on_reply = partial(self._answer_reply, item)
+        sent = self._libraries.client.answer(item.photo_id, item.tag, yes, on_reply=on_reply)
         if not sent:
             self._answered.discard(item.key)
             return
@@ -433,10 +429,10 @@ class ReviewDialog(QDialog):
 
     def undo(self) -> None:
         """Undo the newest correction (the last answer, when there is one)."""
-        self.window_.undo()
+        self._libraries.undo()
 
-    def _correction_done(self, reply: object) -> None:
-        if self._closed or not isinstance(reply, Reply) or not isinstance(reply.request, Undo):
+    def _undone(self, reply: Reply) -> None:
+        if self._closed:
             return
         if reply.error:
             self.status.setText(f"Undo failed: {reply.error}")

@@ -49,7 +49,7 @@ from albumtagger.config import (
 from albumtagger.errors import UserError
 
 if TYPE_CHECKING:
-    from albumtagger.app.window import MainWindow
+    from albumtagger.app.libraries import Libraries
 
 DEVICES = {
     "auto": ("Automatic", "The GPU if there is one (NVIDIA or Apple), else the processor."),
@@ -711,34 +711,36 @@ class SettingsDialog(QDialog):
         self.check_finished.emit(ok, message)
 
 
-def open_settings(window: MainWindow) -> SettingsDialog:
-    """Show the settings dialog over `window` (the settings file's values); OK saves them
-    and gives the window the settings it runs with from now on (file and environment)."""
+def open_settings(libraries: Libraries, parent: QWidget) -> SettingsDialog:
+    """Show the settings dialog over `parent` (the settings file's values); OK saves them
+    and gives the libraries the settings they run with from now on (file and
+    environment)."""
     path = config_path()
     problem = ""
     try:
         current = load_settings(path, environ={})
     except UserError as exc:
         current, problem = Settings(), f"{exc} OK writes the values shown here instead."
-    folder = window.qsettings.value("model/folder")
+    folder = libraries.qsettings.value("model/folder")
     if folder and current.model.model == DEFAULT_MODEL:  # chosen by File > model folder
         current = replace_section(current, "model", model=str(folder))
-    dialog = SettingsDialog(current, path, library_open=window.handle is not None, parent=window)
+    library_open = libraries.handle is not None
+    dialog = SettingsDialog(current, path, library_open=library_open, parent=parent)
     dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     if problem:
         dialog.general_error.show_text(problem)
-    dialog.saved.connect(lambda _settings: _hand_over(window, dialog))
+    dialog.saved.connect(lambda _settings: _hand_over(libraries, dialog))
     dialog.open()
     return dialog
 
 
-def _hand_over(window: MainWindow, dialog: SettingsDialog) -> None:
-    window.qsettings.remove("model/folder")  # the settings file names the model now
+def _hand_over(libraries: Libraries, dialog: SettingsDialog) -> None:
+    libraries.qsettings.remove("model/folder")  # the settings file names the model now
     try:
         effective = load_settings(dialog.path)
     except UserError as exc:  # an ALBUMTAGGER_* variable the file now contradicts
-        window.show_notice(str(exc), "error")
+        libraries.show_notice(str(exc), "error")
         return
-    window.apply_settings(
+    libraries.apply_settings(
         effective, reopen=not dialog.reopen.isHidden() and dialog.reopen.isChecked()
     )

@@ -9,6 +9,8 @@ the edit did, how long it took, and any error beside the form.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,10 +35,11 @@ from PySide6.QtWidgets import (
 from albumtagger.app.detail import plain_label
 from albumtagger.app.worker import Reply
 from albumtagger.events import VocabularyChanged
-from albumtagger.tagging.tagger import VocabularyChange
+from albumtagger.tagging.results import VocabularyChange
 
 if TYPE_CHECKING:
-    from albumtagger.app.window import MainWindow
+    from albumtagger.app.client import OnReply
+    from albumtagger.app.libraries import Libraries
 
 NAME_ROLE = Qt.ItemDataRole.UserRole + 1
 RELOAD_MS = 300
@@ -94,9 +97,9 @@ class VocabularyEditor(QDialog):
     prompts_loaded = Signal()
     edited = Signal(object)
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.window_ = window
+    def __init__(self, libraries: Libraries, parent: QWidget) -> None:
+        super().__init__(parent)
+        self._libraries = libraries
         self.setWindowTitle("Vocabulary \u2013 albumtagger")
         self.resize(860, 600)
         self.selected: str | None = None
@@ -115,10 +118,8 @@ class VocabularyEditor(QDialog):
         self._reload_timer.setInterval(RELOAD_MS)
         self._reload_timer.timeout.connect(self.load_tags)
         self._build()
-        self._handle = window.handle
-        if self._handle is not None:
-            self._handle.worker.event.connect(self._worker_event)
-        window.library_opened.connect(self._library_changed)
+        libraries.event.connect(self._library_event)
+        libraries.library_opened.connect(self._library_changed)
 
     # -- building -------------------------------------------------------------------------
 
@@ -252,9 +253,8 @@ class VocabularyEditor(QDialog):
         if not self._closed:
             self._closed = True
             self._reload_timer.stop()
-            self.window_.library_opened.disconnect(self._library_changed)
-            if self._handle is not None:
-                self._handle.worker.event.disconnect(self._worker_event)
+            self._libraries.library_opened.disconnect(self._library_changed)
+            self._libraries.event.disconnect(self._library_event)
         super().done(result)
 
     @property
@@ -264,7 +264,7 @@ class VocabularyEditor(QDialog):
     def _library_changed(self, *_: object) -> None:
         self.reject()
 
-    def _worker_event(self, ev: object) -> None:
+    def _library_event(self, ev: object) -> None:
         if not self._closed and isinstance(ev, VocabularyChanged) and not self.busy:
             self._reload_timer.start()
 
@@ -272,7 +272,7 @@ class VocabularyEditor(QDialog):
 
     def load_tags(self) -> None:
         """Read the tags and their photo counts (off this thread)."""
-        reads = self.window_.reads
+        reads = self._libraries.reads
         if self._closed or reads is None:
             return
         self.loading = True
@@ -349,9 +349,7 @@ class VocabularyEditor(QDialog):
             return
         self.prompts_edit.setPlaceholderText("Reading the prompts\u2026")
         token = self._prompt_token
-        self.window_.call(
-            "tag_report", name, on_reply=lambda reply: self._prompts_ready(token, reply)
-        )
+        self._libraries.client.tag_report(name, on_reply=partial(self._prompts_ready, token))
 
     def _prompts_ready(self, token: int, reply: Reply) -> None:
         if self._closed or token != self._prompt_token:
@@ -371,15 +369,17 @@ class VocabularyEditor(QDialog):
         self.error.setText(text)
         self.error.setVisible(bool(text))
 
-    def _edit(self, method: str, *args: object, select: str | None = None) -> bool:
-        """Run one edit in the worker (one at a time)."""
+    def _edit(self, send: Callable[..., bool], *args: object, select: str | None = None) -> bool:
+        """Run one edit in the worker (one at a time): `send(*args, on_reply=...)`, a method
+        of the session client."""
         if self._closed or self.busy:
             return False
         self._show_error("")
         self.busy = True
         self._update_enabled()
         self.result.setText("Working\u2026")
-        if not self.window_.call(method, *args, on_reply=lambda reply: self._edited(reply, select)):
+        on_reply: OnReply = partial(self._edited, select=select)
+        if not send(*args, on_reply=on_reply):
             self.busy = False
             self._update_enabled()
             self.result.setText("")
@@ -400,7 +400,7 @@ class VocabularyEditor(QDialog):
             self.last_change = change
             text = change_text(change, reply.seconds)
             self.result.setText(text)
-            self.window_.show_notice(text)
+            self._libraries.show_notice(text)
             self._select_after = select
             self._reload_form = True
             self.load_tags()
@@ -422,7 +422,7 @@ class VocabularyEditor(QDialog):
             )
             return
         spec = f"{name}: {' | '.join(prompts)}" if prompts else name
-        if self._edit("add_tags", [spec], select=name):
+        if self._edit(self._libraries.client.add_tags, [spec], select=name):
             self.new_name.clear()
             self.new_prompts.clear()
 
@@ -436,7 +436,7 @@ class VocabularyEditor(QDialog):
             return
         if new == self.selected:
             return
-        self._edit("rename_tag", self.selected, new, select=new)
+        self._edit(self._libraries.client.rename_tag, self.selected, new, select=new)
 
     def save_prompts(self) -> None:
         """Give the selected tag the prompts typed (averaged)."""
@@ -446,7 +446,7 @@ class VocabularyEditor(QDialog):
         if not prompts:
             self._show_error("A tag needs at least one prompt.")
             return
-        self._edit("set_prompts", self.selected, prompts, select=self.selected)
+        self._edit(self._libraries.client.set_prompts, self.selected, prompts, select=self.selected)
 
     def remove(self, *, confirm: bool = True) -> None:
         """Remove the selected tag (after asking)."""
@@ -455,7 +455,7 @@ class VocabularyEditor(QDialog):
             return
         if confirm and not self._confirm("Remove tag", remove_text(name), "Remove"):
             return
-        self._edit("remove_tags", [name], select="")
+        self._edit(self._libraries.client.remove_tags, [name], select="")
 
     def import_file(self, path: Path | str | None = None) -> None:
         """Add the tags of a text file (asked for when not given)."""
@@ -471,7 +471,7 @@ class VocabularyEditor(QDialog):
             if not chosen:
                 return
             path = chosen
-        self._edit("import_vocabulary", str(path))
+        self._edit(self._libraries.client.import_vocabulary, str(path))
 
     def restore_defaults(self, *, confirm: bool = True) -> None:
         """Add back the shipped default tags and their prompts (after asking)."""
@@ -479,7 +479,7 @@ class VocabularyEditor(QDialog):
             return
         if confirm and not self._confirm("Restore the default vocabulary", RESTORE_TEXT, "Restore"):
             return
-        self._edit("restore_default_vocabulary", select=self.selected)
+        self._edit(self._libraries.client.restore_default_vocabulary, select=self.selected)
 
     def _confirm(self, title: str, text: str, action: str) -> bool:
         box = QMessageBox(self)
@@ -492,20 +492,3 @@ class VocabularyEditor(QDialog):
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
         box.exec()
         return box.clickedButton() is yes
-
-
-def open_vocabulary_editor(window: MainWindow) -> VocabularyEditor | None:
-    """The vocabulary editor of the library on screen (`window.vocabulary`)."""
-    if window.handle is None or window.reads is None:
-        window.show_notice("Open a photo folder first.")
-        return None
-    current = getattr(window, "vocabulary", None)
-    if isinstance(current, VocabularyEditor) and not current.closed:
-        current.raise_()
-        current.activateWindow()
-        return current
-    if current is not None:
-        current.deleteLater()
-    window.vocabulary = VocabularyEditor(window)
-    window.vocabulary.start()
-    return window.vocabulary

@@ -4,10 +4,11 @@ step), so a correction or a search is answered between two batches. Each step th
 writes holds the library's writer lock only while it works, so a CLI command can write
 in between; what others commit is noticed on the next step and reported as events.
 
-The window talks to it through `WorkerHandle` (GUI thread): requests go by a queued
-signal; pause, resume and cancel go straight to the session (thread-safe), because a
-queued "cancel" would wait behind the step it means to stop. The session's events come
-back as one queued `event` signal carrying the plain dataclasses of `albumtagger.events`.
+The app talks to it through `WorkerHandle` (GUI thread): calls (`Call`, made by
+`app.client.SessionClient`) go by a queued signal and are answered by a `Reply`; pause,
+resume and cancel go straight to the session (thread-safe), because a queued "cancel"
+would wait behind the step it means to stop. The session's events come back as one
+queued `event` signal carrying the plain dataclasses of `albumtagger.events`.
 """
 
 from __future__ import annotations
@@ -19,20 +20,22 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from PySide6.QtCore import QCoreApplication, QObject, QThread, QTimer, Signal, Slot
 
 from albumtagger.config import Settings
 from albumtagger.errors import LibraryOfflineError, ModelError, UserError
-from albumtagger.events import Event, JobProgress
+from albumtagger.events import Event, JobProgress, ModelStatus
 from albumtagger.library.lock import LibraryBusyError
 from albumtagger.model.encoder_process import EncoderProcess
 from albumtagger.model.shared import EncoderPool
-from albumtagger.tagging.tagger import cyclic_gc_paused
+from albumtagger.tagging.decision_state import cyclic_gc_paused
+
+if TYPE_CHECKING:
+    from albumtagger.service.session import LibrarySession
 
 log = logging.getLogger(__name__)
 
@@ -51,74 +54,43 @@ BUSY_RETRY_S = 1.0
 # -- requests and replies ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Request:
-    """Base of what the window asks the worker for."""
-
-
-@dataclass(frozen=True)
-class Correct(Request):
-    photo_ids: tuple[int, ...]
-    tag: str
-    action: str  # accept | reject | add | remove
-
-
-@dataclass(frozen=True)
-class Undo(Request):
-    pass
-
-
 @dataclass(frozen=True, eq=False)
-class Search(Request):
-    token: int
-    text: str
-    restrict_to: np.ndarray | None = None
-    top: int = 1000
+class Call:
+    """One `LibrarySession` method to run in the worker (`SessionClient` makes them):
+    `name` says which, `run(session)` calls it with its arguments."""
 
-
-@dataclass(frozen=True, eq=False)
-class Similar(Request):
-    token: int
-    photo_id: int
-    restrict_to: np.ndarray | None = None
-    top: int = 1000
-
-
-@dataclass(frozen=True)
-class AddTags(Request):
-    specs: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class RemoveTags(Request):
-    names: tuple[str, ...]
-
-
-@dataclass(frozen=True, eq=False)
-class Call(Request):
-    """Any public method of the session, by name: `Call("review_queue", (20,))`. The
-    window's panels use this for what needs no special handling in the loop."""
-
-    method: str
-    args: tuple = ()
-    kwargs: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Reindex(Request):
-    """Scan and tag again (after a cancel, or when the folder comes back)."""
+    name: str
+    run: Callable[[LibrarySession], Any]
 
 
 @dataclass(frozen=True, eq=False)
 class Reply:
-    """The answer to one request: `result`, or `error` (a message for the person) with
-    `error_kind` ("model", "user", "offline" or "bug")."""
+    """The answer to one call: `result`, or `error` (a message for the person) with
+    `error_kind` (as `classify` says)."""
 
-    request: Request
+    request: Call
     result: Any = None
     error: str = ""
     error_kind: str = ""
     seconds: float = 0.0
+
+
+def classify(exc: BaseException) -> tuple[str, str]:
+    """(kind, message) of an error: "model", "offline", "busy" (another process works on
+    the library), "user" (the message says what to do) or "bug"."""
+    if isinstance(exc, ModelError):
+        return "model", str(exc)
+    if isinstance(exc, LibraryOfflineError):
+        return "offline", str(exc)
+    if isinstance(exc, LibraryBusyError):
+        return "busy", str(exc)
+    if isinstance(exc, UserError):
+        return "user", str(exc)
+    return "bug", bug_message(exc)
+
+
+def bug_message(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 @dataclass
@@ -179,7 +151,7 @@ class Worker(QObject):
     """Lives in the worker thread; everything here runs there."""
 
     opened = Signal(object)  # the session's db_path
-    open_failed = Signal(str, str)  # kind ("offline", "user", "bug"), message
+    open_failed = Signal(str, str)  # kind (as `classify` says), message
     event = Signal(object)  # an albumtagger.events.Event
     replied = Signal(object)  # a Reply
     failed = Signal(str, str, str)  # kind, message, traceback
@@ -206,7 +178,7 @@ class Worker(QObject):
         self._auto_index = auto_index
         self._watch = watch
         self.flags = _Flags()
-        self._requests: deque[Request] = deque()
+        self._requests: deque[Call] = deque()
         self._session: Any = None
         self._session_lock = threading.Lock()
         self._job: Iterator[JobProgress] | None = None
@@ -227,16 +199,11 @@ class Worker(QObject):
         self._timer.timeout.connect(self._step)
         try:
             session = self._factory(self.root, self.settings, on_event=self._on_event)
-        except LibraryOfflineError as exc:
-            self.open_failed.emit("offline", str(exc))
-            return
-        except UserError as exc:
-            busy = type(exc).__name__ == "LibraryBusyError"  # another process writes it
-            self.open_failed.emit("busy" if busy else "user", str(exc))
-            return
         except Exception as exc:
-            log.exception("opening %s failed", self.root)
-            self.open_failed.emit("bug", f"{type(exc).__name__}: {exc}")
+            kind, message = classify(exc)
+            if kind == "bug":
+                log.exception("opening %s failed", self.root)
+            self.open_failed.emit(kind, message)
             return
         with self._session_lock:
             self._session = session
@@ -249,14 +216,17 @@ class Worker(QObject):
         self._kick()
 
     @Slot(object)
-    def submit(self, request: Request) -> None:
-        if isinstance(request, Reindex):
-            self._watch_retry_at = 0.0
-            self.flags.cancelled.clear()
-            if self._session is not None and self._job is None:
-                self._job = iter(self._session.index(keep_scan=True))
-        else:
-            self._requests.append(request)
+    def submit(self, call: Call) -> None:
+        self._requests.append(call)
+        self._kick()
+
+    @Slot()
+    def reindex(self) -> None:
+        """Scan and tag again (after a cancel, or when the folder comes back)."""
+        self._watch_retry_at = 0.0
+        self.flags.cancelled.clear()
+        if self._session is not None and self._job is None:
+            self._job = iter(self._session.index(keep_scan=True))
         self._kick()
 
     @Slot()
@@ -277,7 +247,7 @@ class Worker(QObject):
 
     def cancel_now(self) -> None:
         """From any thread: stop the running job at its next check, and keep from
-        tagging (watching included) until a `Reindex` request."""
+        tagging (watching included) until `reindex`."""
         self.flags.cancelled.set()
         with self._session_lock:
             session = self._session
@@ -351,7 +321,7 @@ class Worker(QObject):
                 except ModelError as exc:
                     # Watching needs the model to tag what it finds: try again later.
                     self._watch_retry_at = time.monotonic() + MODEL_RETRY_S
-                    self.event.emit(_model_unavailable(str(exc)))
+                    self.event.emit(ModelStatus("unavailable", str(exc)))
                     did = False
                 self._set_idle(not did)
                 self._kick(0 if did else IDLE_WATCH_MS)
@@ -361,7 +331,7 @@ class Worker(QObject):
                 self._kick(IDLE_WATCH_MS)
         except Exception as exc:  # a bug in a step: say it, keep serving requests
             log.exception("worker step failed")
-            self.failed.emit("bug", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+            self.failed.emit("bug", bug_message(exc), traceback.format_exc())
             self._job = None
             self._kick(IDLE_WATCH_MS)
 
@@ -386,75 +356,36 @@ class Worker(QObject):
         except StopIteration:
             self._job = None
             return
-        except ModelError as exc:
+        except Exception as exc:
             self._job = None
-            self.event.emit(_model_unavailable(str(exc)))
-            return
-        except LibraryOfflineError as exc:
-            self._job = None
-            self.failed.emit("offline", str(exc), "")
-            return
-        except LibraryBusyError:
-            # Another process held the library longer than a step waits (the wait was
-            # told): the job starts again soon and goes on where the library stands.
-            self._job = None
-            self._reindex_at = time.monotonic() + BUSY_RETRY_S
-            return
-        except UserError as exc:
-            self._job = None
-            self.failed.emit("user", str(exc), "")
+            kind, message = classify(exc)
+            if kind == "bug":
+                raise
+            if kind == "model":
+                self.event.emit(ModelStatus("unavailable", message))
+            elif kind == "busy":
+                # Another process held the library longer than a step waits (the wait was
+                # told): the job starts again soon and goes on where the library stands.
+                self._reindex_at = time.monotonic() + BUSY_RETRY_S
+            else:
+                self.failed.emit(kind, message, "")
             return
         if isinstance(progress, JobProgress):
             self._emit_progress(progress)
 
-    def _serve(self, request: Request) -> None:
-        session = self._session
+    def _serve(self, call: Call) -> None:
         t0 = time.perf_counter()
         try:
             with cyclic_gc_paused():  # what a request makes is freed when it returns
-                result = self._answer(session, request)
-        except ModelError as exc:
-            reply = Reply(request, error=str(exc), error_kind="model")
-        except LibraryOfflineError as exc:
-            reply = Reply(request, error=str(exc), error_kind="offline")
-        except UserError as exc:
-            reply = Reply(request, error=str(exc), error_kind="user")
+                result = call.run(self._session)
         except Exception as exc:
-            log.exception("request %s failed", type(request).__name__)
-            reply = Reply(request, error=f"{type(exc).__name__}: {exc}", error_kind="bug")
+            kind, message = classify(exc)
+            if kind == "bug":
+                log.exception("request %s failed", call.name)
+            reply = Reply(call, error=message, error_kind=kind)
         else:
-            reply = Reply(request, result=result)
-        self.replied.emit(
-            Reply(
-                reply.request,
-                reply.result,
-                reply.error,
-                reply.error_kind,
-                time.perf_counter() - t0,
-            )
-        )
-
-    @staticmethod
-    def _answer(session: Any, request: Request) -> Any:
-        if isinstance(request, Correct):
-            return session.correct(list(request.photo_ids), request.tag, request.action)
-        if isinstance(request, Undo):
-            return session.undo()
-        if isinstance(request, Search):
-            return session.search(request.text, request.top, request.restrict_to)
-        if isinstance(request, Similar):
-            return session.similar(request.photo_id, request.top, request.restrict_to)
-        if isinstance(request, AddTags):
-            return session.add_tags(list(request.specs))
-        if isinstance(request, RemoveTags):
-            return session.remove_tags(list(request.names))
-        if isinstance(request, Call):
-            if request.method.startswith("_") or not callable(
-                getattr(session, request.method, None)
-            ):
-                raise TypeError(f"the session has no method {request.method!r}")
-            return getattr(session, request.method)(*request.args, **request.kwargs)
-        raise TypeError(f"unknown request {request!r}")
+            reply = Reply(call, result=result)
+        self.replied.emit(replace(reply, seconds=time.perf_counter() - t0))
 
     # -- events -------------------------------------------------------------------------
 
@@ -472,16 +403,11 @@ class Worker(QObject):
             self.event.emit(p)
 
 
-def _model_unavailable(text: str) -> Event:
-    from albumtagger.events import ModelStatus
-
-    return ModelStatus("unavailable", text)
-
-
 class WorkerHandle(QObject):
     """GUI-thread side: starts the thread, forwards requests, stops cleanly."""
 
     _request = Signal(object)
+    _reindex = Signal()
     _shutdown = Signal()
 
     def __init__(
@@ -505,9 +431,10 @@ class WorkerHandle(QObject):
         self.worker.moveToThread(self.thread)
         self.thread.started.connect(self.worker.start)
         self._request.connect(self.worker.submit)
+        self._reindex.connect(self.worker.reindex)
         self._shutdown.connect(self.worker.shutdown)
         self._stopped = False
-        # What the window needs when it brings this library to the front again.
+        # What the app needs when it brings this library to the front again.
         self.db_path: Path | None = None
         self.open_error: tuple[str, str] | None = None
         self.last_progress: JobProgress | None = None
@@ -540,9 +467,14 @@ class WorkerHandle(QObject):
     def start(self) -> None:
         self.thread.start()
 
-    def submit(self, request: Request) -> None:
+    def submit(self, call: Call) -> None:
         if not self._stopped:
-            self._request.emit(request)
+            self._request.emit(call)
+
+    def reindex(self) -> None:
+        """Scan and tag again (after a cancel, or when the folder comes back)."""
+        if not self._stopped:
+            self._reindex.emit()
 
     def pause(self) -> None:
         self.worker.set_paused(True)

@@ -68,20 +68,20 @@ def make_window(qtbot, app_env, qsettings):
     yield make
     for window in made:
         window.close()
-        if window.handle is not None:
-            assert not window.handle.is_running()
+        if window.libraries.handle is not None:
+            assert not window.libraries.handle.is_running()
 
 
 def wait_indexed(qtbot, window, photos: int, timeout: int = 120_000) -> None:
     """Until the index job finished and the grid shows `photos` photos, all tagged."""
 
     def done() -> bool:
-        p = window.last_progress
+        p = window.libraries.last_progress
         if p is None or not p.finished or p.job != "index":
             return False
-        if window.model.rowCount() != photos or window.queries is None:
+        if window.model.rowCount() != photos or window.libraries.queries is None:
             return False
-        return window.queries.quick_counts().pending == 0
+        return window.libraries.queries.quick_counts().pending == 0
 
     qtbot.waitUntil(done, timeout=timeout)
 

@@ -19,7 +19,7 @@ from tests.qt.conftest import PHOTOS
 
 def open_indexed(qtbot, make_window, folder: Path):
     window = make_window()
-    with qtbot.waitSignal(window.library_opened, timeout=30_000):
+    with qtbot.waitSignal(window.libraries.library_opened, timeout=30_000):
         window.open_folder(folder)
     qtbot.waitUntil(lambda: window.model.rowCount() == PHOTOS, timeout=30_000)
     return window
@@ -52,7 +52,7 @@ def test_about_shows_version_model_library_and_settings(
     qtbot.waitUntil(lambda: dialog.info is not None, timeout=30_000)  # the session answered
     info = dialog.info
     assert __version__ in dialog.version_label.text()
-    sidecar = Path(window.queries.db_path)
+    sidecar = Path(window.libraries.queries.db_path)
     assert info["sidecar"] == str(sidecar)
     assert dialog.sidecar_path.text() == str(sidecar)
     assert dialog.folder_path.text() == str(indexed_folder)

@@ -19,10 +19,10 @@ def test_a_cli_correction_beside_the_app_is_shown(
     window = open_indexed(qtbot, make_window, indexed_folder)
     qtbot.waitUntil(lambda: window.job.label.text() == "Watching the folder", timeout=30_000)
     pid = first_photo(window)
-    path = window.queries.photo_detail(pid).path
+    path = window.libraries.queries.photo_detail(pid).path
     assert "lighthouse keeper" not in {c.info.name for c in window.detail.chip_widgets()}
     events: list[object] = []
-    window.handle.worker.event.connect(events.append)
+    window.libraries.handle.worker.event.connect(events.append)
 
     began = time.monotonic()
     run_cli("correct", str(indexed_folder), path, "--add", "lighthouse keeper", env=app_env)
@@ -36,7 +36,7 @@ def test_a_cli_correction_beside_the_app_is_shown(
     assert any(isinstance(e, TagsChanged) and pid in e.ids for e in events)
 
     # The app's own next correction starts from what the CLI wrote.
-    window.call("correct", [pid], "lighthouse keeper", "remove")
+    window.libraries.client.correct([pid], "lighthouse keeper", "remove")
     qtbot.waitUntil(lambda: not shown(), timeout=10_000)
     out = run_cli("tags", str(indexed_folder), path, "--json", env=app_env).stdout
     states = {t["name"]: t["state"] for t in json.loads(out)[0]["tags"]}

@@ -108,11 +108,11 @@ def test_clicking_a_photo_selects_it_in_the_grid(qtbot, make_window, near_copies
     assert window.detail.photo_ids == (tile.photo_id,)
 
     # Not in the grid (a filter hides it): the filters are cleared, then it is selected.
-    with qtbot.waitSignal(window.filter_applied, timeout=30_000):
+    with qtbot.waitSignal(window.browsing.filter_applied, timeout=30_000):
         window.tags_panel.set_quick("damaged", True)
     assert window.model.rowCount() == 0
     other = dialog.rows[1].tiles[0]
-    with qtbot.waitSignal(window.filter_applied, timeout=30_000):
+    with qtbot.waitSignal(window.browsing.filter_applied, timeout=30_000):
         qtbot.mouseClick(other, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.grid.selected_ids() == [other.photo_id], timeout=30_000)
     assert not window.tags_panel.is_filtering()
@@ -120,14 +120,14 @@ def test_clicking_a_photo_selects_it_in_the_grid(qtbot, make_window, near_copies
     # A whole group at once.
     dialog.rows[0].select.click()
     assert sorted(window.grid.selected_ids()) == dialog.rows[0].ids
-    ids = window.queries.photo_ids(PhotoFilter(name="z_burst"))
+    ids = window.libraries.queries.photo_ids(PhotoFilter(name="z_burst"))
     assert sorted(window.grid.selected_ids()) == sorted(int(i) for i in ids)
     dialog.reject()
 
 
 def test_no_groups_says_what_to_do(qtbot, make_window, indexed_folder: Path) -> None:
     window = make_window()
-    with qtbot.waitSignal(window.library_opened, timeout=30_000):
+    with qtbot.waitSignal(window.libraries.library_opened, timeout=30_000):
         window.open_folder(indexed_folder)
     window.act_duplicates.trigger()
     dialog = window.duplicates

@@ -62,13 +62,13 @@ def user_labels(window) -> list[QLabel]:
 def test_hostile_names_are_shown_as_text(qtbot, make_window, tmp_path: Path) -> None:
     folder = hostile_library(tmp_path)
     window = make_window()
-    with qtbot.waitSignal(window.library_opened, timeout=30_000):
+    with qtbot.waitSignal(window.libraries.library_opened, timeout=30_000):
         window.open_folder(folder)
     qtbot.waitUntil(
         lambda: (
             window.model.rowCount() == len(FILES)
             and window.tags_panel.model.rowCount() >= len(TAGS)
-            and not window.counts_pending()
+            and not window.browsing.counts_pending()
         ),
         timeout=60_000,
     )
@@ -133,7 +133,7 @@ def test_hostile_names_are_shown_as_text(qtbot, make_window, tmp_path: Path) -> 
         for r in range(panel.rowCount())
         if panel.data(panel.index(r, 0), Qt.ItemDataRole.DisplayRole).strip() == "<b>x</b>"
     )
-    with qtbot.waitSignal(window.filter_applied, timeout=30_000):
+    with qtbot.waitSignal(window.browsing.filter_applied, timeout=30_000):
         window.tags_panel.set_tag_state(bold, "include")
     chips_bar = [
         b for b in window.filter_bar.findChildren(QAbstractButton) if "<b>x</b>" in b.text()

@@ -232,7 +232,7 @@ def test_the_inspector_follows_threshold_changes(qtbot, make_window, indexed_fol
     _, name = busy_tag(indexed_folder)
     dialog = open_inspector(qtbot, window, name)
     # A pin from elsewhere (the CLI's way, through the session) reaches the dialog.
-    window.call("pin_threshold", name, 0.25, on_reply=lambda reply: None)
+    window.libraries.client.pin_threshold(name, 0.25, on_reply=lambda reply: None)
     qtbot.waitUntil(
         lambda: dialog.report is not None and dialog.report.pinned == 0.25, timeout=30_000
     )
@@ -245,7 +245,7 @@ def test_opened_from_the_tags_list(qtbot, make_window, indexed_folder: Path) -> 
     panel = window.tags_panel
     # The menu action inspects the tag chosen in the list (none yet: it says so).
     window.act_inspect.trigger()
-    assert window.last_notice.startswith("Choose a tag in the tags list")
+    assert window.libraries.last_notice.startswith("Choose a tag in the tags list")
     index = panel.proxy.index(2, 0)
     tag_id = int(index.data(TAG_ID_ROLE))
     name = panel.tag_name(tag_id)
@@ -283,4 +283,4 @@ def test_opened_from_the_tags_list(qtbot, make_window, indexed_folder: Path) -> 
 def test_inspecting_needs_a_library(make_window) -> None:
     window = make_window()
     window.act_inspect.trigger()
-    assert window.last_notice == "Open a photo folder first."
+    assert window.libraries.last_notice == "Open a photo folder first."

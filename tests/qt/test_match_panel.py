@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from albumtagger.app.match_panel import MAX_CANDIDATES, MatchPanel, candidates
 from albumtagger.config import load_settings
 from albumtagger.library.db.store import sidecar_path
 from albumtagger.service.session import LibrarySession
-from albumtagger.tagging.tagger import IMAGE_MODEL_ID_KEY, MODEL_ID_KEY
+from albumtagger.tagging.decision_state import IMAGE_MODEL_ID_KEY, MODEL_ID_KEY
 from tests.qt.test_window import open_indexed
 
 
@@ -73,7 +74,7 @@ def test_descriptions_rank_as_the_session_does_and_follow_the_photo(
     qtbot, make_window, indexed_folder: Path
 ) -> None:
     window = open_indexed(qtbot, make_window, indexed_folder)
-    tag = window.queries.tags()[0].name
+    tag = window.libraries.queries.tags()[0].name
     texts = [tag, "a red bicycle in the snow", "  ", "a plate of <b>pasta</b>"]
     first = select_row(qtbot, window, 0)
     panel = window.detail.match
@@ -107,7 +108,7 @@ def test_empty_input_does_nothing(qtbot, make_window, indexed_folder: Path) -> N
     select_row(qtbot, window, 0)
     panel = window.detail.match
     asked: list[tuple] = []
-    panel.set_call(lambda *args, **kwargs: asked.append(args) or True)
+    panel.set_client(SimpleNamespace(match=lambda *args, **kwargs: asked.append(args) or True))
     panel.set_expanded(True)
     panel.edit.setPlainText("\n   \n\t\n")
     assert not panel.button.isEnabled()

@@ -101,9 +101,9 @@ def test_window_downloads_the_model_then_tags(
     window.open_folder(photo_folder)
     panel = window.download_panel
     qtbot.waitUntil(lambda: panel.state == "offer", timeout=20_000)
-    assert panel.isVisible() and window.model_state == "unavailable"
+    assert panel.isVisible() and window.libraries.model_state == "unavailable"
     assert hub.sent() == 0  # nothing was downloaded before the person asked
     with qtbot.waitSignal(panel.downloaded, timeout=20_000):
         panel.download_button.click()
     wait_indexed(qtbot, window, PHOTOS, timeout=60_000)
-    assert window.model_state == "ready" and not panel.isVisible()
+    assert window.libraries.model_state == "ready" and not panel.isVisible()

@@ -129,7 +129,7 @@ def test_space_skips_undo_and_escape(qtbot, make_window, indexed_folder: Path) -
     qtbot.waitUntil(lambda: not dialog.fetching, timeout=30_000)  # read again after it
     keys = [i.key for i in dialog.upcoming]
     assert skipped.key not in keys and asked.key not in keys
-    with qtbot.waitSignal(window.correction_done, timeout=30_000):
+    with qtbot.waitSignal(window.libraries.correction_done, timeout=30_000):
         qtbot.keyClick(dialog, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert dialog.current == asked
     assert dialog.answers == 0
@@ -151,7 +151,7 @@ def test_nothing_to_review_says_so(qtbot, make_window, tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     window = make_window()
-    with qtbot.waitSignal(window.library_opened, timeout=30_000):
+    with qtbot.waitSignal(window.libraries.library_opened, timeout=30_000):
         window.open_folder(empty)
     window.act_review.trigger()
     dialog = window.review
@@ -171,4 +171,4 @@ def test_review_needs_a_library(make_window) -> None:
     window = make_window()
     window.act_review.trigger()
     assert getattr(window, "review", None) is None
-    assert window.last_notice == "Open a photo folder first."
+    assert window.libraries.last_notice == "Open a photo folder first."

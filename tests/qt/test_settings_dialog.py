@@ -204,10 +204,10 @@ def test_model_check_fails_on_an_empty_folder(qtbot, tmp_path: Path) -> None:
 
 def open_indexed(qtbot, make_window, folder: Path, **kwargs):
     window = make_window(**kwargs)
-    with qtbot.waitSignal(window.library_opened, timeout=30_000):
+    with qtbot.waitSignal(window.libraries.library_opened, timeout=30_000):
         window.open_folder(folder)
     qtbot.waitUntil(
-        lambda: window.model.rowCount() == PHOTOS and not window.counts_pending(),
+        lambda: window.model.rowCount() == PHOTOS and not window.browsing.counts_pending(),
         timeout=30_000,
     )
     return window
@@ -223,26 +223,26 @@ def test_threshold_settings_decide_the_open_library_again(
     qtbot, make_window, indexed_folder: Path
 ) -> None:
     window = open_indexed(qtbot, make_window, indexed_folder)
-    db_path = Path(window.queries.db_path)
+    db_path = Path(window.libraries.queries.db_path)
     before, thresholds = suggestions(db_path)
     dialog = window.show_settings()
     assert "at once" in dialog.tabs.widget(1).findChild(type(dialog.check_result), "applies").text()
     dialog.preference.setCurrentIndex(dialog.preference.findData("precision"))
     dialog.base.setValue(0.4)
-    with qtbot.waitSignal(window.settings_applied, timeout=30_000) as applied:
+    with qtbot.waitSignal(window.libraries.settings_applied, timeout=30_000) as applied:
         press(dialog, OK)
     assert applied.args[0]["redecided"] > 0
     after, new_thresholds = suggestions(db_path)
     assert after < before  # a higher base: fewer tags, in the sidecar itself
     assert new_thresholds != thresholds
-    assert window.settings.thresholds.preference == "precision"
+    assert window.libraries.settings.thresholds.preference == "precision"
     assert load_settings(config_path(), environ={}).thresholds.base_threshold == 0.4
     # at most two tags on a photo, with no fallback beyond them
     dialog = window.show_settings()
     dialog.max_tags.setValue(2)
     dialog.min_tags.setValue(1)
     dialog.fallback_tags.setValue(1)
-    with qtbot.waitSignal(window.settings_applied, timeout=30_000):
+    with qtbot.waitSignal(window.libraries.settings_applied, timeout=30_000):
         press(dialog, OK)
     with LibraryQueries(db_path) as q:
         ids = q.photo_ids(PhotoFilter())
@@ -252,7 +252,7 @@ def test_threshold_settings_decide_the_open_library_again(
 def test_watching_off_stops_watch_steps_at_once(qtbot, make_window, indexed_folder: Path) -> None:
     window = open_indexed(qtbot, make_window, indexed_folder)
     qtbot.waitUntil(lambda: window.job.label.text() == "Watching the folder", timeout=30_000)
-    session = window.handle.worker._session
+    session = window.libraries.handle.worker._session
     steps: list[bool] = []
     real_step = session.watch_step
 
@@ -266,7 +266,7 @@ def test_watching_off_stops_watch_steps_at_once(qtbot, make_window, indexed_fold
     dialog = window.show_settings()
     assert dialog.watch.isChecked()
     dialog.watch.setChecked(False)
-    with qtbot.waitSignal(window.settings_applied, timeout=30_000) as applied:
+    with qtbot.waitSignal(window.libraries.settings_applied, timeout=30_000) as applied:
         press(dialog, OK)
     assert applied.args[0]["watching"] is False
     assert window.job.label.text() == "Ready"
@@ -277,16 +277,18 @@ def test_watching_off_stops_watch_steps_at_once(qtbot, make_window, indexed_fold
     # given the time a watch step would need to notice it).
     qtbot.wait(1500)
     assert len(steps) == seen
-    assert window.queries.count(PhotoFilter(name="arrived")) == 0
+    assert window.libraries.queries.count(PhotoFilter(name="arrived")) == 0
     assert not load_settings(config_path(), environ={}).watch.enabled
 
     # on again: the photo is found and tagged without a restart
     dialog = window.show_settings()
     assert not dialog.watch.isChecked()
     dialog.watch.setChecked(True)
-    with qtbot.waitSignal(window.settings_applied, timeout=30_000):
+    with qtbot.waitSignal(window.libraries.settings_applied, timeout=30_000):
         press(dialog, OK)
-    qtbot.waitUntil(lambda: window.queries.count(PhotoFilter(name="arrived")) == 1, timeout=60_000)
+    qtbot.waitUntil(
+        lambda: window.libraries.queries.count(PhotoFilter(name="arrived")) == 1, timeout=60_000
+    )
     assert len(steps) > seen
 
 
@@ -296,9 +298,9 @@ def test_a_library_opened_with_watching_off_is_not_watched(
     config_path().parent.mkdir(parents=True, exist_ok=True)
     config_path().write_text("[watch]\nenabled = false\n")
     window = open_indexed(qtbot, make_window, indexed_folder)
-    assert not window.settings.watch.enabled
+    assert not window.libraries.settings.watch.enabled
     qtbot.waitUntil(lambda: window.job.label.text() == "Ready", timeout=30_000)
-    assert window.handle.worker._session._keeper is None
+    assert window.libraries.handle.worker._session._keeper is None
 
 
 def test_model_settings_say_when_they_apply_and_can_reopen(
@@ -311,9 +313,9 @@ def test_model_settings_say_when_they_apply_and_can_reopen(
     assert dialog.reopen.isVisible()
     dialog.dtype.setCurrentIndex(dialog.dtype.findData("bfloat16"))
     dialog.reopen.setChecked(True)
-    old = window.handle
-    with qtbot.waitSignal(window.library_opened, timeout=30_000):
+    old = window.libraries.handle
+    with qtbot.waitSignal(window.libraries.library_opened, timeout=30_000):
         press(dialog, OK)
-    assert window.handle is not old
+    assert window.libraries.handle is not old
     assert load_settings(config_path(), environ={}).model.dtype == "bfloat16"
-    assert "reopened" in window.last_notice
+    assert "reopened" in window.libraries.last_notice

@@ -150,9 +150,9 @@ def test_add_prompts_rename_remove(
     assert tags(indexed_folder)["night harbour"][0] == tag_id
 
     # Remove, after a confirmation that says what goes, user-accepted tags included.
-    pid = int(window.queries.photo_ids()[0])
-    with qtbot.waitSignal(window.correction_done, timeout=30_000):
-        window.correct([pid], "night harbour", "add")
+    pid = int(window.libraries.queries.photo_ids()[0])
+    with qtbot.waitSignal(window.libraries.correction_done, timeout=30_000):
+        window.libraries.correct([pid], "night harbour", "add")
     assert count(
         indexed_folder,
         "SELECT COUNT(*) FROM photo_tags WHERE tag_id = ? AND source = 'user'",
@@ -243,4 +243,4 @@ def test_the_editor_needs_a_library(make_window) -> None:
     window = make_window()
     window.act_vocabulary.trigger()
     assert getattr(window, "vocabulary", None) is None
-    assert window.last_notice == "Open a photo folder first."
+    assert window.libraries.last_notice == "Open a photo folder first."

@@ -19,13 +19,13 @@ from tests.qt.conftest import PHOTOS, wait_indexed
 
 def open_indexed(qtbot, make_window, folder: Path, **kwargs):
     window = make_window(**kwargs)
-    with qtbot.waitSignal(window.library_opened, timeout=30_000):
+    with qtbot.waitSignal(window.libraries.library_opened, timeout=30_000):
         window.open_folder(folder)
     qtbot.waitUntil(
         lambda: (
             window.model.rowCount() == PHOTOS
             and window.tags_panel.model.rowCount() > 0
-            and not window.counts_pending()
+            and not window.browsing.counts_pending()
         ),
         timeout=30_000,
     )
@@ -33,13 +33,13 @@ def open_indexed(qtbot, make_window, folder: Path, **kwargs):
 
 
 def popular_tags(window, k: int = 3) -> list[int]:
-    counts = window.queries.tag_counts(PhotoFilter())
+    counts = window.libraries.queries.tag_counts(PhotoFilter())
     return [t for t, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:k]]
 
 
 def apply(qtbot, window, action, *args) -> None:
     """Change the filter and wait until the grid shows its photos."""
-    with qtbot.waitSignal(window.filter_applied, timeout=30_000):
+    with qtbot.waitSignal(window.browsing.filter_applied, timeout=30_000):
         action(*args)
 
 
@@ -71,22 +71,22 @@ def test_open_a_folder_tags_it_with_progress_and_remembers_it(
             seen.append(ev)
 
     window.open_folder(photo_folder)
-    assert window.handle is not None
-    window.handle.worker.event.connect(record)
+    assert window.libraries.handle is not None
+    window.libraries.handle.worker.event.connect(record)
     wait_indexed(qtbot, window, PHOTOS)
     tagging = [p for p in seen if p.phase == "tag" and p.total == PHOTOS]
     assert tagging, seen
     assert seen[-1].finished
     assert window.stack.currentIndex() == 1
     # every photo carries tags; the tags panel counts them
-    counts = window.queries.tag_counts(PhotoFilter())
+    counts = window.libraries.queries.tag_counts(PhotoFilter())
     assert window.tags_panel.model.rowCount() > 0
     assert sum(counts.values()) >= 3 * PHOTOS
     assert window.filter_bar.count.text() == f"{PHOTOS} photos"
     # the grid painted its cells, and thumbnails arrived from the loader
     qtbot.waitUntil(lambda: window.loader.loaded >= PHOTOS, timeout=30_000)
     assert window.grid.delegate.painted > 0
-    assert window.recent_folders()[0] == str(photo_folder)
+    assert window.libraries.recent_folders()[0] == str(photo_folder)
     assert qsettings.value("recent/folders") == [str(photo_folder)]
 
 
@@ -101,15 +101,15 @@ def test_a_photo_copied_in_while_running_appears_tagged(
     def tagged() -> bool:
         if window.model.rowCount() != PHOTOS + 1:
             return False
-        ids = window.queries.photo_ids(PhotoFilter(name="arrived"))
+        ids = window.libraries.queries.photo_ids(PhotoFilter(name="arrived"))
         if len(ids) != 1:
             return False
-        s = window.queries.summaries(ids)[0]
+        s = window.libraries.queries.summaries(ids)[0]
         return s.status == "ok" and s.tag_count >= 3
 
     qtbot.waitUntil(tagged, timeout=60_000)
     # the grid's own summary of it is fresh, too
-    pid = int(window.queries.photo_ids(PhotoFilter(name="arrived"))[0])
+    pid = int(window.libraries.queries.photo_ids(PhotoFilter(name="arrived"))[0])
     row = window.model.row_of(pid)
     assert row >= 0
 
@@ -126,7 +126,7 @@ def test_a_photo_copied_in_while_running_appears_tagged(
 
 def test_filter_include_exclude_any(qtbot, make_window, indexed_folder: Path) -> None:
     window = open_indexed(qtbot, make_window, indexed_folder)
-    q = window.queries
+    q = window.libraries.queries
     a, b, c = popular_tags(window)
     panel = window.tags_panel
 
@@ -194,7 +194,7 @@ def test_tag_list_click_cycles_and_filter_box(qtbot, make_window, indexed_folder
         rect.center(),
     )
     assert panel.model.state(a) == "include"
-    assert window.model.rowCount() == window.queries.count(PhotoFilter(tags=(a,)))
+    assert window.model.rowCount() == window.libraries.queries.count(PhotoFilter(tags=(a,)))
 
 
 # -- search ---------------------------------------------------------------------------------
@@ -205,7 +205,7 @@ def test_search_ranks_within_the_filter_and_escape_returns(
 ) -> None:
     window = open_indexed(qtbot, make_window, indexed_folder)
     window.search.setText("a dog on the beach")
-    with qtbot.waitSignal(window.search_done, timeout=60_000) as blocker:
+    with qtbot.waitSignal(window.browsing.search_done, timeout=60_000) as blocker:
         window.search.returnPressed.emit()
     reply = blocker.args[0]
     assert not reply.error, reply.error
@@ -216,22 +216,24 @@ def test_search_ranks_within_the_filter_and_escape_returns(
 
     # with a tag filter, the search is restricted to its photos
     a = popular_tags(window, 1)[0]
-    with qtbot.waitSignal(window.search_done, timeout=30_000):
+    with qtbot.waitSignal(window.browsing.search_done, timeout=30_000):
         window.tags_panel.set_tag_state(a, "include")
-    allowed = set(window.queries.photo_ids(PhotoFilter(tags=(a,))).tolist())
+    allowed = set(window.libraries.queries.photo_ids(PhotoFilter(tags=(a,))).tolist())
     assert set(window.model.ids.tolist()) == allowed
 
     # Esc clears the search: back to the filter's order
     apply(qtbot, window, qtbot.keyClick, window.search, Qt.Key.Key_Escape)
     assert window.search.text() == ""
     assert window.model.scores is None
-    assert np.array_equal(window.model.ids, window.queries.photo_ids(window.current_filter()))
+    assert np.array_equal(
+        window.model.ids, window.libraries.queries.photo_ids(window.current_filter())
+    )
 
 
 def test_more_like_this(qtbot, make_window, indexed_folder: Path) -> None:
     window = open_indexed(qtbot, make_window, indexed_folder)
     pid = first_photo(window)
-    with qtbot.waitSignal(window.search_done, timeout=30_000) as blocker:
+    with qtbot.waitSignal(window.browsing.search_done, timeout=30_000) as blocker:
         window.act_similar.trigger()
     assert not blocker.args[0].error
     assert pid not in window.model.ids.tolist()
@@ -253,33 +255,33 @@ def test_accept_reject_add_and_undo(qtbot, make_window, indexed_folder: Path) ->
     assert len(suggested) >= 2
     first, second = suggested[0].info.name, suggested[1].info.name
 
-    with qtbot.waitSignal(window.correction_done, timeout=30_000) as blocker:
+    with qtbot.waitSignal(window.libraries.correction_done, timeout=30_000) as blocker:
         qtbot.mouseClick(chip(window, first).buttons["accept"], Qt.MouseButton.LeftButton)
     assert not blocker.args[0].error
     assert chip(window, first).info.state == "accepted"
-    assert "Accepted" in window.last_notice and first in window.last_notice
+    assert "Accepted" in window.libraries.last_notice and first in window.libraries.last_notice
 
     window.detail._chip_focused(chip(window, second))  # as a click or Tab would
-    with qtbot.waitSignal(window.correction_done, timeout=30_000):
+    with qtbot.waitSignal(window.libraries.correction_done, timeout=30_000):
         qtbot.keyClick(chip(window, second), Qt.Key.Key_R)
     assert chip(window, second).info.state == "rejected"
     assert chip(window, second).label.font().strikeOut()
 
     # rejected: the photo no longer carries it, and the counts follow
     tag_id = chip(window, second).info.tag_id
-    carried = set(window.queries.photo_ids(PhotoFilter(tags=(tag_id,))).tolist())
+    carried = set(window.libraries.queries.photo_ids(PhotoFilter(tags=(tag_id,))).tolist())
     assert pid not in carried
     qtbot.waitUntil(lambda: window.tags_panel.model.count(tag_id) == len(carried))
 
     window.detail.add_field.setText("lighthouse keeper")
-    with qtbot.waitSignal(window.correction_done, timeout=30_000):
+    with qtbot.waitSignal(window.libraries.correction_done, timeout=30_000):
         qtbot.keyClick(window.detail.add_field, Qt.Key.Key_Return)
     added = chip(window, "lighthouse keeper")
     assert added.info.state == "accepted" and added.info.source == "user"
 
-    with qtbot.waitSignal(window.correction_done, timeout=30_000) as blocker:
+    with qtbot.waitSignal(window.libraries.correction_done, timeout=30_000) as blocker:
         window.act_undo.trigger()
-    assert "Undid" in window.last_notice
+    assert "Undid" in window.libraries.last_notice
     assert "lighthouse keeper" not in {c.info.name for c in window.detail.chip_widgets()}
 
 
@@ -294,19 +296,19 @@ def test_multi_select_add_and_remove(qtbot, make_window, indexed_folder: Path) -
     assert window.detail.remove_field.isVisible()
 
     window.detail.add_field.setText("family")
-    with qtbot.waitSignal(window.correction_done, timeout=30_000) as blocker:
+    with qtbot.waitSignal(window.libraries.correction_done, timeout=30_000) as blocker:
         qtbot.keyClick(window.detail.add_field, Qt.Key.Key_Return)
     assert not blocker.args[0].error
-    assert "3 photos" in window.last_notice
+    assert "3 photos" in window.libraries.last_notice
     for pid in ids:
-        tags = {t.name: t for t in window.queries.photo_tags(pid)}
+        tags = {t.name: t for t in window.libraries.queries.photo_tags(pid)}
         assert tags["family"].state == "accepted"
 
     window.detail.remove_field.setText("family")
-    with qtbot.waitSignal(window.correction_done, timeout=30_000):
+    with qtbot.waitSignal(window.libraries.correction_done, timeout=30_000):
         qtbot.keyClick(window.detail.remove_field, Qt.Key.Key_Return)
     for pid in ids:
-        tags = {t.name: t for t in window.queries.photo_tags(pid)}
+        tags = {t.name: t for t in window.libraries.queries.photo_tags(pid)}
         assert "family" not in tags or not tags["family"].carried
 
 
@@ -335,16 +337,16 @@ def test_keyboard_navigation_and_shortcuts(qtbot, make_window, indexed_folder: P
     current = window.detail.current_chip()
     assert current is not None and current.info.state == "suggested"
     name = current.info.name
-    with qtbot.waitSignal(window.correction_done, timeout=30_000):
+    with qtbot.waitSignal(window.libraries.correction_done, timeout=30_000):
         window.act_accept.trigger()
     assert chip(window, name).info.state == "accepted"
     # Delete removes the focused tag
     window.detail._chip_focused(chip(window, name))
-    with qtbot.waitSignal(window.correction_done, timeout=30_000):
+    with qtbot.waitSignal(window.libraries.correction_done, timeout=30_000):
         window.act_remove.trigger()
     assert chip(window, name).info.state == "rejected"
     # Ctrl+Z undoes it
-    with qtbot.waitSignal(window.correction_done, timeout=30_000):
+    with qtbot.waitSignal(window.libraries.correction_done, timeout=30_000):
         window.act_undo.trigger()
     assert chip(window, name).info.state == "accepted"
 
@@ -363,7 +365,9 @@ def test_zoom_and_sort(qtbot, make_window, indexed_folder: Path, qsettings) -> N
     window.zoom.setValue(200)
     assert window.grid.gridSize().width() == 200 + 12
     apply(qtbot, window, window.sort.setCurrentIndex, 1)  # name
-    assert np.array_equal(window.model.ids, window.queries.photo_ids(PhotoFilter(order="name")))
+    assert np.array_equal(
+        window.model.ids, window.libraries.queries.photo_ids(PhotoFilter(order="name"))
+    )
     window.close()
     assert int(qsettings.value("view/thumb_size")) == 200
     assert qsettings.value("window/geometry") is not None
@@ -379,10 +383,13 @@ def test_close_while_tagging_stops_cleanly(qtbot, make_window, tmp_path: Path) -
     window = make_window()
     window.open_folder(folder)
     qtbot.waitUntil(
-        lambda: window.last_progress is not None and window.last_progress.phase == "tag",
+        lambda: (
+            window.libraries.last_progress is not None
+            and window.libraries.last_progress.phase == "tag"
+        ),
         timeout=60_000,
     )
-    handle = window.handle
+    handle = window.libraries.handle
     assert handle is not None and handle.is_running()
     t0 = time.monotonic()
     window.close()
@@ -410,10 +417,10 @@ def test_model_unavailable_says_what_to_do(
     qtbot.waitUntil(lambda: window.model.rowCount() >= PHOTOS + 1, timeout=30_000)
     pid = first_photo(window)
     window.detail.add_field.setText("manual")
-    with qtbot.waitSignal(window.correction_done, timeout=30_000) as blocker:
+    with qtbot.waitSignal(window.libraries.correction_done, timeout=30_000) as blocker:
         qtbot.keyClick(window.detail.add_field, Qt.Key.Key_Return)
     assert not blocker.args[0].error
-    assert "manual" in {t.name for t in window.queries.photo_tags(pid)}
+    assert "manual" in {t.name for t in window.libraries.queries.photo_tags(pid)}
 
 
 def test_offline_folder(qtbot, make_window, tmp_path: Path) -> None:
@@ -430,24 +437,27 @@ def test_pause_resume_and_cancel(qtbot, make_window, tmp_path: Path) -> None:
     window = make_window()
     window.open_folder(folder)
     qtbot.waitUntil(
-        lambda: window.last_progress is not None and window.last_progress.phase == "tag",
+        lambda: (
+            window.libraries.last_progress is not None
+            and window.libraries.last_progress.phase == "tag"
+        ),
         timeout=60_000,
     )
-    window.pause()
+    window.libraries.pause()
     assert window.job.pause_button.text() == "Resume"
     # the batch in flight finishes; then nothing is tagged while paused
     qtbot.wait(1500)
-    done = window.queries.quick_counts().by_status["ok"]
+    done = window.libraries.queries.quick_counts().by_status["ok"]
     qtbot.wait(1000)
-    assert window.queries.quick_counts().by_status["ok"] == done
+    assert window.libraries.queries.quick_counts().by_status["ok"] == done
     # browsing and corrections are answered while paused
     pid = first_photo(window)
     window.detail.add_field.setText("paused tag")
-    with qtbot.waitSignal(window.correction_done, timeout=30_000) as blocker:
+    with qtbot.waitSignal(window.libraries.correction_done, timeout=30_000) as blocker:
         qtbot.keyClick(window.detail.add_field, Qt.Key.Key_Return)
     assert not blocker.args[0].error
-    assert "paused tag" in {t.name for t in window.queries.photo_tags(pid)}
-    window.resume()
+    assert "paused tag" in {t.name for t in window.libraries.queries.photo_tags(pid)}
+    window.libraries.resume()
     assert window.job.pause_button.text() == "Pause"
     wait_indexed(qtbot, window, 48)
 
@@ -468,26 +478,26 @@ def test_drop_a_folder_and_switch_libraries(
         Qt.MouseButton.NoButton,
         Qt.KeyboardModifier.NoModifier,
     )
-    with qtbot.waitSignal(window.library_opened, timeout=30_000):
+    with qtbot.waitSignal(window.libraries.library_opened, timeout=30_000):
         window.dropEvent(event)
-    assert window.root == indexed_folder
-    first_handle = window.handle
+    assert window.libraries.root == indexed_folder
+    first_handle = window.libraries.handle
     # a second library: the first one stays open behind it, watched
-    with qtbot.waitSignal(window.library_opened, timeout=60_000):
+    with qtbot.waitSignal(window.libraries.library_opened, timeout=60_000):
         window.open_folder(photo_folder)
     assert first_handle.is_running()
-    assert window.background_roots() == [indexed_folder]
+    assert window.libraries.background_roots() == [indexed_folder]
     assert window.library_box.itemData(window.library_box.currentIndex()) == str(photo_folder)
-    assert window.recent_folders() == [str(photo_folder), str(indexed_folder)]
+    assert window.libraries.recent_folders() == [str(photo_folder), str(indexed_folder)]
     # and back through the library selector: the same worker comes to the front
-    second_handle = window.handle
+    second_handle = window.libraries.handle
     index = window.library_box.findData(str(indexed_folder))
-    with qtbot.waitSignal(window.library_opened, timeout=30_000):
+    with qtbot.waitSignal(window.libraries.library_opened, timeout=30_000):
         window.library_box.activated.emit(index)
-    assert window.handle is first_handle
+    assert window.libraries.handle is first_handle
     qtbot.waitUntil(lambda: window.model.rowCount() == PHOTOS, timeout=30_000)
-    assert window.root == indexed_folder
-    assert window.background_roots() == [photo_folder]
+    assert window.libraries.root == indexed_folder
+    assert window.libraries.background_roots() == [photo_folder]
     window.close()
     assert not first_handle.is_running() and not second_handle.is_running()
 
@@ -498,10 +508,10 @@ def test_every_library_is_watched_and_tagged_behind_the_one_shown(
     # Both libraries are in the selector from an earlier run; the app shows the first.
     qsettings.setValue("recent/folders", [str(photo_folder), str(indexed_folder)])
     window = make_window()
-    with qtbot.waitSignal(window.library_opened, timeout=30_000):
+    with qtbot.waitSignal(window.libraries.library_opened, timeout=30_000):
         window.open_folder(indexed_folder)
-    qtbot.waitUntil(lambda: window.background_roots() == [photo_folder], timeout=30_000)
-    handle = window._background[photo_folder]
+    qtbot.waitUntil(lambda: window.libraries.background_roots() == [photo_folder], timeout=30_000)
+    handle = window.libraries._background[photo_folder]
     qtbot.waitUntil(lambda: handle.db_path is not None, timeout=30_000)
     # The library behind is tagged (after the one on screen is idle) ...
     behind = LibraryQueries(handle.db_path)
@@ -524,12 +534,12 @@ def test_every_library_is_watched_and_tagged_behind_the_one_shown(
         )
     finally:
         behind.close()
-    assert window.root == indexed_folder
+    assert window.libraries.root == indexed_folder
     # A search on screen needs the model too: the two libraries share its process.
     window.search.setText("a new kind of search")
-    with qtbot.waitSignal(window.search_done, timeout=60_000):
+    with qtbot.waitSignal(window.browsing.search_done, timeout=60_000):
         window.run_search()
-    front = window.handle.worker._session._encoder
+    front = window.libraries.handle.worker._session._encoder
     back = handle.worker._session._encoder
     assert front._process is back._process and front._process.is_alive()  # one model process
 
@@ -541,15 +551,20 @@ def test_cancel_stops_tagging_until_tag_again(qtbot, make_window, tmp_path: Path
     window = make_window()
     window.open_folder(folder)
     qtbot.waitUntil(
-        lambda: window.last_progress is not None and window.last_progress.phase == "tag",
+        lambda: (
+            window.libraries.last_progress is not None
+            and window.libraries.last_progress.phase == "tag"
+        ),
         timeout=60_000,
     )
-    window.cancel_job()
+    window.libraries.cancel_job()
     qtbot.waitUntil(lambda: window.job.label.text().startswith("Stopped"), timeout=30_000)
-    left = window.queries.quick_counts().pending
+    left = window.libraries.queries.quick_counts().pending
     qtbot.wait(1500)
-    assert window.queries.quick_counts().pending == left  # watching does not tag them either
-    assert "Tag again" in window.last_notice
+    assert (
+        window.libraries.queries.quick_counts().pending == left
+    )  # watching does not tag them either
+    assert "Tag again" in window.libraries.last_notice
     window.act_reindex.trigger()
     wait_indexed(qtbot, window, 80)
 
@@ -568,7 +583,7 @@ def test_a_library_in_use_elsewhere_says_so(
             assert window.message_page.button.text() == "Try again"
     finally:
         other.close()
-    with qtbot.waitSignal(window.library_opened, timeout=30_000):
+    with qtbot.waitSignal(window.libraries.library_opened, timeout=30_000):
         qtbot.mouseClick(window.message_page.button, Qt.MouseButton.LeftButton)
 
 
@@ -578,15 +593,19 @@ def load_settings_for_test():
     return load_settings()
 
 
-def test_call_runs_a_session_method_in_the_worker(qtbot, make_window, indexed_folder: Path) -> None:
+def test_the_client_runs_session_methods_in_the_worker(
+    qtbot, make_window, indexed_folder: Path
+) -> None:
     window = open_indexed(qtbot, make_window, indexed_folder)
+    client = window.libraries.client
     replies = []
-    assert window.call("review_queue", 5, on_reply=replies.append)
-    assert window.call("_close", on_reply=replies.append)  # private: refused
+    assert client.review_queue(5, on_reply=replies.append)
+    assert client.tag_report("no such tag", on_reply=replies.append)
     qtbot.waitUntil(lambda: len(replies) == 2, timeout=30_000)
-    queue, refused = replies
+    queue, unknown = replies
+    assert queue.request.name == "review_queue"
     assert not queue.error and len(queue.result) <= 5
-    assert refused.error_kind == "bug" and "no method" in refused.error
+    assert unknown.error_kind == "user" and "no such tag" in unknown.error
 
 
 def test_a_photo_looked_at_counts_as_viewed(qtbot, make_window, indexed_folder: Path) -> None:
@@ -597,7 +616,7 @@ def test_a_photo_looked_at_counts_as_viewed(qtbot, make_window, indexed_folder: 
     glance = int(window.model.ids[1])
     window.grid.setCurrentIndex(window.model.index(1))  # moved on at once: not a view
     window.grid.setCurrentIndex(window.model.index(0))
-    db = window.handle.db_path
+    db = window.libraries.handle.db_path
 
     def views(photo_id: int) -> int:
         conn = sqlite3.connect(db)
@@ -615,36 +634,34 @@ def test_tag_changes_read_the_photos_again_only_when_the_filter_looks_at_tags(
 ) -> None:
     """At 100k photos reading the grid's photos again is a query the window does without
     when only tags changed and nothing in the filter depends on them."""
-    from albumtagger.app.worker import Correct
-
     window = open_indexed(qtbot, make_window, indexed_folder)
     # Whatever the worker does on opening (checking the folder) changes photos: let it
     # finish, keep it from starting more, and let the window catch up first.
-    qtbot.waitUntil(lambda: window.handle.idle, timeout=30_000)
-    window.pause()
+    qtbot.waitUntil(lambda: window.libraries.handle.idle, timeout=30_000)
+    window.libraries.pause()
     qtbot.waitUntil(
-        lambda: not window._requery_timer.isActive() and not window.reads.pending(),
+        lambda: not window.browsing.requery_pending() and not window.libraries.reads.pending(),
         timeout=30_000,
     )
     keys: list[str] = []
-    real = window.reads.read
+    real = window.libraries.reads.read
 
     def spy(key, fn, callback, **kwargs):
         keys.append(key)
         return real(key, fn, callback, **kwargs)
 
-    window.reads.read = spy  # type: ignore[method-assign]
+    window.libraries.reads.read = spy  # type: ignore[method-assign]
     ids = window.model.ids.tolist()
     a, b = popular_tags(window, 2)
 
     def correct(pid: int, tag_id: int, action: str) -> None:
         keys.clear()
         name = window.tags_panel.tag_name(tag_id)
-        with qtbot.waitSignal(window.correction_done, timeout=30_000) as blocker:
-            window.handle.submit(Correct((pid,), name, action))
+        with qtbot.waitSignal(window.libraries.correction_done, timeout=30_000) as blocker:
+            window.libraries.correct((pid,), name, action)
         assert not blocker.args[0].error
         qtbot.waitUntil(
-            lambda: not window._requery_timer.isActive() and not window.reads.pending(),
+            lambda: not window.browsing.requery_pending() and not window.libraries.reads.pending(),
             timeout=30_000,
         )
 

@@ -1,0 +1,303 @@
+"""What the grid shows of the library on screen: the filter (set by the tags panel and
+the sort), a search (by text, or "more like this"), and the photos selected.
+
+A view-model over `Libraries`: photo ids, counts and the vocabulary are read off the GUI
+thread (`ReadPool`) and handed to the window by signals; changes the worker reports are
+gathered and read again; a photo shown a moment counts as viewed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from albumtagger.app.libraries import Libraries
+from albumtagger.app.photo_model import file_name
+from albumtagger.app.worker import Reply
+from albumtagger.events import (
+    JobProgress,
+    PhotosChanged,
+    TagsChanged,
+    ThresholdsChanged,
+    VocabularyChanged,
+)
+from albumtagger.library.db.queries import LibraryQueries, PhotoFilter
+
+VIEW_DWELL_MS = 1000
+"""A photo in the detail panel this long counts as viewed."""
+REQUERY_MS = 250
+"""Changes reported by the worker are gathered this long before the grid re-queries."""
+SEARCH_TOP = 2000
+
+Query = tuple  # ("text", text) | ("similar", photo id, file name)
+
+
+class Browsing(QObject):
+    """`ids_ready` hands over the photos to show; `filter_applied` follows once they are
+    shown, `search_done(Reply)` after each search reply."""
+
+    ids_ready = Signal(object, object)  # ids, scores (a search's, else None)
+    counts_ready = Signal(object, object)  # tag counts, QuickCounts
+    tags_ready = Signal(object)  # the vocabulary: list of TagInfo
+    photos_changed = Signal(object)  # ids whose tags or files changed (a set)
+    query_changed = Signal()
+    status = Signal(str, int)  # a status-bar message ("" clears it), its timeout in ms
+    filter_applied = Signal()
+    search_done = Signal(object)  # Reply
+
+    def __init__(self, libraries: Libraries, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.libraries = libraries
+        self.filter = PhotoFilter()
+        self.filtering = False
+        """The filter looks at more than the sort order."""
+        self.query: Query | None = None
+        self.search_pending = False
+        self.total = 0
+        """Photos in the library."""
+        self.shown: tuple[int, ...] = ()
+        """The photos selected, as the detail panel shows them."""
+        self._search_token = 0
+        self._changed_ids: set[int] = set()
+        self._ids_stale = True
+        """The grid's photos may have changed (not only their tags): read them again."""
+        self._viewed: int | None = None
+        self._requery_timer = self._timer(REQUERY_MS, self._requery)
+        self._counts_timer = self._timer(0, self._update_counts)
+        self._view_timer = self._timer(VIEW_DWELL_MS, self._note_view)
+        libraries.library_opened.connect(self._library_opened)
+        libraries.library_closed.connect(self._library_closed)
+        libraries.event.connect(self._event)
+        libraries.correction_done.connect(self._corrected)
+
+    def _timer(self, ms: int, slot: Callable[[], None]) -> QTimer:
+        timer = QTimer(self)
+        timer.setSingleShot(True)
+        timer.setInterval(ms)
+        timer.timeout.connect(slot)
+        return timer
+
+    def _library_opened(self, _root: object) -> None:
+        self.reload_tags()
+        self.apply_filter()
+
+    def _library_closed(self) -> None:
+        self.query = None
+
+    # -- the filter ---------------------------------------------------------------------
+
+    def set_filter(self, f: PhotoFilter, filtering: bool, *, apply: bool = True) -> None:
+        """The filter of the tags panel and the sort; shown at once unless not `apply`."""
+        self.filter = f
+        self.filtering = filtering
+        if apply:
+            self.apply_filter()
+
+    def apply_filter(self) -> None:
+        """Read the filter's photos (or run the search again, if any) and the counts;
+        `filter_applied` once the grid has them."""
+        reads = self.libraries.reads
+        if reads is None:
+            return
+        if self.query is not None:
+            self._submit_query()
+        else:
+            f = self.filter
+            queries = self.libraries.queries
+            if self.libraries.worker_idle and queries is not None and not reads.pending("ids"):
+                # Nothing competes for the GIL: reading here is quicker than a round trip.
+                self._ids_ready(queries.photo_ids(f))
+            else:
+                reads.read("ids", lambda q: q.photo_ids(f), self._ids_ready)
+        self._counts_timer.start()
+
+    def _ids_ready(self, ids: object) -> None:
+        if self.query is not None:
+            return  # a search was started meanwhile; its reply shows the photos
+        self._show(np.asarray(ids), None)
+        self.filter_applied.emit()
+
+    def _show(self, ids: np.ndarray, scores: np.ndarray | None) -> None:
+        if scores is None and not self.filtering:
+            self.total = len(ids)  # every photo is shown
+        self.ids_ready.emit(ids, scores)
+
+    def _update_counts(self) -> None:
+        reads = self.libraries.reads
+        if reads is None:
+            return
+        f = self.filter
+
+        def count(q: LibraryQueries) -> tuple:
+            quick = q.quick_counts(f)
+            total = (
+                quick.total
+                if f == PhotoFilter(order=f.order, descending=f.descending)
+                else (q.count(PhotoFilter()))
+            )
+            return q.tag_counts(f), quick, total
+
+        reads.read("counts", count, self._counts_ready)
+
+    def counts_pending(self) -> bool:
+        reads = self.libraries.reads
+        return reads is not None and reads.pending("counts")
+
+    def _counts_ready(self, result: object) -> None:
+        tags, quick, self.total = result  # type: ignore[misc]
+        self.counts_ready.emit(tags, quick)
+
+    def reload_tags(self) -> None:
+        reads = self.libraries.reads
+        if reads is not None:
+            reads.read("tags", lambda q: q.tags(), self.tags_ready.emit)
+
+    def empty_text(self) -> tuple[str, str]:
+        """What the grid says when it shows no photo, and its button's text ("" none)."""
+        lib, progress = self.libraries, self.libraries.last_progress
+        if self.search_pending:
+            return "Searching\u2026", ""
+        if self.filtering or self.query is not None:
+            return "No photo matches these filters.", "Clear the filters"
+        if progress is not None and not progress.finished:
+            return "Looking for photos\u2026 they appear here as they are found.", ""
+        if lib.model_state == "unavailable":
+            return (
+                "No photos yet: the folder is read once the model is available (see above).",
+                "",
+            )
+        return (
+            f"No photos in {lib.root} yet.\nCopy photos into the folder: they appear here as "
+            "they are found and tagged.",
+            "",
+        )
+
+    # -- changes from the worker --------------------------------------------------------
+
+    def _event(self, ev: object) -> None:
+        if isinstance(ev, JobProgress):
+            if ev.finished:
+                self._ids_stale = True
+                self._requery_timer.start(0)
+        elif isinstance(ev, (PhotosChanged, TagsChanged)):
+            self._changed_ids.update(ev.ids)
+            self._ids_stale |= isinstance(ev, PhotosChanged)
+            if not self._requery_timer.isActive():
+                self._requery_timer.start()
+        elif isinstance(ev, (VocabularyChanged, ThresholdsChanged)):
+            self.reload_tags()
+            self._requery_timer.start()
+
+    def _corrected(self, _reply: object) -> None:
+        """Show a correction's effect at once; the worker's TagsChanged events follow."""
+        self._requery_timer.start(0)
+
+    def requery_pending(self) -> bool:
+        return self._requery_timer.isActive()
+
+    def _requery(self) -> None:
+        """After changes from the worker: the filter's photos and the counts again."""
+        reads = self.libraries.reads
+        if reads is None:
+            return
+        changed, self._changed_ids = self._changed_ids, set()
+        # Tag changes alone leave the grid's photos as they are unless the filter looks at
+        # tags: at 100k photos reading them again is a query the window can do without.
+        stale, self._ids_stale = self._ids_stale, False
+        if self.query is None and (stale or self.filtering):
+            f = self.filter
+            reads.read("ids", lambda q: q.photo_ids(f), self._ids_ready)
+        self._update_counts()
+        if changed:
+            self.photos_changed.emit(changed)
+
+    # -- search -------------------------------------------------------------------------
+
+    def search(self, text: str) -> None:
+        """Rank the photos by how well they match `text` (blank: the search ends)."""
+        text = text.strip()
+        if not text:
+            self.clear_search()
+            return
+        self.query = ("text", text)
+        self._submit_query()
+        self.query_changed.emit()
+
+    def more_like_this(self, photo_id: int) -> None:
+        queries = self.libraries.queries
+        detail = queries.photo_detail(photo_id) if queries else None
+        name = file_name(detail.path) if detail else f"photo {photo_id}"
+        self.query = ("similar", int(photo_id), name)
+        self._submit_query()
+        self.query_changed.emit()
+
+    def clear_search(self) -> None:
+        self.query = None
+        self.search_pending = False
+        self.query_changed.emit()
+        self.apply_filter()
+
+    def drop_query(self) -> None:
+        """Forget the search without showing the filter's photos (the caller does)."""
+        self.query = None
+        self.query_changed.emit()
+
+    def _submit_query(self) -> None:
+        reads = self.libraries.reads
+        if self.libraries.handle is None or reads is None or self.query is None:
+            return
+        self._search_token += 1
+        self.search_pending = True
+        self.status.emit("Searching\u2026", 0)
+        token, query = self._search_token, self.query
+        if not self.filtering:
+            self._send_query(token, query, None)
+            return
+        f = self.filter
+        reads.read(
+            "search-restrict",
+            lambda q: q.photo_ids(f),
+            lambda ids: self._send_query(token, query, ids),
+        )
+
+    def _send_query(self, token: int, query: Query, restrict: np.ndarray | None) -> None:
+        if token != self._search_token:
+            return
+        client, on_reply = self.libraries.client, partial(self._search_reply, token)
+        if query[0] == "text":
+            client.search(query[1], SEARCH_TOP, restrict, on_reply=on_reply)
+        else:
+            client.similar(query[1], SEARCH_TOP, restrict, on_reply=on_reply)
+
+    def _search_reply(self, token: int, reply: Reply) -> None:
+        if token != self._search_token or self.query is None:
+            return
+        self.search_pending = False
+        if reply.error:
+            self.libraries.show_error(reply)
+            self.status.emit("", 0)
+        else:
+            ids, scores = reply.result
+            self._show(np.asarray(ids, dtype=np.int64), np.asarray(scores))
+            self.status.emit(
+                f"{len(ids):,} photos, best match first ({reply.seconds * 1000:.0f} ms)", 8000
+            )
+            self.filter_applied.emit()
+        self.search_done.emit(reply)
+
+    # -- the selection ------------------------------------------------------------------
+
+    def set_shown(self, photo_ids: tuple[int, ...]) -> None:
+        """The photos the detail panel shows: one shown a moment counts as viewed (the
+        most viewed photos are refined first)."""
+        self.shown = photo_ids
+        if len(photo_ids) == 1 and photo_ids[0] != self._viewed:
+            self._viewed = photo_ids[0]
+            self._view_timer.start()
+
+    def _note_view(self) -> None:
+        if self._viewed is not None and self.shown == (self._viewed,):
+            self.libraries.client.note_view(self._viewed, on_reply=lambda reply: None)
