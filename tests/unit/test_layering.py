@@ -25,3 +25,17 @@ def test_listing_commands_do_not_load_torch() -> None:
     proc = _run(code)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False False"
+
+
+def test_every_package_is_installed() -> None:
+    """A new folder of the package is listed in pyproject.toml (else a wheel or a
+    non-editable install leaves it out, and only the installed app breaks)."""
+    from albumtagger.config import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    listed = set(project["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(init.parent.relative_to(REPO).parts)
+        for init in (REPO / "albumtagger").rglob("__init__.py")
+    }
+    assert found <= listed, f"not in pyproject.toml's packages: {sorted(found - listed)}"
