@@ -301,7 +301,11 @@ class Libraries(QObject):
             elif result:
                 first = result[0]
                 verb = VERBS.get(first.action, first.action)
-                self.show_notice(f"{verb} {first.tag!r} on {len(result):,} photos.")
+                scoring = first.scoring_text()  # of a tag this correction created
+                self.show_notice(
+                    f"{verb} {first.tag!r} on {len(result):,} photos"
+                    + (f"; {scoring}." if scoring else ".")
+                )
         elif result is None:
             self.show_notice("Nothing to undo.")
         else:

@@ -326,6 +326,8 @@ class Worker(QObject):
                 self._set_idle(not did)
                 self._kick(0 if did else IDLE_WATCH_MS)
                 return
+            if self._job is None and not paused:
+                self._session.score_waiting_tags()  # watching does it when it is on
             self._set_idle(self._job is None)
             if paused:
                 self._kick(IDLE_WATCH_MS)

@@ -131,6 +131,8 @@ class LibrarySession:
         self._stale_vectors: set[int] = set()
         self._texts: OrderedDict[str, np.ndarray] = OrderedDict()
         self._xmp_due: set[int] = set()
+        self._waiting_looked_at: tuple[int, int] | None = None
+        """The store's `tags_key` when tags waiting for the model were last looked for."""
         self.store.listen(self._store_changed)
         self._data_version = self.store.tags_key()[1]
         self.library.on_taken = self.refresh
@@ -394,7 +396,8 @@ class LibrarySession:
     def watch_step(self, max_seconds: float = 0.5) -> bool:
         """Keep the folder tagged for about `max_seconds` (or one batch of the model);
         starts watching on the first call. True if there was work. Each piece of work
-        is a unit of its own; what other processes committed is noticed first."""
+        is a unit of its own; what other processes committed is noticed first, and tags
+        waiting for a model that is loaded are scored (`score_waiting_tags`)."""
         self.refresh()
         if self._keeper is None:
             self._keeper = FolderKeeper(
@@ -410,8 +413,9 @@ class LibrarySession:
             )
         if not self._running.is_set():
             return False
+        scored = self.score_waiting_tags()
         end = time.monotonic() + max_seconds
-        did = False
+        did = bool(scored and scored.waited)
         while time.monotonic() < end and self._running.is_set():
             if not self._keeper.step():
                 break
@@ -422,7 +426,11 @@ class LibrarySession:
     # -- corrections and vocabulary ---------------------------------------------------
 
     def correct(self, photo_ids: Sequence[int], tag: str, action: str) -> list[Correction]:
-        """Accept, reject, add or remove `tag` on these photos, all or none."""
+        """Accept, reject, add or remove `tag` on these photos, all or none. A tag that is
+        not in the vocabulary yet is added to it: scored at once from the stored photo
+        vectors while the model is loaded (its prompts go through it, no photo does),
+        otherwise when the model is next loaded (see `score_waiting_tags`). The model is
+        never loaded for a correction."""
         with self.unit():
             paths = []
             for pid in photo_ids:
@@ -432,7 +440,9 @@ class LibrarySession:
                 paths.append(row.path)
             tagger = self.tagger()
             with self.store.transaction(durable=True):
-                results = [tagger.correct(path, tag, action) for path in paths]
+                results = [
+                    tagger.correct(path, tag, action, encoder=self._encoder) for path in paths
+                ]
         self.write_xmp()
         return results
 
@@ -453,6 +463,34 @@ class LibrarySession:
     def add_tags(self, specs: Sequence[str]) -> VocabularyChange:
         with self.unit():
             return self.tagger().add_tags(specs)
+
+    def score_waiting_tags(self) -> VocabularyChange | None:
+        """Once the model is loaded, score the tags that wait for it (added without it:
+        by a correction, a vocabulary edit, another process) from the stored photo
+        vectors, and say so with a `Notice`. None when the model is not loaded, no tag
+        waits, or the vocabulary did not change since the last look (cheap then: the
+        worker and `watch_step` call it between steps); a library busy elsewhere is
+        looked at again next time."""
+        if self._encoder is None:
+            return None
+        key = self.store.tags_key()
+        if key == self._waiting_looked_at:
+            return None
+        self._waiting_looked_at = key  # a failure is not tried again at every step
+        tagger = self.tagger()
+        if not tagger.unscored_tags():
+            return None
+        try:
+            with self.unit():
+                change = tagger.score_waiting_tags()
+        except LibraryBusyError:
+            self._waiting_looked_at = None
+            return None
+        self._waiting_looked_at = self.store.tags_key()
+        if change.waited:
+            self._emit(Notice("info", change.describe()))
+        self.write_xmp()
+        return change
 
     def remove_tags(self, names: Sequence[str]) -> VocabularyChange:
         """Remove tags from the vocabulary and from every photo (XMP sidecars follow)."""

@@ -4,20 +4,31 @@ photo (or answers the review queue), and the tag's threshold learns from it.
 A correction is one transaction: the feedback event, the user's decision, the corrected
 tag's new threshold and every photo that changes with it, and a snapshot of what it
 replaced, so that undo puts back exactly what was there.
+
+Adding a tag that is not in the vocabulary yet creates it. With the model at hand it is
+scored across the library at once from the stored photo vectors (only its prompts go
+through the model), as a vocabulary edit does, within the same correction: its undo
+puts every photo back and takes the tag out again. Without the model the tag waits,
+"not scored yet", and is scored when the model is next loaded.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
 
-from albumtagger.errors import NotFoundError, UnknownTagError, UserError
-from albumtagger.library.db.store import PhotoRow, SuggestionChanges
+from albumtagger.errors import ModelError, NotFoundError, UnknownTagError, UserError
+from albumtagger.library.db.store import PhotoRow, SuggestionChanges, TagRow
 from albumtagger.library.tag_names import clean_name
+from albumtagger.tagging import vocabulary
 from albumtagger.tagging.decision_state import DecisionState
 from albumtagger.tagging.results import ACTION_VERBS, Correction
-from albumtagger.tagging.vocabulary import parse_spec
+from albumtagger.tagging.vocabulary import TextEncoder, parse_spec
+
+NEW_TAG_WAITS = "a new tag, not scored yet; it will be scored when the model is loaded"
+"""The note of a correction that created a tag without the model at hand."""
 
 
 class Corrections(DecisionState):
@@ -36,20 +47,34 @@ class Corrections(DecisionState):
         hit = np.flatnonzero(ids == photo_id)
         return None if hit.size == 0 else float(scores[hit[0], j])
 
-    def correct(self, path: str, tag_name: str, action: str, *, review: bool = False) -> Correction:
+    def correct(
+        self,
+        path: str,
+        tag_name: str,
+        action: str,
+        *,
+        review: bool = False,
+        encoder: TextEncoder | None = None,
+    ) -> Correction:
         """Accept, reject, add or remove one tag of one photo, and learn from it.
 
         `review`: the answer came from the review queue (it teaches the tag's threshold
         but not the global controller, since such cells are chosen near the threshold).
-        Needs no model: a new tag name is recorded (not scored yet) with the decision.
+        Needs no model. A new tag name is created with the decision: `encoder` is the
+        model at hand, if any, and scores it across the library at once from the stored
+        photo vectors (only its prompts go through it); without it the tag is recorded
+        "not scored yet" and waits for the model.
         """
         if action not in ACTION_VERBS:
             raise UserError(f"Unknown correction {action!r}.")
         name = clean_name(tag_name)
         with self._atomic(durable=True):
             photo = self._photo(path)
+            policy_before = self.store.tag_policy_rows()
             tag = self.store.tag_by_name(name)
             created = None
+            scoring = 0.0
+            waits = ""
             if tag is None:
                 if action != "add":
                     raise UnknownTagError(
@@ -60,6 +85,9 @@ class Corrections(DecisionState):
                 self._forget_all()
                 tag = self.store.tag_by_name(name)
                 assert tag is not None
+                start = time.perf_counter()
+                waits = self._score_new_tag(tag, encoder)
+                scoring = time.perf_counter() - start
             previous = self.store.photo_tag(photo.id, tag.id)
             positive = action in ("accept", "add")
             state = "accepted" if positive else "rejected"
@@ -82,7 +110,6 @@ class Corrections(DecisionState):
             j = self._column(tag.id)
             score = self._score(photo.id, j)
             before = None if j is None else float(self.thresholds()[j])
-            policy_before = self.store.tag_policy_rows()
             snapshot: dict[str, Any] = {
                 "generation": self._generation(),
                 "photos": [photo.id],
@@ -104,17 +131,52 @@ class Corrections(DecisionState):
             after = None
             changes = SuggestionChanges()
             note = ""
-            if j is None:
+            scored = 0
+            if j is None and created is not None:
+                note = NEW_TAG_WAITS + (f" ({waits})" if waits else "") + "."
+            elif j is None:
                 note = "the tag is not scored yet; it is learned from once the model scores it."
             elif self._has_matrix():
+                start = time.perf_counter()
                 changes = self._redecide_tags([j], snapshot)
                 after = float(self.thresholds()[j])
+                if created is not None:
+                    scored = len(self._library()[0])
+                    scoring += time.perf_counter() - start
             policy_after = {tuple(row) for row in self.store.tag_policy_rows()}
             snapshot["tags"] = [row for row in policy_before if tuple(row) not in policy_after]
             self.store.set_feedback_undo(feedback_id, snapshot)
             return _correction(
-                path, tag.name, tag.id, action, before, after, changes, photo.id, note
+                path,
+                tag.name,
+                tag.id,
+                action,
+                before,
+                after,
+                changes,
+                photo.id,
+                note,
+                new_tag=created is not None,
+                photos_scored=scored,
+                seconds=scoring if scored else 0.0,
             )
+
+    def _score_new_tag(self, tag: TagRow, encoder: TextEncoder | None) -> str:
+        """Give a tag just created by a correction its text vector, so it is scored from
+        the stored photo vectors: only its prompts go through `encoder`, no photo does.
+        Returns why it waits for the model ("" when it is scored, or no model is at
+        hand)."""
+        if encoder is None or self.model_id is None:
+            return ""
+        if encoder.model_id != self.model_id:
+            return f"the library was tagged with {self.model_id}, not {encoder.model_id}"
+        try:
+            for _ in vocabulary.embed_prompts(self.store, encoder, [tag]):
+                pass
+        except ModelError as exc:
+            return str(exc)
+        self._forget_all()
+        return ""
 
     def answer(self, path: str, tag_name: str, yes: bool) -> Correction:
         """A yes/no from the review queue: does this tag apply to this photo?"""
@@ -196,6 +258,10 @@ def _correction(
     photo_id: int,
     note: str = "",
     undone_action: str = "",
+    *,
+    new_tag: bool = False,
+    photos_scored: int = 0,
+    seconds: float = 0.0,
 ) -> Correction:
     """The report of a correction (or undo) of `photo_id` that made `changes`."""
     others = sorted(changes.photo_ids() - {photo_id})
@@ -213,4 +279,7 @@ def _correction(
         tuple([photo_id, *others]),
         note,
         undone_action,
+        new_tag=new_tag,
+        photos_scored=photos_scored,
+        seconds=seconds,
     )

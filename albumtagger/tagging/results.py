@@ -59,6 +59,12 @@ class Correction:
     note: str = ""
     """Why nothing was learned, when nothing was: already decided, not scored yet."""
     undone_action: str = ""
+    new_tag: bool = False
+    """The tag was not in the vocabulary: this correction created it."""
+    photos_scored: int = 0
+    """Photos whose stored vectors scored the new tag at once (0: it was not scored)."""
+    seconds: float = 0.0
+    """How long scoring the new tag took."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -71,7 +77,18 @@ class Correction:
             "tag_added_to": self.added,
             "tag_removed_from": self.removed,
             "note": self.note,
+            "new_tag": self.new_tag,
+            "photos_scored": self.photos_scored,
         }
+
+    def scoring_text(self) -> str:
+        """What became of a tag this correction created ("" for a tag there was)."""
+        if self.photos_scored:
+            return (
+                f"scored {_count(self.photos_scored, 'photo')} from their stored vectors in "
+                f"{self.seconds:.1f} s (no photo was encoded again)"
+            )
+        return self.note.rstrip(".") if self.new_tag else ""
 
     def describe(self) -> str:
         if self.action == "undo":
@@ -83,6 +100,8 @@ class Correction:
         text = f"{ACTION_VERBS[self.action]} {self.tag!r} on {self.path}"
         if self.note:
             return f"{text}: {self.note}"
+        if self.photos_scored:
+            return self._describe_scored(text)
         before, after = self.threshold_before, self.threshold_after
         moved = before is not None and after is not None and abs(after - before) >= 5e-4
         if moved:
@@ -100,6 +119,23 @@ class Correction:
         text += (", so " if moved else ". ") + (
             f"{self.tag!r} was {' and '.join(parts)}" if parts else "no photo gained or lost it"
         )
+        ripple = self.photos_changed - self.added - self.removed
+        if ripple > 0:
+            text += (
+                f"; {_photos(ripple)} changed other tags (the limit of tags per photo and "
+                "the fallback)"
+            )
+        return text + "."
+
+    def _describe_scored(self, text: str) -> str:
+        """`text`, and how the new tag was scored and which other photos carry it."""
+        if self.added == 1:
+            carry = "1 more photo carries it"
+        elif self.added:
+            carry = f"{self.added:,} more photos carry it"
+        else:
+            carry = "no other photo carries it yet"
+        text += f"; {self.scoring_text()}: {carry}"
         ripple = self.photos_changed - self.added - self.removed
         if ripple > 0:
             text += (
@@ -126,6 +162,8 @@ class VocabularyChange:
     """(old name, new name) of renamed tags."""
     reprompted: list[str] = field(default_factory=list)
     """Tags whose prompts changed (re-scored)."""
+    waited: list[str] = field(default_factory=list)
+    """Tags that waited for the model (added without it), scored now that it is loaded."""
     prompts_encoded: int = 0
     """Prompts that went through the model (text only: photos are never re-encoded)."""
     photos_scored: int = 0
@@ -152,6 +190,13 @@ class VocabularyChange:
             parts.append("New prompts for " + ", ".join(repr(n) for n in self.reprompted) + ".")
         if self.removed:
             parts.append("Removed " + ", ".join(repr(n) for n in self.removed) + ".")
+        if self.waited:
+            parts.append(
+                "The model is loaded: "
+                + ", ".join(repr(n) for n in self.waited)
+                + (" was" if len(self.waited) == 1 else " were")
+                + " waiting for it."
+            )
         if self.unscored:
             why = f" ({self.reason})" if self.reason else ""
             parts.append(

@@ -150,6 +150,22 @@ class VocabularyEdits(DecisionState):
                 self._bump_generation()
         return result
 
+    def score_waiting_tags(self) -> VocabularyChange:
+        """Score the tags that wait for the model (added while it was not at hand: by a
+        correction, a vocabulary edit, another process) across the library from stored
+        photo vectors, and decide again; only their prompts go through the model. Meant
+        for when the model is loaded; `waited` names the tags scored."""
+        start = time.perf_counter()
+        result = VocabularyChange()
+        with self._atomic():
+            self._load_tags()
+            waiting = {t.id: t.name for t in self._unscored}
+            if waiting:
+                self._rescore(set(waiting), result)
+                result.waited = [n for n in waiting.values() if n not in result.unscored]
+        result.seconds = time.perf_counter() - start
+        return result
+
     def _rescore(self, tag_ids: Collection[int], result: VocabularyChange) -> None:
         """Score these tags (new, or with new prompts) across the library from stored
         photo vectors, and decide again. Prompts without a cached vector go through the

@@ -12,7 +12,7 @@ import pytest
 
 from albumtagger.config import load_settings
 from albumtagger.errors import UnknownTagError, UsageError
-from albumtagger.events import TagsChanged, ThresholdsChanged
+from albumtagger.events import Notice, TagsChanged, ThresholdsChanged
 from albumtagger.library.db.queries import LibraryQueries
 from albumtagger.model.encoder import QUERY_INSTRUCTION
 from albumtagger.model.loading import load_encoder
@@ -98,6 +98,14 @@ def _cells(db: Path) -> dict[tuple[int, int], tuple]:
     out = {(r[0], r[1]): tuple(r[2:]) for r in rows}
     conn.close()
     return out
+
+
+def _photo_tags(db: Path) -> set[tuple]:
+    """Every cell of the sidecar, all columns."""
+    conn = sqlite3.connect(db)
+    rows = set(conn.execute("SELECT * FROM photo_tags").fetchall())
+    conn.close()
+    return rows
 
 
 def _busy_tag(session: LibrarySession) -> str:
@@ -363,3 +371,102 @@ def test_match_uses_stored_vectors_and_tag_thresholds(album: Path) -> None:
         assert other["rule"] == "new tag"
         below_photo, _ = report.below[0]
         assert session.match(below_photo, [name])[0]["confidence"] == "no match"
+
+
+# -- a new tag typed on a photo -------------------------------------------------------
+
+
+def test_a_tag_added_to_a_photo_is_scored_at_once_with_the_model_and_undone_exactly(
+    album: Path,
+) -> None:
+    encoder = _counting(album)
+    with _session(album, encoder=encoder) as session:
+        db = session.db_path
+        cells = _photo_tags(db)
+        policy = session.store.tag_policy_rows()
+        photo = session.store.photos()[0]
+        [added] = session.correct([photo.id], "Purple  Backdrop", "add")
+        tag = session.store.tag_by_name("purple backdrop")
+        assert tag is not None
+        # Scored from the stored photo vectors: only the prompts went through the model.
+        assert encoder.images == 0 and sorted(encoder.texts) == sorted(tag.prompts)
+        assert added.new_tag and added.photos_scored == 40 and added.note == ""
+        assert not session.tagger().unscored_tags()
+        report = session.tag_report("purple backdrop")
+        assert report.source != "not_scored" and report.scores.size == 40
+        carriers = _carriers(db, tag.id)
+        assert photo.id in carriers and len(carriers - {photo.id}) == added.added > 0
+        conn = sqlite3.connect(db)
+        scores = conn.execute(
+            "SELECT COUNT(*) FROM photo_tags WHERE tag_id = ? AND score IS NOT NULL", (tag.id,)
+        ).fetchone()[0]
+        conn.close()
+        assert scores == len(carriers)
+        text = added.describe()
+        assert text.startswith(f"Added 'purple backdrop' on {photo.path}; scored 40 photos")
+        assert "from their stored vectors" in text
+        assert f"{added.added} more photo" in text and "carr" in text
+
+        # Undo puts every photo and threshold back, and takes the new tag out again.
+        undone = session.undo()
+        assert undone is not None and undone.undone_action == "add"
+        assert undone.photos_changed == len(set(added.changed_photo_ids) - {photo.id})
+        assert session.store.tag_by_name("purple backdrop") is None
+        assert _photo_tags(db) == cells
+        assert session.store.tag_policy_rows() == policy
+
+
+def test_a_tag_added_without_the_model_waits_and_is_scored_when_it_loads(album: Path) -> None:
+    loads: list[object] = []
+
+    def loader(settings):
+        loads.append(settings)
+        return load_encoder(settings)
+
+    events: list = []
+    with LibrarySession(
+        album, load_settings(), on_event=events.append, encoder_loader=loader, backup=False
+    ) as session:
+        db = session.db_path
+        cells = _photo_tags(db)
+        photo = session.store.photos()[0]
+        [added] = session.correct([photo.id], "purple backdrop", "add")
+        assert not loads and not session.model_loaded  # a correction never loads it
+        assert added.describe() == (
+            f"Added 'purple backdrop' on {photo.path}: a new tag, not scored yet; it will be "
+            "scored when the model is loaded."
+        )
+        assert added.new_tag and added.photos_scored == 0
+        assert session.tagger().unscored_tags() == ["purple backdrop"]
+        assert session.score_waiting_tags() is None  # no model: it keeps waiting
+        assert not loads
+
+        # Undone before the model came: as ever, the new tag goes with it.
+        session.undo()
+        assert session.store.tag_by_name("purple backdrop") is None
+        assert _photo_tags(db) == cells
+
+        session.correct([photo.id], "purple backdrop", "add")
+        session.encoder()  # the model is loaded (for a search, say)
+        assert len(loads) == 1
+        events.clear()
+        change = session.score_waiting_tags()
+        assert change is not None and change.waited == ["purple backdrop"]
+        assert change.photos_scored == 40 and not change.unscored
+        assert not session.tagger().unscored_tags()
+        tag = session.store.tag_by_name("purple backdrop")
+        assert session.tag_report("purple backdrop").scores.size == 40
+        assert len(_carriers(db, tag.id) - {photo.id}) > 0
+        notices = [e.text for e in events if isinstance(e, Notice)]
+        assert any("'purple backdrop' was waiting for it" in n for n in notices), notices
+        assert any(isinstance(e, TagsChanged) for e in events)
+        assert session.score_waiting_tags() is None  # nothing waits any more
+
+        # Undone after it was scored: the photo's own answer goes, the tag stays scored.
+        undone = session.undo()
+        assert undone is not None and undone.undone_action == "add"
+        assert session.store.tag_by_name("purple backdrop") is not None
+        assert session.store.photo_tag(photo.id, tag.id) is None or (
+            session.store.photo_tag(photo.id, tag.id).state == "suggested"
+        )
+        assert not session.tagger().unscored_tags()
