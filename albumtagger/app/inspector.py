@@ -89,6 +89,35 @@ def _photos(n: int) -> str:
     return f"{n:,} photo" if n == 1 else f"{n:,} photos"
 
 
+_WAYS = (
+    ("accepted", "accepted"),
+    ("passing", "over the threshold"),
+    ("fallback", "through the fallback"),
+)
+
+
+def carried_text(report: TagInspection) -> str:
+    """How many photos carry the tag and how: a tag can be carried with no photo over
+    its threshold (accepted by the user, or given by the fallback)."""
+    text = f"Carried by {_photos(report.carries)}"
+    parts = [f"{report.carried_by[k]:,} {words}" for k, words in _WAYS if report.carried_by.get(k)]
+    if parts and report.carries:
+        text += f" ({', '.join(parts)})"
+    return text
+
+
+def nothing_above_text(report: TagInspection) -> str:
+    """What the empty "just above" strip says: no photo passes the threshold, and why
+    the photos that carry the tag carry it all the same."""
+    if not report.carries:
+        return "No photo scores above it."
+    how = {"accepted": "were accepted", "fallback": "have it through the fallback"}
+    ways = " or ".join(v for k, v in how.items() if report.carried_by.get(k))
+    if not ways:
+        return "No photo scores above it."
+    return f"No photo scores above it: the {_photos(report.carries)} that carry it {ways}."
+
+
 class ScoreHistogram(QWidget):
     """A histogram of one tag's scores over the library: bars at or above the threshold
     are stronger; the threshold is a vertical line that can be dragged (or moved with the
@@ -566,6 +595,10 @@ class TagInspector(QDialog):
         self.source = plain_label(accessible="Where the threshold comes from")
         self.facts = plain_label(accessible="Answers and photos")
         self.facts.setWordWrap(False)
+        self.facts.setToolTip(
+            "Through the fallback: the photo's best tags, given when too few of its tags "
+            "pass their thresholds, so that no photo is left without tags."
+        )
         self.state = plain_label(accessible="Threshold state")
         state_font = self.state.font()
         state_font.setBold(True)
@@ -738,9 +771,7 @@ class TagInspector(QDialog):
         threshold = "no threshold yet" if report.threshold is None else f"{report.threshold:.3f}"
         self.source.setText(f"Threshold {threshold}. {report.source_text}")
         yes, no = report.answers.get("yes", 0), report.answers.get("no", 0)
-        self.facts.setText(
-            f"Carried by {_photos(report.carries)} \u00b7 answers: {yes} yes, {no} no"
-        )
+        self.facts.setText(f"{carried_text(report)} \u00b7 answers: {yes} yes, {no} no")
         if report.pinned is not None:
             self.state.setText(f"Pinned by hand at {report.pinned:.3f}")
         elif report.source == "not_scored":
@@ -909,7 +940,7 @@ class TagInspector(QDialog):
             f"Just above the threshold{threshold}: the nearest photos that pass it"
         )
         self.below.title.setText("Just below the threshold: the nearest photos that miss it")
-        self.above.set_photos(report.above, self._summaries, "No photo scores above it.")
+        self.above.set_photos(report.above, self._summaries, nothing_above_text(report))
         self.below.set_photos(report.below, self._summaries, "No photo scores below it.")
         self._thumbs_arrived()
 

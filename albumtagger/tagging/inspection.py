@@ -26,7 +26,8 @@ class Inspection(DecisionState):
         self._sync()
         tag = self._tag_row(name)
         j = self._column(tag.id)
-        carries = self.store.count_carriers(tag.id)
+        ways = self.store.count_carriers_by_way(tag.id)
+        carries = sum(ways.values())
         pref = self.policy.preference
         empty = np.zeros(0, dtype=np.float32)
         if j is None or not self._has_matrix():
@@ -46,6 +47,7 @@ class Inspection(DecisionState):
                 above=[],
                 below=[],
                 carries=carries,
+                carried_by=ways,
             )
         ids, scores = self._library()
         threshold = float(self.thresholds()[j])
@@ -80,6 +82,7 @@ class Inspection(DecisionState):
             carries=carries,
             median=float(self._stats.median[j]),
             scale=float(self._stats.scale[j]),
+            carried_by=ways,
         )
 
     def review_queue(self, limit: int = 20) -> list[dict[str, Any]]:

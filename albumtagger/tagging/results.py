@@ -295,6 +295,9 @@ class TagInspection:
     median: float | None = None
     scale: float | None = None
     """The tag's library score distribution: median and robust std."""
+    carried_by: dict[str, int] = field(default_factory=dict)
+    """`carries` by the way the photos carry the tag: {"accepted", "passing",
+    "fallback"} (`Store.count_carriers_by_way`)."""
 
 
 def source_text(

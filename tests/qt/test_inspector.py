@@ -13,9 +13,17 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 
-from albumtagger.app.inspector import BINS, ScoreHistogram, TagInspector, nice_step
+from albumtagger.app.inspector import (
+    BINS,
+    ScoreHistogram,
+    TagInspector,
+    carried_text,
+    nice_step,
+    nothing_above_text,
+)
 from albumtagger.app.tags_panel import TAG_ID_ROLE
 from albumtagger.library.db.queries import LibraryQueries
+from albumtagger.tagging.results import TagInspection
 from tests.qt.conftest import PHOTOS
 from tests.qt.test_window import open_indexed
 
@@ -65,6 +73,44 @@ def try_value(qtbot, dialog: TagInspector, value: float) -> dict:
     return blocker.args[0]
 
 
+def _report(**carried_by: int) -> TagInspection:
+    empty = np.zeros(0, dtype=np.float32)
+    return TagInspection(
+        name="turtle",
+        prompts=("a photo of a turtle",),
+        threshold=0.3,
+        source="prior",
+        source_text="",
+        preference="balanced",
+        pinned=None,
+        answers={"yes": 0, "no": 0},
+        scores=empty,
+        yes_scores=empty,
+        no_scores=empty,
+        above=[],
+        below=[],
+        carries=sum(carried_by.values()),
+        carried_by=carried_by,
+    )
+
+
+def test_a_tag_carried_only_through_the_fallback_says_so() -> None:
+    """A user read "Carried by 6 photos" beside "No photo scores above it": the six
+    carried it through the fallback, which nothing said."""
+    report = _report(accepted=0, passing=0, fallback=6)
+    assert carried_text(report) == "Carried by 6 photos (6 through the fallback)"
+    assert nothing_above_text(report) == (
+        "No photo scores above it: the 6 photos that carry it have it through the fallback."
+    )
+    both = _report(accepted=2, passing=0, fallback=1)
+    assert carried_text(both) == "Carried by 3 photos (2 accepted, 1 through the fallback)"
+    assert nothing_above_text(both).endswith(
+        "the 3 photos that carry it were accepted or have it through the fallback."
+    )
+    assert nothing_above_text(_report()) == "No photo scores above it."
+    assert carried_text(_report(passing=4)) == "Carried by 4 photos (4 over the threshold)"
+
+
 def test_nice_step() -> None:
     assert nice_step(0.4, 8) == 0.05
     assert nice_step(0.12, 6) == 0.02
@@ -93,9 +139,20 @@ def test_the_histogram_holds_the_library_scores(qtbot, make_window, indexed_fold
     with sidecar(indexed_folder) as q:
         carries = q.tag_counts()[tag_id]
     assert report.carries == carries
+    conn = sqlite3.connect(indexed_folder / ".albumtagger" / "library.sqlite")
+    try:
+        passing, fallback = conn.execute(
+            "SELECT COALESCE(SUM(fallback = 0), 0), COALESCE(SUM(fallback != 0), 0) "
+            "FROM photo_tags WHERE tag_id = ? AND state = 'suggested'",
+            (tag_id,),
+        ).fetchone()
+    finally:
+        conn.close()
+    assert report.carried_by == {"accepted": 0, "passing": passing, "fallback": fallback}
     assert dialog.title.text() == name
     assert dialog.title.textFormat() == Qt.TextFormat.PlainText
-    assert dialog.facts.text() == f"Carried by {carries:,} photos \u00b7 answers: 0 yes, 0 no"
+    assert dialog.facts.text() == f"{carried_text(report)} \u00b7 answers: 0 yes, 0 no"
+    assert dialog.facts.text().startswith(f"Carried by {carries:,} photos (")
     assert dialog.source.text().startswith(f"Threshold {report.threshold:.3f}. From the tag's")
     assert dialog.state.text() == "Learning from answers"
     assert dialog.pin_button.isEnabled() and not dialog.learn_button.isEnabled()

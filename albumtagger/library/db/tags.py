@@ -147,6 +147,19 @@ class TagsMixin:
         ).fetchone()
         return int(row[0])
 
+    def count_carriers_by_way(self, tag_id: int) -> dict[str, int]:
+        """The photos that carry this tag by the way they carry it: "accepted" (an answer
+        or an accepted suggestion), "passing" (a suggestion over the threshold) and
+        "fallback" (a suggestion that only the fallback gave)."""
+        row = self.conn.execute(
+            "SELECT COALESCE(SUM(state = 'accepted'), 0), "
+            "COALESCE(SUM(state = 'suggested' AND fallback = 0), 0), "
+            "COALESCE(SUM(state = 'suggested' AND fallback != 0), 0) "
+            f"FROM photo_tags WHERE tag_id = ? AND {CARRIES_SQL}",
+            (tag_id,),
+        ).fetchone()
+        return {"accepted": int(row[0]), "passing": int(row[1]), "fallback": int(row[2])}
+
     def remove_tag_if_unused(self, tag_id: int) -> None:
         """Drop a tag that no photo row and no feedback event refers to."""
         self._tag_writes += 1
