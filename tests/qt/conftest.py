@@ -28,6 +28,22 @@ def collect_qt_garbage(qapp):
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
+@pytest.fixture(autouse=True)
+def mouse_buttons_up(qapp):
+    """Each test starts with QTest's mouse buttons up. QTest remembers the buttons it
+    pressed from one test to the next, and its double click leaves the left one down:
+    the next test's `mouseMove` then arrives as a drag, and a click after it is lost."""
+    from PySide6.QtCore import QPoint, Qt
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QWidget
+
+    scratch = QWidget()
+    for button in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
+        QTest.mouseRelease(scratch, button, Qt.KeyboardModifier.NoModifier, QPoint(1, 1))
+    scratch.deleteLater()
+    yield
+
+
 @pytest.fixture
 def qsettings(tmp_path: Path) -> QSettings:
     """Window state and recent folders in a temporary file, never the user's."""
