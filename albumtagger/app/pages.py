@@ -335,6 +335,9 @@ class FilterBar(QWidget):
         self.clear_button = QPushButton("Clear filters")
         self.clear_button.setToolTip("Show every photo again (Ctrl+Shift+C)")
         self.clear_button.clicked.connect(self.clear)
+        keep_room = self.clear_button.sizePolicy()  # the bar's height never changes
+        keep_room.setRetainSizeWhenHidden(True)
+        self.clear_button.setSizePolicy(keep_room)
         outer = QHBoxLayout(self)
         outer.setContentsMargins(6, 2, 6, 2)
         outer.addWidget(self.label)

@@ -12,6 +12,7 @@ from PySide6.QtCore import (
     QObject,
     QSortFilterProxyModel,
     Qt,
+    QTimer,
     Signal,
 )
 from PySide6.QtGui import QAction, QFont, QMouseEvent, QPalette, QStandardItem, QStandardItemModel
@@ -56,6 +57,10 @@ _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 _CELL_PADDING = 6
 SORT_ROLE = Qt.ItemDataRole.UserRole + 13
 _MAX_COUNT = 10**12
+SETTLE_MS = 1500
+"""How long the rows stay still after a click on the list (or its menu) when the pointer
+is not over the panel (a tap, the keyboard): long enough for the next click of a
+sequence, short enough to catch up soon after it."""
 
 
 class TagTableModel(QStandardItemModel):
@@ -65,7 +70,11 @@ class TagTableModel(QStandardItemModel):
     laying out and sorting the list never call into Python. (A Python model is asked for
     thousands of cells, row and column counts per repaint; while the worker tags photos
     each such call waits for the interpreter lock, which froze the window for tens of
-    milliseconds at every count update.) The rows stay in the order the tags came in."""
+    milliseconds at every count update.) The rows stay in the order the tags came in.
+
+    While `freeze()` holds, the sort keys stay those shown (a tag that comes in sorts
+    after the rest), so whatever sorts the proxy again (a new tag list, the text filter)
+    keeps the rows where they are; `thaw()` gives every row its key of now."""
 
     def __init__(self, parent=None) -> None:
         super().__init__(0, 2, parent)
@@ -75,6 +84,8 @@ class TagTableModel(QStandardItemModel):
         self._counts: dict[int, int] = {}
         self._states: dict[int, str] = {}
         self._order: list[int] = []
+        self._frozen: dict[int, str] | None = None
+        """While frozen, each tag's sort key as shown."""
         self._shown: list[tuple[dict[int, object], dict[int, object]]] = []
         """Per row, the values each item holds (role: value), to set only what changed."""
         self._bold = QFont()
@@ -88,6 +99,8 @@ class TagTableModel(QStandardItemModel):
         self._tags = list(tags)
         self._row = {t.id: r for r, t in enumerate(self._tags)}
         self._states = {k: v for k, v in self._states.items() if k in self._row}
+        if self._frozen is not None:
+            self._frozen = {k: v for k, v in self._frozen.items() if k in self._row}
         if [t.id for t in old] == [t.id for t in self._tags]:  # thresholds moved, say
             self._refill([r for r, t in enumerate(self._tags) if t != old[r]])
             return
@@ -136,7 +149,7 @@ class TagTableModel(QStandardItemModel):
             TAG_ID_ROLE: tag.id,
             NAME_ROLE: tag.name,
             _DISPLAY: f"{_MARK[state]} {tag.name}" if state else f"   {tag.name}",
-            SORT_ROLE: self._sort_key(tag),
+            SORT_ROLE: self._shown_key(tag),
             _FONT: None if not state else (self._struck if state == EXCLUDE else self._bold),
             **both,
         }
@@ -164,6 +177,35 @@ class TagTableModel(QStandardItemModel):
         """What the proxy sorts by: filtered tags first, then by count, then by name."""
         n = self._counts.get(tag.id, 0)
         return f"{0 if tag.id in self._states else 1}{_MAX_COUNT - n:013d}{tag.name.casefold()}"
+
+    def _shown_key(self, tag: TagInfo) -> str:
+        """The sort key the row holds: while frozen, the one it had (a new tag's sorts
+        after all of those); otherwise the key of now."""
+        if self._frozen is None:
+            return self._sort_key(tag)
+        return self._frozen.setdefault(tag.id, "2" + self._sort_key(tag))
+
+    def freeze(self) -> None:
+        """Keep the rows in the order shown until `thaw` (counts and marks still change)."""
+        if self._frozen is None:
+            self._frozen = {t.id: self._shown[r][0][SORT_ROLE] for r, t in enumerate(self._tags)}
+
+    def thaw(self) -> None:
+        """Give every row its sort key of now (the caller sorts the proxy again)."""
+        if self._frozen is None:
+            return
+        self._frozen = None
+        rows = [
+            r
+            for r, t in enumerate(self._tags)
+            if self._shown[r][0].get(SORT_ROLE) != self._sort_key(t)
+        ]
+        if rows:
+            self._order = []  # the proxy may have sorted by the old keys since: sort it
+        self._refill(rows)
+
+    def frozen(self) -> bool:
+        return self._frozen is not None
 
     def order_changed(self) -> bool:
         """Whether the sorted order differs from the last time this was asked (sorting
@@ -206,7 +248,15 @@ class TagTableModel(QStandardItemModel):
 
 class TagsPanel(QWidget):
     """Emits `changed` whenever the filter it describes changes, and
-    `inspect_requested(name)` on a double click or the menu's "Inspect tag…"."""
+    `inspect_requested(name)` on a double click or the menu's "Inspect tag…".
+
+    The list is sorted by count under the current filter, but it never re-orders while
+    the pointer is over the panel, its menu is open or a click on it is less than
+    `SETTLE_MS` old: a click changes the counts, and a list that re-sorted between two
+    clicks on one row would give the second click to another tag. Meanwhile the counts
+    and marks change in place, a new tag comes in at the end and a removed one leaves
+    its row; the order catches up when the pointer leaves the panel (or, when it is not
+    over it, once the clicks have settled)."""
 
     changed = Signal()
     inspect_requested = Signal(str)
@@ -264,6 +314,12 @@ class TagsPanel(QWidget):
         self.view.header().viewport().installEventFilter(self)
         self._last_click: tuple[int, str | None, float] | None = None
         self._ignore_clicks_until = 0.0
+        self._pointer_over = False
+        self._menu_open = False
+        self._settle = QTimer(self)
+        self._settle.setSingleShot(True)
+        self._settle.setInterval(SETTLE_MS)
+        self._settle.timeout.connect(self._catch_up)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._menu)
 
@@ -305,8 +361,35 @@ class TagsPanel(QWidget):
         self._resort()
 
     def _resort(self) -> None:
-        if self.model.order_changed():
+        if not self.model.frozen() and self.model.order_changed():
             self.proxy.sort(0)
+
+    # -- keeping the rows still -------------------------------------------------------
+
+    def _still(self) -> bool:
+        return self._pointer_over or self._menu_open or self._settle.isActive()
+
+    def _hold(self) -> None:
+        """A click sequence is under way: keep the rows still until it settles."""
+        self._settle.start()
+        self.model.freeze()
+
+    def _catch_up(self) -> None:
+        """Sort the rows by their counts of now, unless they must stay still."""
+        if not self._still():
+            self.model.thaw()
+            self._resort()
+
+    def enterEvent(self, event: QEvent) -> None:
+        self._pointer_over = True
+        self.model.freeze()
+        super().enterEvent(event)
+
+    def leaveEvent(self, event: QEvent) -> None:
+        self._pointer_over = False
+        self._settle.stop()  # the pointer is gone: no click of the sequence is to come
+        self._catch_up()
+        super().leaveEvent(event)
 
     def tag_by_name(self, name: str) -> TagInfo | None:
         folded = name.casefold()
@@ -393,6 +476,7 @@ class TagsPanel(QWidget):
         if now < self._ignore_clicks_until:
             return  # the release that ends a double click
         self._last_click = (int(tag_id), self.model.state(int(tag_id)), now)
+        self._hold()
         self.cycle(int(tag_id))
 
     @staticmethod
@@ -400,6 +484,11 @@ class TagsPanel(QWidget):
         return QApplication.doubleClickInterval() / 1000
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        if obj is self.view.viewport() and event.type() in (
+            QEvent.Type.MouseButtonPress,
+            QEvent.Type.MouseButtonDblClick,
+        ):
+            self._hold()  # from the press: the row must stay under it until the release
         if (
             obj in (self.view.viewport(), self.view.header().viewport())
             and event.type() == QEvent.Type.MouseButtonDblClick
@@ -414,8 +503,8 @@ class TagsPanel(QWidget):
 
     def _double_clicked(self, index: QModelIndex) -> bool:
         """Inspect the tag double-clicked, leaving its filter as it was before. The tag
-        is the one the first click hit: the rows may have moved since (the first click
-        filters, which re-sorts the list and shows the filter bar above it)."""
+        is the one the first click hit: the list may have moved since (the first click
+        filters, which may show the filter bar above it)."""
         now = time.monotonic()
         last, self._last_click = self._last_click, None
         if last is not None and now - last[2] <= self._double_click_s():
@@ -452,7 +541,13 @@ class TagsPanel(QWidget):
         tag_name = str(index.data(NAME_ROLE))
         inspect.triggered.connect(lambda _=False: self.inspect_requested.emit(tag_name))
         menu.addAction(inspect)
-        menu.exec(self.view.viewport().mapToGlobal(pos))
+        self._menu_open = True
+        self.model.freeze()
+        try:
+            menu.exec(self.view.viewport().mapToGlobal(pos))
+        finally:
+            self._menu_open = False
+            self._hold()  # the pointer may come back over the list: let it settle
 
     def _emit_changed(self, *_: object) -> None:
         if not self._silent:
