@@ -189,8 +189,14 @@ class PhotoGrid(QListView):
         self.viewport().update()
 
     def _apply_size(self) -> None:
+        """Cells as wide as the viewport's width shared by the columns that fit, so the
+        grid fills its width (no empty strip at the right) and stays square enough."""
         s = self._loader.size + 2 * _MARGIN
-        self.setGridSize(QSize(s, s))
+        width = self.viewport().width()
+        cols = max(1, width // s)
+        cell = QSize(max(s, width // cols), s)
+        if self.gridSize() != cell:
+            self.setGridSize(cell)
         self.setIconSize(QSize(self._loader.size, self._loader.size))
 
     # -- visible rows -----------------------------------------------------------------
@@ -221,6 +227,7 @@ class PhotoGrid(QListView):
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
+        self._apply_size()
         self._visible_timer.start()
 
     def showEvent(self, event) -> None:

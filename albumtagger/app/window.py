@@ -29,7 +29,6 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QMainWindow,
     QMenu,
-    QSplitter,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -50,6 +49,7 @@ from albumtagger.app.pages import (
     MessagePage,
     WelcomePage,
 )
+from albumtagger.app.panes import PaneSplitter
 from albumtagger.app.photo_model import PhotoListModel
 from albumtagger.app.tags_panel import NAME_ROLE, TagsPanel
 from albumtagger.app.thumbnails import ThumbnailLoader
@@ -169,7 +169,7 @@ class MainWindow(QMainWindow):
         self.detail.shown.connect(self.browsing.set_shown)
         self.detail.set_client(self.libraries.client)
 
-        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter = PaneSplitter()
         self.splitter.addWidget(self.tags_panel)
         self.splitter.addWidget(self.grid_stack)
         self.splitter.addWidget(self.detail)
@@ -574,7 +574,7 @@ class MainWindow(QMainWindow):
         self._refresh_detail()  # at once; the worker's TagsChanged events follow
 
     def _open_photo(self, pid: int) -> None:
-        sizes = self.splitter.sizes()
+        sizes = self.splitter.wanted()
         if sizes[2] == 0:
             sizes[2] = 300
             self.splitter.setSizes(sizes)
