@@ -302,12 +302,12 @@ class TagsPanel(QWidget):
         header = self.view.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        # A fixed width wide enough for any count: sizing to contents would measure
-        # every row again each time the counts change.
+        # A fixed width, fitted to the largest count so far (sizing to contents would
+        # measure every row each time the counts change); it only ever grows, so the
+        # names beside it do not jump as a filter changes the counts.
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Fixed)
-        header.resizeSection(
-            1, self.view.fontMetrics().horizontalAdvance("  1,000,000  ") + 2 * _CELL_PADDING
-        )
+        self._largest_count = 0
+        self._fit_count_column(999)
         self.view.clicked.connect(self._clicked)
         self.view.viewport().installEventFilter(self)
         # The first click may show the filter bar, which moves the list under the mouse.
@@ -354,11 +354,21 @@ class TagsPanel(QWidget):
 
     def set_counts(self, counts: dict[int, int], quick: QuickCounts | None) -> None:
         self.model.set_counts(counts)
+        self._fit_count_column(max(counts.values(), default=0))
         if quick is not None:
             values = quick.as_dict()
             for key, box in self.quick.items():
                 box.setText(f"{self._quick_labels[key]}  ({values.get(key, 0):,})")
         self._resort()
+
+    def _fit_count_column(self, largest: int) -> None:
+        """Make the count column wide enough for `largest` (and every count before)."""
+        if largest <= self._largest_count:
+            return
+        self._largest_count = largest
+        text = f"  {largest:,}  "
+        width = self.view.fontMetrics().horizontalAdvance(text) + 2 * _CELL_PADDING
+        self.view.header().resizeSection(1, width)
 
     def _resort(self) -> None:
         if not self.model.frozen() and self.model.order_changed():

@@ -78,3 +78,21 @@ def test_painting_the_list_never_calls_python(qtbot) -> None:
     assert isinstance(model, QStandardItemModel)
     for name in ("data", "rowCount", "columnCount", "index", "flags", "headerData"):
         assert getattr(type(model), name) is getattr(QStandardItemModel, name), name
+
+
+def test_the_count_column_fits_the_counts(qtbot) -> None:
+    """A count column wide enough for a million left "golden retriever" truncated in a
+    library of 200 photos; it now fits the largest count, and never narrows under a
+    filter (the names beside it would jump)."""
+    panel = TagsPanel()
+    qtbot.addWidget(panel)
+    panel.set_tags(TAGS)
+    panel.set_counts({1: 5, 2: 236}, None)
+    metrics = panel.view.fontMetrics()
+    width = panel.view.header().sectionSize(1)
+    assert metrics.horizontalAdvance("236") < width < metrics.horizontalAdvance("1,000,000")
+    panel.set_counts({1: 5, 2: 12_345}, None)
+    wider = panel.view.header().sectionSize(1)
+    assert wider >= metrics.horizontalAdvance("12,345") and wider > width
+    panel.set_counts({1: 2, 2: 3}, None)  # a filter: smaller counts, same width
+    assert panel.view.header().sectionSize(1) == wider
