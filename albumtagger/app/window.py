@@ -386,6 +386,20 @@ class MainWindow(QMainWindow):
         """Show this folder's library (see `Libraries.open_folder`)."""
         self.libraries.open_folder(folder)
 
+    def open_from_launch(self, folder: Path | None) -> None:
+        """Another launch of the app asked for `folder` (None: only the window): the
+        window comes to the front and shows it (the library on screen is not opened again)."""
+        self.setWindowState(self.windowState() & ~Qt.WindowState.WindowMinimized)
+        self.show()
+        self.raise_()
+        self.activateWindow()
+        if folder is None:
+            return
+        root, shown = Path(folder).expanduser().absolute(), self.libraries.root
+        if shown is None or root.resolve() != shown.resolve() or self._message_kind:
+            log.info("Opening %s for another launch", root)
+            self.open_folder(root)
+
     def _opening(self, root: Path) -> None:
         self.setWindowTitle(f"{root.name} \u2013 albumtagger")
         self.stack.setCurrentIndex(PAGE_MESSAGE)
