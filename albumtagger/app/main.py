@@ -77,12 +77,9 @@ def _qt_message(mode: QtMsgType, context, message: str) -> None:
 
 
 def run_app(folder: Path | None, settings: Settings) -> int:
-    """Open the window (on `folder`, if given) and run until it is closed."""
-    from albumtagger.app.qtcompat import tune_app_process
-    from albumtagger.app.window import MainWindow
-    from albumtagger.app.worker import ENCODERS
-
-    tune_app_process()
+    """Open the window (on `folder`, if given) and run until it is closed. When the app
+    already runs (for this person and settings), its window shows `folder` instead."""
+    from albumtagger.app.single_instance import InstanceServer, send_to_running
 
     QCoreApplication.setOrganizationName(ORGANIZATION)
     QCoreApplication.setApplicationName(APPLICATION)
@@ -90,8 +87,20 @@ def run_app(folder: Path | None, settings: Settings) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
     app.setDesktopFileName("albumtagger")
+    if send_to_running(folder):
+        log.info("Handed %s to the albumtagger already open", folder or "the window")
+        return 0
+    server = InstanceServer()
+    server.listen()
+
+    from albumtagger.app.qtcompat import tune_app_process
+    from albumtagger.app.window import MainWindow
+    from albumtagger.app.worker import ENCODERS
+
+    tune_app_process()
     qInstallMessageHandler(_qt_message)
     window = MainWindow(settings)
+    server.folder_requested.connect(window.open_from_launch)
     waker = SignalWaker(window.close)
     window.show()
     if folder is not None:
@@ -103,6 +112,7 @@ def run_app(folder: Path | None, settings: Settings) -> int:
     try:
         code = app.exec()
     finally:
+        server.close()
         waker.restore()
         qInstallMessageHandler(None)
         ENCODERS.close()

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import os
 import re
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -50,6 +49,7 @@ from albumtagger.errors import UserError
 
 if TYPE_CHECKING:
     from albumtagger.app.libraries import Libraries
+    from albumtagger.model.encoder_process import ModelCheck
 
 DEVICES = {
     "auto": ("Automatic", "The GPU if there is one (NVIDIA or Apple), else the processor."),
@@ -89,6 +89,8 @@ PREFERENCES = {
 }
 
 LIVE_NOTE = "Applies at once to the open library."
+CHECK_POLL_MS = 100
+"""How often the dialog looks whether the model check has answered."""
 _SETTING_RE = re.compile(r"\b(model|thresholds|watch|xmp)\.(\w+)")
 
 
@@ -135,78 +137,6 @@ class ErrorLine(QWidget):
         return self.label.text() if not self.isHidden() else ""
 
 
-# -- checking that a model loads, off the GUI thread -------------------------------------
-
-
-class _CheckSignals(QObject):
-    done = Signal(int, bool, str)  # token, ok, message
-
-
-class ModelCheck(QRunnable):
-    """Load the model the settings name on a pool thread and say whether it worked."""
-
-    _running: ClassVar[set[ModelCheck]] = set()
-    """Holds each check from Python's side until it has run (the pool deletes it)."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        token: int,
-        signals: _CheckSignals,
-        loader: Callable[[Settings], Any] | None = None,
-    ) -> None:
-        """`signals`: owned by the dialog (a QObject must not die in the pool's thread)."""
-        super().__init__()
-        self.settings = settings
-        self.token = token
-        self.signals = signals
-        self._loader = loader
-
-    def run(self) -> None:
-        t0 = time.perf_counter()
-        try:
-            loader = self._loader
-            if loader is None:
-                from albumtagger.model.loading import load_encoder
-
-                loader = load_encoder
-            encoder = loader(self.settings)
-            seconds = time.perf_counter() - t0
-            device = getattr(encoder, "device", "?")
-            precision = getattr(encoder, "precision", None) or getattr(encoder, "dtype", "?")
-            message = (
-                f"The model loads: {getattr(encoder, 'model_id', self.settings.model.model)} "
-                f"on {device} ({precision}) in {seconds:.1f} s."
-            )
-            del encoder
-            ok = True
-        except UserError as exc:
-            ok, message = False, f"The model does not load: {exc}"
-        except Exception as exc:  # anything torch or transformers raise
-            ok, message = False, f"The model does not load: {type(exc).__name__}: {exc}"
-        try:
-            self.signals.done.emit(self.token, ok, message)
-        finally:
-            ModelCheck._running.discard(self)
-
-    def start(self, pool: QThreadPool) -> None:
-        ModelCheck._running.add(self)
-        pool.start(self)
-
-
-_POOL: QThreadPool | None = None
-
-
-def check_pool() -> QThreadPool:
-    """One thread for model checks (a model is big: never two loads at once)."""
-    global _POOL
-    if _POOL is None:
-        _POOL = QThreadPool()
-        _POOL.setMaxThreadCount(1)
-        _POOL.setObjectName("albumtagger model check")
-    return _POOL
-
-
 # -- the dialog ----------------------------------------------------------------------------
 
 
@@ -242,7 +172,6 @@ class SettingsDialog(QDialog):
         *,
         library_open: bool = False,
         environ: Mapping[str, str] | None = None,
-        model_loader: Callable[[Settings], Any] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -250,10 +179,11 @@ class SettingsDialog(QDialog):
         self.original = settings
         self.path = Path(path)
         self.result_settings: Settings | None = None
-        self._model_loader = model_loader
-        self._check_token = 0
-        self._check_signals = _CheckSignals(self)
-        self._check_signals.done.connect(self._check_done)
+        self.model_check: ModelCheck | None = None  # while the model is checked
+        self._check_timer = QTimer(self)
+        self._check_timer.setInterval(CHECK_POLL_MS)
+        self._check_timer.timeout.connect(self._check_progress)
+        self.finished.connect(self.stop_check)
         self.fields: dict[str, QWidget] = {}
         self.errors: dict[str, ErrorLine] = {}
         self._overrides = overridden_by_environment(environ)
@@ -695,20 +625,41 @@ class SettingsDialog(QDialog):
             self.model_edit.setText(folder)
 
     def check_model(self) -> None:
-        """Load the model these fields name, off the GUI thread; the result shows below."""
-        self._check_token += 1
+        """Load the model these fields name in a process of its own (this one never holds
+        it), which ends after; the result shows below."""
+        from albumtagger.model.encoder_process import ModelCheck
+
+        self.stop_check()
         self.check_button.setEnabled(False)
         self.check_result.setText("Checking: loading the model\u2026")
         self.check_result.show()
-        job = ModelCheck(self.values(), self._check_token, self._check_signals, self._model_loader)
-        job.start(check_pool())
-
-    def _check_done(self, token: int, ok: bool, message: str) -> None:
-        if token != self._check_token:
+        try:
+            self.model_check = ModelCheck(self.values())
+        except OSError as exc:
+            self._check_done(False, f"The model cannot be checked: {exc.strerror or exc}")
             return
+        self._check_timer.start()
+
+    def _check_progress(self) -> None:
+        result = self.model_check.result() if self.model_check is not None else None
+        if result is not None:
+            self._check_done(*result)
+
+    def _check_done(self, ok: bool, message: str) -> None:
+        self._check_timer.stop()
+        self.model_check = None
         self.check_button.setEnabled(True)
         self.check_result.setText(("\u2714 " if ok else "\u2716 ") + message)
         self.check_finished.emit(ok, message)
+
+    def stop_check(self) -> None:
+        """Give up the check under way, if any (its process ends)."""
+        self._check_timer.stop()
+        check, self.model_check = self.model_check, None
+        if check is not None:
+            check.cancel()
+            self.check_button.setEnabled(True)
+            self.check_result.hide()
 
 
 def open_settings(libraries: Libraries, parent: QWidget) -> SettingsDialog:

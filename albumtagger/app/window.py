@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QMainWindow,
     QMenu,
+    QMessageBox,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -55,6 +56,7 @@ from albumtagger.app.tags_panel import NAME_ROLE, TagsPanel
 from albumtagger.app.thumbnails import ThumbnailLoader
 from albumtagger.app.worker import SessionFactory
 from albumtagger.config import Settings
+from albumtagger.errors import UserError
 from albumtagger.events import JobProgress, ModelStatus, PhotosChanged
 from albumtagger.library.db.queries import PhotoFilter
 from albumtagger.library.thumbnails import ThumbnailCache
@@ -102,6 +104,7 @@ class MainWindow(QMainWindow):
         self.review: ReviewDialog | None = None
         self.duplicates: DuplicatesDialog | None = None
         self.vocabulary: VocabularyEditor | None = None
+        self.model_folder_box: QMessageBox | None = None
         self._message_kind = ""
         self._closing = False
         self.setWindowTitle("albumtagger")
@@ -386,6 +389,20 @@ class MainWindow(QMainWindow):
         """Show this folder's library (see `Libraries.open_folder`)."""
         self.libraries.open_folder(folder)
 
+    def open_from_launch(self, folder: Path | None) -> None:
+        """Another launch of the app asked for `folder` (None: only the window): the
+        window comes to the front and shows it (the library on screen is not opened again)."""
+        self.setWindowState(self.windowState() & ~Qt.WindowState.WindowMinimized)
+        self.show()
+        self.raise_()
+        self.activateWindow()
+        if folder is None:
+            return
+        root, shown = Path(folder).expanduser().absolute(), self.libraries.root
+        if shown is None or root.resolve() != shown.resolve() or self._message_kind:
+            log.info("Opening %s for another launch", root)
+            self.open_folder(root)
+
     def _opening(self, root: Path) -> None:
         self.setWindowTitle(f"{root.name} \u2013 albumtagger")
         self.stack.setCurrentIndex(PAGE_MESSAGE)
@@ -643,7 +660,30 @@ class MainWindow(QMainWindow):
     def choose_model_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose the GME model folder")
         if folder:
-            self.libraries.use_model(Path(folder))
+            self.use_model_folder(Path(folder))
+
+    def use_model_folder(self, folder: Path) -> bool:
+        """Use `folder` as the model from now on when it holds a GME checkpoint; else a
+        message (`model_folder_box`) says what is wrong with it, and nothing changes."""
+        from albumtagger.model.loading import check_model_folder
+
+        try:
+            check_model_folder(folder)
+        except UserError as exc:
+            if self.model_folder_box is not None:
+                self.model_folder_box.deleteLater()
+            box = self.model_folder_box = QMessageBox(self)
+            box.setIcon(QMessageBox.Icon.Warning)
+            box.setWindowTitle("Not a model folder")
+            box.setTextFormat(Qt.TextFormat.PlainText)
+            box.setText(str(exc))
+            again = box.addButton("Choose &another folder\u2026", QMessageBox.ButtonRole.AcceptRole)
+            again.clicked.connect(self.choose_model_folder)
+            box.addButton(QMessageBox.StandardButton.Close)
+            box.open()
+            return False
+        self.libraries.use_model(folder)
+        return True
 
     # -- view ---------------------------------------------------------------------------
 

@@ -11,6 +11,9 @@ the next call says so and the model is loaded again on the next use.
 `image_model_id`, the image token budget, `device` (with `.type`), `precision`, `dim`.
 Arguments and results travel pickled through a pipe (prepared patches of a photo are a
 few hundred KB; vectors a few KB).
+
+`ModelCheck` loads a model once in a short-lived child of its own, to see that it works
+(the settings' Check), and ends it: the caller's process never holds the model.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import contextlib
 import logging
 import multiprocessing as mp
 import threading
+import time
 from typing import Any
 
 from albumtagger import priority
@@ -183,4 +187,88 @@ class EncoderProcess:
         if self._process.is_alive():
             self._process.terminate()
             self._process.join(timeout)
+        self._conn.close()
+
+
+def _check(conn: Any, settings: Settings, allow_downloads: bool, idle: bool) -> None:
+    """A check's child: load the model, say what loaded and how long it took, and end."""
+    from albumtagger.model.loading import load_encoder
+
+    priority.use_idle_policy(idle)
+    priority.lower_this_process()
+    set_downloads_allowed(allow_downloads)
+    t0 = time.perf_counter()
+    try:
+        encoder = load_encoder(settings)
+    except BaseException as exc:
+        conn.send(("error", _failure(exc)))
+        return
+    conn.send(
+        (
+            "ok",
+            {
+                "model_id": encoder.model_id,
+                "device": str(encoder.device),
+                "precision": encoder.precision,
+                "seconds": time.perf_counter() - t0,
+            },
+        )
+    )
+
+
+class ModelCheck:
+    """Loads the model `settings` name in a child process of its own, which ends once it
+    has said how that went. `result` never blocks; `cancel` ends the child at once."""
+
+    def __init__(self, settings: Settings) -> None:
+        context = mp.get_context("spawn")  # never fork a process with Qt's threads
+        self._conn, child = context.Pipe(duplex=False)
+        self.process = context.Process(
+            target=_check,
+            args=(child, settings, downloads_allowed(), priority.idle_policy_used()),
+            name="albumtagger-model-check",
+            daemon=True,
+        )
+        self.process.start()
+        child.close()
+        self._result: tuple[bool, str] | None = None
+
+    def result(self) -> tuple[bool, str] | None:
+        """(loaded, what to tell the person) once the child has answered or ended."""
+        if self._result is not None:
+            return self._result
+        try:
+            if not self._conn.poll():
+                if self.process.is_alive() or self._conn.poll():
+                    return None
+                raise EOFError  # it ended without a word
+            status, value = self._conn.recv()
+        except (EOFError, OSError):
+            code = self.process.exitcode
+            self._result = (
+                False,
+                "The model does not load: its process stopped"
+                + (f" (exit code {code})" if code is not None else "")
+                + "; it may have run out of memory. A smaller precision needs less.",
+            )
+        else:
+            if status == "ok":
+                self._result = (
+                    True,
+                    f"The model loads: {value['model_id']} on {value['device']} "
+                    f"({value['precision']}) in {value['seconds']:.1f} s.",
+                )
+            else:
+                self._result = (False, f"The model does not load: {value[1]}")
+        self.cancel()  # it has nothing more to do: the model goes with it now
+        return self._result
+
+    def cancel(self, timeout: float = 5.0) -> None:
+        """End the child (if it still runs) and wait for it to go."""
+        if self.process.is_alive():
+            self.process.terminate()
+        self.process.join(timeout)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout)
         self._conn.close()

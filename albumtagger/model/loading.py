@@ -1,16 +1,20 @@
 """Loading the GME model the settings ask for, and how many photos it takes at once.
 
 `check_model` fails fast (before torch is imported) on a budget that cannot be or a
-model that cannot be had; `load_encoder` builds the encoder; `default_batch_size` is the
+model that cannot be had; `check_model_folder` says what is wrong with a folder chosen as
+the model; `load_encoder` builds the encoder; `default_batch_size` is the
 automatic batch size per device.
 """
 
 from __future__ import annotations
 
+import os
+from collections import Counter
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from albumtagger.config import Settings
-from albumtagger.errors import UserError
+from albumtagger.errors import ModelError, UserError
 
 if TYPE_CHECKING:
     from albumtagger.model.encoder import GmeEncoder
@@ -31,6 +35,68 @@ def check_model(settings: Settings) -> None:
             setting="min_image_tokens",
         )
     locate_model(m.model or DEFAULT_MODEL, m.revision or None)
+
+
+def check_model_folder(folder: Path) -> None:
+    """Refuse a folder chosen as the model that is no GME checkpoint (needs no torch):
+    the `ModelError` says what is missing, what the folder holds instead, and what to
+    choose."""
+    from albumtagger.model.files import locate_model
+
+    try:
+        locate_model(os.path.abspath(folder))
+    except ModelError as exc:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise
+        inside = _checkpoint_inside(folder)
+        if inside is not None:
+            advice = f"Its folder \u201c{inside}\u201d has a config.json: choose that one."
+        else:
+            advice = f"{folder_contents(folder)}: choose the folder you downloaded the model into."
+        raise ModelError(f"{exc}\n\n{advice}", setting="model") from None
+
+
+def _checkpoint_inside(folder: Path) -> str | None:
+    """The name of a folder in `folder` that has a config.json (a model one level down)."""
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir() and os.path.isfile(os.path.join(entry.path, "config.json")):
+                    return entry.name
+    except OSError:
+        pass
+    return None
+
+
+_KINDS = {".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".heic": "HEIC"}
+_MAX_ENTRIES = 10_000
+
+
+def folder_contents(folder: Path) -> str:
+    """What a folder holds, in a few words ("It holds 12 JPEG files and 2 folders")."""
+    kinds: Counter[str] = Counter()
+    try:
+        with os.scandir(folder) as entries:
+            for i, entry in enumerate(entries):
+                if i >= _MAX_ENTRIES:
+                    break
+                if entry.is_dir():
+                    kinds["folder"] += 1
+                else:
+                    suffix = os.path.splitext(entry.name)[1].lower()
+                    kind = _KINDS.get(suffix) or (suffix[1:].upper() if suffix else "other")
+                    kinds[f"{kind} file"] += 1
+    except OSError as exc:
+        return f"It cannot be read ({exc.strerror or exc})"
+    if not kinds:
+        return "It is empty"
+    parts = [f"{n} {kind}{'' if n == 1 else 's'}" for kind, n in kinds.most_common(3)]
+    if len(kinds) > 3:
+        rest = sum(kinds.values()) - sum(n for _, n in kinds.most_common(3))
+        parts.append(f"{rest} other{'' if rest == 1 else 's'}")
+    text = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return f"It holds {text}"
 
 
 def load_encoder(settings: Settings) -> GmeEncoder:

@@ -1,11 +1,15 @@
 """The settings dialog: saved through the settings file and read back the same, Cancel
-writes nothing, refused values are shown and not saved, the model check runs off the GUI
-thread; in the window, thresholds re-decide the open library and watching stops at once."""
+writes nothing, refused values are shown and not saved, the model check runs in a process
+of its own (ended after, or when the dialog closes); in the window, thresholds re-decide
+the open library and watching stops at once."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+import pytest
+from PySide6.QtCore import QCoreApplication, QEvent, Qt
 from PySide6.QtWidgets import QDialogButtonBox
 
 from albumtagger.app.settings_dialog import SettingsDialog
@@ -175,7 +179,7 @@ def test_model_check_loads_the_golden_checkpoint(qtbot, tmp_path: Path) -> None:
     settings = replace_section(Settings(), "model", device="cpu", dtype="float32")
     dialog = dialog_for(qtbot, tmp_path / "config.toml", settings)
     dialog.model_edit.setText(str(GOLDEN_MODEL))
-    with qtbot.waitSignal(dialog.check_finished, timeout=60_000) as result:
+    with qtbot.waitSignal(dialog.check_finished, timeout=180_000) as result:
         dialog.check_button.click()
         assert not dialog.check_button.isEnabled()  # while it loads, off this thread
     ok, message = result.args
@@ -186,12 +190,69 @@ def test_model_check_loads_the_golden_checkpoint(qtbot, tmp_path: Path) -> None:
     assert not (tmp_path / "config.toml").exists()  # a check saves nothing
 
 
+def test_model_check_loads_in_a_process_of_its_own(
+    qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model is never built in the window's process, and its process ends after."""
+    from albumtagger.model import loading
+    from albumtagger.model.encoder import GmeEncoder
+
+    built: list[str] = []
+
+    def not_here(*_args: object, **_kwargs: object) -> None:
+        built.append("model")
+        raise AssertionError("the model was loaded in the window's process")
+
+    monkeypatch.setattr(GmeEncoder, "__init__", not_here)
+    monkeypatch.setattr(loading, "load_encoder", not_here)
+    torch_before = "torch" in sys.modules
+    settings = replace_section(Settings(), "model", device="cpu", dtype="float32")
+    dialog = dialog_for(qtbot, tmp_path / "config.toml", settings)
+    dialog.model_edit.setText(str(GOLDEN_MODEL))
+    with qtbot.waitSignal(dialog.check_finished, timeout=180_000) as result:
+        dialog.check_button.click()
+        check = dialog.model_check
+        assert check is not None and check.process.is_alive()
+    ok, message = result.args
+    assert ok, message
+    assert not built
+    if not torch_before:
+        assert "torch" not in sys.modules
+    assert check.process.exitcode is not None  # it ended: the model is freed
+    assert dialog.model_check is None
+
+
+def test_closing_the_dialog_mid_check_ends_it_cleanly(
+    qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    errors: list[object] = []
+    monkeypatch.setattr(sys, "excepthook", lambda *args: errors.append(args))
+    monkeypatch.setattr(sys, "unraisablehook", errors.append)
+    settings = replace_section(Settings(), "model", device="cpu", dtype="float32")
+    dialog = SettingsDialog(settings, tmp_path / "config.toml", environ={})
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    dialog.show()
+    dialog.model_edit.setText(str(GOLDEN_MODEL))
+    finished: list[object] = []
+    dialog.check_finished.connect(lambda *args: finished.append(args))
+    dialog.check_button.click()
+    check = dialog.model_check
+    assert check is not None and check.process.is_alive()
+    dialog.close()
+    assert not check.process.is_alive()
+    assert check.process.exitcode != 0  # ended before it had loaded the model
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    QCoreApplication.processEvents()
+    assert not finished  # the check's process is gone: no reply can come any more
+    assert not errors
+
+
 def test_model_check_fails_on_an_empty_folder(qtbot, tmp_path: Path) -> None:
     empty = tmp_path / "empty model"
     empty.mkdir()
     dialog = dialog_for(qtbot, tmp_path / "config.toml")
     dialog.model_edit.setText(str(empty))
-    with qtbot.waitSignal(dialog.check_finished, timeout=60_000) as result:
+    with qtbot.waitSignal(dialog.check_finished, timeout=180_000) as result:
         dialog.check_button.click()
     ok, message = result.args
     assert not ok
