@@ -46,6 +46,7 @@ from PySide6.QtWidgets import (
 
 from albumtagger.app.detail import plain_label
 from albumtagger.app.duplicates import PhotoTile, Reveal
+from albumtagger.app.numbers import fixed
 from albumtagger.app.photo_model import file_name
 from albumtagger.app.thumbnails import ThumbnailLoader
 from albumtagger.app.worker import Reply
@@ -206,9 +207,9 @@ class ScoreHistogram(QWidget):
         n = int(self.scores.size)
         text = f"{_photos(n)} scored"
         if n:
-            text += f", from {float(self.scores.min()):.3f} to {float(self.scores.max()):.3f}"
+            text += f", from {fixed(float(self.scores.min()))} to {fixed(float(self.scores.max()))}"
         if self.median is not None:
-            text += f", median {self.median:.3f}"
+            text += f", median {fixed(self.median)}"
         text += f"; {self.yes.size} yes and {self.no.size} no answers marked"
         self.setAccessibleDescription(text)
 
@@ -530,8 +531,8 @@ class PhotoStrip(QFrame):
             name = tile.fontMetrics().elidedText(
                 file_name(path), Qt.TextElideMode.ElideMiddle, TILE + 16
             )
-            tile.setText(f"{score:.3f}\n{name}".replace("&", "&&"))
-            tile.setAccessibleName(f"{file_name(path)}, score {score:.3f}")
+            tile.setText(f"{fixed(score)}\n{name}".replace("&", "&&"))
+            tile.setAccessibleName(f"{file_name(path)}, score {fixed(score)}")
             tile.clicked.connect(lambda _=False, p=pid: self.clicked.emit(p))
             self.row.insertWidget(self.row.count() - 1, tile)
             self.tiles.append(tile)
@@ -768,12 +769,12 @@ class TagInspector(QDialog):
             ("Prompt: " if len(report.prompts) == 1 else "Prompts (averaged): ")
             + " \u00b7 ".join(report.prompts)
         )
-        threshold = "no threshold yet" if report.threshold is None else f"{report.threshold:.3f}"
+        threshold = "no threshold yet" if report.threshold is None else f"{fixed(report.threshold)}"
         self.source.setText(f"Threshold {threshold}. {report.source_text}")
         yes, no = report.answers.get("yes", 0), report.answers.get("no", 0)
         self.facts.setText(f"{carried_text(report)} \u00b7 answers: {yes} yes, {no} no")
         if report.pinned is not None:
-            self.state.setText(f"Pinned by hand at {report.pinned:.3f}")
+            self.state.setText(f"Pinned by hand at {fixed(report.pinned)}")
         elif report.source == "not_scored":
             self.state.setText("Not scored yet")
         else:
@@ -819,7 +820,7 @@ class TagInspector(QDialog):
         if self._user_value() is None:
             self._show_preview_state()
             return
-        self.preview_label.setText(f"At {value:.3f}: counting\u2026")
+        self.preview_label.setText(f"At {fixed(value)}: counting\u2026")
         if self._asking is None and not self._throttle.isActive():
             self._ask_preview()
 
@@ -858,7 +859,7 @@ class TagInspector(QDialog):
         gain, lose = int(preview["gain"]), int(preview["lose"])
         after, now = int(preview["carries_after"]), int(preview["carries_now"])
         value = preview.get("threshold_after")
-        at = f"At {value:.3f}: " if value is not None else ""
+        at = f"At {fixed(value)}: " if value is not None else ""
         if not gain and not lose:
             return f"{at}no photo would change ({_photos(after)} carry the tag)."
         return (
@@ -935,7 +936,7 @@ class TagInspector(QDialog):
         if self._closed or token != self._report_token:
             return
         self._summaries = {s.id: s for s in summaries}
-        threshold = "" if report.threshold is None else f" ({report.threshold:.3f})"
+        threshold = "" if report.threshold is None else f" ({fixed(report.threshold)})"
         self.above.title.setText(
             f"Just above the threshold{threshold}: the nearest photos that pass it"
         )

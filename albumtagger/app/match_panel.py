@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from albumtagger.app.numbers import fixed
 from albumtagger.app.qtcompat import plain_tooltip
 
 MAX_CANDIDATES = 50
@@ -225,14 +226,14 @@ class MatchRow(QWidget):
         mark = _position(threshold, lo, hi) if hi - lo >= 1e-9 else None
         self.bar = ScoreBar(_position(score, lo, hi), colour, mark)
         self.bar.setToolTip(
-            f"Score {score:.3f}\nThe bars run from the lowest ({lo:.3f})\nto the highest "
-            f"({hi:.3f}) score shown.\nThe tick: this text's threshold ({threshold:.3f})."
+            f"Score {fixed(score)}\nThe bars run from the lowest ({fixed(lo)})\nto the highest "
+            f"({fixed(hi)}) score shown.\nThe tick: this text's threshold ({fixed(threshold)})."
         )
-        self.score = QLabel(f"{score:.3f}")
+        self.score = QLabel(f"{fixed(score)}")
         self.score.setTextFormat(Qt.TextFormat.PlainText)
         self.score.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.score.setMinimumWidth(self.score.fontMetrics().horizontalAdvance("-0.000"))
-        self.score.setToolTip(f"Cosine score; threshold {threshold:.3f} (rule: {match['rule']})")
+        self.score.setToolTip(f"Cosine score; threshold {fixed(threshold)} (rule: {match['rule']})")
         self.confidence = QLabel(match["confidence"])
         self.confidence.setTextFormat(Qt.TextFormat.PlainText)
         self.confidence.setMinimumWidth(
@@ -249,7 +250,9 @@ class MatchRow(QWidget):
         grid.addWidget(self.score, 1, 2)
         grid.addWidget(self.confidence, 1, 3)
         grid.setColumnStretch(1, 1)
-        self.setAccessibleName(f"{rank}. {match['text']}: score {score:.3f}, {match['confidence']}")
+        self.setAccessibleName(
+            f"{rank}. {match['text']}: score {fixed(score)}, {match['confidence']}"
+        )
 
 
 BAR_FLOOR = 0.08

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from albumtagger.app.numbers import fixed
 from albumtagger.app.qtcompat import plain_tooltip
 from albumtagger.library.db.queries import PhotoFilter, QuickCounts, TagInfo
 
@@ -134,9 +135,9 @@ class TagTableModel(QStandardItemModel):
         if tag.threshold is None:
             th = "no threshold yet"
         elif tag.pinned:
-            th = f"threshold {tag.threshold:.3f}, pinned by hand"
+            th = f"threshold {fixed(tag.threshold)}, pinned by hand"
         else:
-            th = f"threshold {tag.threshold:.3f}, learnt from {tag.events} corrections"
+            th = f"threshold {fixed(tag.threshold)}, learnt from {tag.events} corrections"
         both = {
             _FOREGROUND: self._dim if not state and n == 0 else None,
             _TOOLTIP: plain_tooltip(
