@@ -55,7 +55,15 @@ def dark_palette() -> QPalette:
 
 class Appearance:
     """Applies a scheme to the application, and again whenever the system's changes
-    while the scheme is "system"."""
+    while the scheme is "system". One per application: `Appearance.of(app)`."""
+
+    _current: Appearance | None = None
+
+    @classmethod
+    def of(cls, app: QApplication) -> Appearance:
+        if cls._current is None or cls._current._app is not app:
+            cls._current = cls(app)
+        return cls._current
 
     def __init__(self, app: QApplication, scheme: str = "system") -> None:
         self._app = app

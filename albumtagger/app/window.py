@@ -18,6 +18,7 @@ import numpy as np
 from PySide6.QtCore import QEvent, QObject, QSettings, Qt
 from PySide6.QtGui import (
     QAction,
+    QActionGroup,
     QCloseEvent,
     QDragEnterEvent,
     QDropEvent,
@@ -25,6 +26,7 @@ from PySide6.QtGui import (
     QKeySequence,
 )
 from PySide6.QtWidgets import (
+    QApplication,
     QDialog,
     QFileDialog,
     QMainWindow,
@@ -35,6 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from albumtagger.app.appearance import Appearance
 from albumtagger.app.browsing import Browsing
 from albumtagger.app.detail import DetailPanel
 from albumtagger.app.download_panel import ModelDownloadPanel
@@ -286,6 +289,15 @@ class MainWindow(QMainWindow):
         self.act_zoom_out = a(m, "Zoom &out", K.ZoomOut, lambda: self._zoom_by(-24))
         self.act_detail = a(m, "Show &details", "Ctrl+Return", self._open_current)
         self.act_full = a(m, "&Full screen", K.FullScreen, self.toggle_full_screen, fallback="F11")
+        colours = m.addMenu("&Colours")
+        group = QActionGroup(self)
+        self.scheme_actions: dict[str, QAction] = {}
+        for scheme, text in (("system", "As the &system"), ("light", "&Light"), ("dark", "&Dark")):
+            action = QAction(text, self, checkable=True)
+            action.triggered.connect(lambda _=False, s=scheme: self.set_color_scheme(s))
+            group.addAction(action)
+            colours.addAction(action)
+            self.scheme_actions[scheme] = action
         m.addSeparator()
         self.act_review = a(
             m,
@@ -343,6 +355,7 @@ class MainWindow(QMainWindow):
     # -- state --------------------------------------------------------------------------
 
     def _restore_state(self) -> None:
+        self.set_color_scheme(str(self.qsettings.value("view/scheme", "system")))
         geometry = self.qsettings.value("window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
@@ -692,6 +705,15 @@ class MainWindow(QMainWindow):
 
     def _zoom_by(self, step: int) -> None:
         self.zoom.setValue(self.zoom.value() + step)
+
+    def set_color_scheme(self, scheme: str) -> None:
+        """Light, dark or as the system says (`appearance.SCHEMES`), kept for next time."""
+        app = QApplication.instance()
+        assert isinstance(app, QApplication)
+        appearance = Appearance.of(app)
+        appearance.apply(scheme)
+        self.scheme_actions[appearance.scheme].setChecked(True)
+        self.qsettings.setValue("view/scheme", appearance.scheme)
 
     def toggle_full_screen(self) -> None:
         if self.isFullScreen():

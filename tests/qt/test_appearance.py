@@ -32,3 +32,17 @@ def test_dark_colours_reach_the_widgets_and_go_back(qtbot) -> None:
         qtbot.waitUntil(lambda: label.palette().color(QPalette.ColorRole.Window) == before)
     finally:
         appearance.apply("light")
+
+
+def test_the_window_keeps_the_colours_chosen(qtbot, make_window, qsettings) -> None:
+    window = make_window()
+    assert window.scheme_actions["system"].isChecked()  # the system's, at first
+    try:
+        window.scheme_actions["dark"].trigger()
+        qtbot.waitUntil(lambda: window.palette().color(QPalette.ColorRole.Window).lightness() < 80)
+        assert qsettings.value("view/scheme") == "dark"
+        again = make_window()  # the next window starts dark
+        assert again.scheme_actions["dark"].isChecked()
+    finally:
+        window.set_color_scheme("system")
+    qtbot.waitUntil(lambda: window.palette().color(QPalette.ColorRole.Window).lightness() > 180)
