@@ -167,6 +167,7 @@ class MainWindow(QMainWindow):
         self.detail.correct.connect(self.libraries.correct)
         self.detail.more_like_this.connect(self.browsing.more_like_this)
         self.detail.shown.connect(self.browsing.set_shown)
+        self.detail.answered_all.connect(self._answered_all)
         self.detail.set_client(self.libraries.client)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -243,21 +244,21 @@ class MainWindow(QMainWindow):
             "&Accept tag",
             "A",
             lambda: self.detail.act_on_current("accept"),
-            "Accept the focused suggestion",
+            "Accept the framed tag, then frame the next suggestion",
         )
         self.act_reject = a(
             m,
             "&Reject tag",
             "R",
             lambda: self.detail.act_on_current("reject"),
-            "Reject the focused suggestion",
+            "Reject the framed tag, then frame the next suggestion",
         )
         self.act_remove = a(
             m,
             "Re&move tag",
             K.Delete,
             lambda: self.detail.act_on_current("remove"),
-            "Remove the focused tag",
+            "Remove the framed tag, then frame the next suggestion",
         )
         self.act_add = a(m, "A&dd tag\u2026", "Ctrl+T", self._focus_add, "Add a tag")
         m.addSeparator()
@@ -569,6 +570,14 @@ class MainWindow(QMainWindow):
         ids = self.detail.photo_ids
         if len(ids) == 1 and (changed is None or ids[0] in changed):
             self._show_detail(ids[0], reload=False)
+
+    def _answered_all(self, pid: int) -> None:
+        """Every suggestion of the photo shown is answered: on to the next photo."""
+        row = self.model.row_of(pid)
+        if not self.libraries.settings.corrections.advance_after_last or row < 0:
+            return
+        if self.detail.photo_ids == (pid,) and row + 1 < self.model.rowCount():
+            self.grid.select_photos([self.model.photo_id(row + 1)])
 
     def _corrected(self, _reply: object) -> None:
         self._refresh_detail()  # at once; the worker's TagsChanged events follow
