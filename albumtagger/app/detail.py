@@ -1,7 +1,8 @@
 """The detail panel: a large preview (decoded off the GUI thread by the library's safe
 loader), the photo's facts, its tags as chips (accept / reject / remove), an add-tag field
 with completion, and a section that ranks descriptions typed by the user for the photo;
-and, with several photos selected, add / remove a tag on all of them.
+and, with several photos selected, the tags all of them carry and those some carry, each
+added to or removed from all of them at once.
 
 One chip is the current one, marked by a thick frame whether or not the keyboard is in
 the panel: A / R / Delete act on it (the window routes them here from the grid too), and
@@ -343,6 +344,46 @@ class TagChip(QFrame):
         super().mousePressEvent(event)
 
 
+class SharedTagChip(QFrame):
+    """A tag of several photos: on all of them, or on `count` of `total` (then a + adds
+    it to all). Its x removes it from all of them."""
+
+    acted = Signal(str, str)  # tag name, action (add | remove)
+
+    def __init__(self, name: str, count: int, total: int, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.name, self.count, self.total = name, count, total
+        self.setFrameShape(QFrame.Shape.Box)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(6, 1, 2, 1)
+        layout.setSpacing(2)
+        self.label = QLabel(name)
+        self.label.setTextFormat(Qt.TextFormat.PlainText)
+        layout.addWidget(self.label)
+        self.count_label: QLabel | None = None
+        if count < total:
+            self.count_label = QLabel(f"{count:,} of {total:,}")
+            self.count_label.setTextFormat(Qt.TextFormat.PlainText)
+            self.count_label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+            layout.addWidget(self.count_label)
+        self.buttons: dict[str, QToolButton] = {}
+        if count < total:
+            self._button("add", "+", f"Add this tag to all {total:,}", layout)
+        self._button("remove", "\u00d7", f"Remove this tag from all {total:,}", layout)
+        on = "all" if count >= total else f"{count:,} of {total:,}"
+        self.setAccessibleName(f"Tag {name}, on {on} selected photos")
+
+    def _button(self, action: str, text: str, tip: str, layout: QHBoxLayout) -> None:
+        b = QToolButton(self)
+        b.setText(text)
+        b.setToolTip(tip)
+        b.setAccessibleName(f"{tip}: {self.name}")
+        b.setAutoRaise(True)
+        b.clicked.connect(lambda _=False, a=action: self.acted.emit(self.name, a))
+        layout.addWidget(b)
+        self.buttons[action] = b
+
+
 # -- the panel --------------------------------------------------------------------------
 
 
@@ -395,6 +436,21 @@ class DetailPanel(QScrollArea):
         self.no_tags = plain_label("No tags yet.")
         layout.addWidget(self.no_tags)
 
+        self.all_title = plain_label()
+        self.all_box = QWidget()
+        self.all_box.setAccessibleName("Tags on all the selected photos")
+        self.all_chips = FlowLayout(self.all_box)
+        self.some_title = plain_label()
+        self.some_box = QWidget()
+        self.some_box.setAccessibleName("Tags on some of the selected photos")
+        self.some_chips = FlowLayout(self.some_box)
+        for title in (self.all_title, self.some_title):
+            font = title.font()
+            font.setBold(True)
+            title.setFont(font)
+        for w in (self.all_title, self.all_box, self.some_title, self.some_box):
+            layout.addWidget(w)
+
         self.add_field = QLineEdit()
         self.add_field.setPlaceholderText("Add a tag\u2026 (Enter)")
         self.add_field.setAccessibleName("Add a tag")
@@ -438,6 +494,7 @@ class DetailPanel(QScrollArea):
         self._answered: set[str] = set()
         """Tags of `_mark_photo` acted on here whose chips still show them suggested (the
         worker has not replied yet): the mark passes over them."""
+        self._shared_widgets: list[SharedTagChip] = []
         self.show_nothing()
 
     # -- content ----------------------------------------------------------------------
@@ -463,6 +520,7 @@ class DetailPanel(QScrollArea):
         self.photo_ids = ()
         self.detail = None
         self._forget_mark()
+        self._set_shared({}, 0)
         self.preview.clear()
         self.preview.setText("Select a photo to see it here.")
         self.name.setText("")
@@ -475,6 +533,9 @@ class DetailPanel(QScrollArea):
         self.match.hide()
 
     def show_many(self, ids: tuple[int, ...]) -> None:
+        """Several photos: their shared tags follow with `set_shared`."""
+        if ids != self.photo_ids:
+            self._set_shared({}, 0)
         self.photo_ids = ids
         self.detail = None
         self._forget_mark()
@@ -527,6 +588,7 @@ class DetailPanel(QScrollArea):
         self.add_field.show()
         self.remove_field.hide()
         self.tags_title.show()
+        self._set_shared({}, 0)
         self._set_chips(tags)
         self.no_tags.setVisible(not tags)
         self.match.set_photo(detail.id, detail.status)
@@ -694,6 +756,51 @@ class DetailPanel(QScrollArea):
         chip = next((c for c in self._chip_widgets if c.info.name == name), None)
         if chip is not None and len(self.photo_ids) == 1:
             self._act(chip, action, keyed=True)
+
+    # -- several photos ---------------------------------------------------------------
+
+    def set_shared(self, ids: tuple[int, ...], counts: dict[str, int]) -> None:
+        """The tags these photos carry, with how many carry each (shown while these
+        photos are the ones shown)."""
+        if ids == self.photo_ids and len(ids) > 1:
+            self._set_shared(counts, len(ids))
+
+    def shared_chips(self) -> tuple[list[SharedTagChip], list[SharedTagChip]]:
+        """The chips of the tags on all the photos shown, and of those on some."""
+        on_all = [c for c in self._shared_widgets if c.count >= c.total]
+        return on_all, [c for c in self._shared_widgets if c.count < c.total]
+
+    def _set_shared(self, counts: dict[str, int], total: int) -> None:
+        for chip in self._shared_widgets:
+            chip.hide()
+            chip.deleteLater()
+        self._shared_widgets = []
+        on_all = sorted((n for n, k in counts.items() if k >= total), key=str.casefold)
+        some = sorted(
+            (n for n, k in counts.items() if k < total), key=lambda n: (-counts[n], n.casefold())
+        )
+        for names, flow, box in (
+            (on_all, self.all_chips, self.all_box),
+            (some, self.some_chips, self.some_box),
+        ):
+            for name in names:
+                chip = SharedTagChip(name, counts[name], total, box)
+                chip.acted.connect(self._shared_acted)
+                flow.addWidget(chip)
+                self._shared_widgets.append(chip)
+            flow.invalidate()
+            box.updateGeometry()
+        shown = total > 1
+        self.all_title.setText(f"On all {total:,}" if on_all else f"No tag is on all {total:,}")
+        self.some_title.setText(f"On some ({len(some):,} tags)")
+        self.all_title.setVisible(shown and bool(counts))
+        self.all_box.setVisible(shown and bool(on_all))
+        self.some_title.setVisible(shown and bool(some))
+        self.some_box.setVisible(shown and bool(some))
+
+    def _shared_acted(self, name: str, action: str) -> None:
+        if len(self.photo_ids) > 1:
+            self.correct.emit(self.photo_ids, name, action)
 
     def _add(self) -> None:
         name = self.add_field.text().strip()

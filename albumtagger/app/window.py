@@ -548,6 +548,7 @@ class MainWindow(QMainWindow):
         ids = self.grid.selected_ids()
         if len(ids) > 1:
             self.detail.show_many(tuple(ids))
+            self._read_shared()
             return
         pid = ids[0] if ids else self.grid.current_id()
         if pid is None:
@@ -570,6 +571,18 @@ class MainWindow(QMainWindow):
         ids = self.detail.photo_ids
         if len(ids) == 1 and (changed is None or ids[0] in changed):
             self._show_detail(ids[0], reload=False)
+        elif len(ids) > 1 and (changed is None or not changed.isdisjoint(ids)):
+            self._read_shared()
+
+    def _read_shared(self) -> None:
+        """The tags of the photos selected together, for the detail panel."""
+        ids, reads = self.detail.photo_ids, self.libraries.reads
+        if reads is not None and len(ids) > 1:
+            reads.read(
+                "shared_tags",
+                lambda q: q.shared_tags(ids),
+                lambda counts: self.detail.set_shared(ids, counts),
+            )
 
     def _answered_all(self, pid: int) -> None:
         """Every suggestion of the photo shown is answered: on to the next photo."""
