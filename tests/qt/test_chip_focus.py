@@ -169,3 +169,56 @@ def test_tab_and_arrows_move_the_frame(qtbot, make_window, indexed_folder: Path)
     wait_replies(qtbot, window, 1)
     assert stored(window, window.detail.photo_ids[0])[names[1]] == "accepted"
     assert stored(window, window.detail.photo_ids[0])[names[0]] == "suggested"
+
+
+def test_the_frame_never_goes_back_to_a_tag_answered_while_its_reply_is_on_the_way(
+    qtbot,
+) -> None:
+    """The panel alone, the worker's replies played by hand: a refresh that still shows an
+    answered tag suggested (its reply not in yet) does not bring the frame back to it."""
+    from albumtagger.app.detail import DetailPanel
+    from albumtagger.library.db.queries import PhotoDetail, PhotoTagInfo
+
+    detail = PhotoDetail(1, "a.jpg", "ok", None, 64, 48, 1000, "h", 0, 0.0, 0.0)
+
+    def tags(**states: str) -> list[PhotoTagInfo]:
+        names = ("dog", "beach", "sea", "sky")
+        return [
+            PhotoTagInfo(i, n, 0.5 - i / 20, states.get(n, "suggested"), "auto", False, "high", 0.3)
+            for i, n in enumerate(names)
+        ]
+
+    panel = DetailPanel()
+    qtbot.addWidget(panel)
+    sent: list[tuple[str, str]] = []
+    panel.correct.connect(lambda ids, name, action: sent.append((name, action)))
+    done: list[int] = []
+    panel.answered_all.connect(done.append)
+    panel.show_photo(detail, tags(), None)
+    assert panel.current_chip().info.name == "dog"
+
+    qtbot.keyClick(panel.chip_widgets()[1], Qt.Key.Key_Tab, Qt.KeyboardModifier.ShiftModifier)
+    assert panel.current_chip().info.name == "dog"
+    qtbot.keyClick(panel.chip_widgets()[0], Qt.Key.Key_Right)  # frame beach
+    assert panel.act_on_current("accept")  # beach
+    assert panel.current_chip().info.name == "sea"
+    panel.show_photo(detail, tags(), None, reload=False)  # a refresh before the reply
+    assert panel.current_chip().info.name == "sea"
+    assert panel.act_on_current("reject")  # sea
+    assert panel.act_on_current("accept")  # sky, the last one after it: back to dog
+    assert panel.current_chip().info.name == "dog"
+    panel.show_photo(detail, tags(beach="accepted"), None, reload=False)  # a reply
+    assert panel.act_on_current("reject")  # dog: every suggestion answered
+    assert sent == [("beach", "accept"), ("sea", "reject"), ("sky", "accept"), ("dog", "reject")]
+    assert done == [1]
+    assert panel.current_chip() is None
+    # the replies come in: still nothing framed, and a key answers nothing
+    panel.show_photo(detail, tags(beach="accepted", sea="rejected"), None, reload=False)
+    panel.show_photo(detail, tags(dog="rejected", beach="accepted", sea="rejected"), None)
+    assert panel.current_chip() is None and not panel.act_on_current("accept")
+    assert [c.marked for c in panel.chip_widgets()] == [False] * 4
+    # another photo: its best suggestion is framed
+    panel.show_photo(
+        PhotoDetail(2, "b.jpg", "ok", None, 64, 48, 1000, "i", 0, 0.0, 0.0), tags(), None
+    )
+    assert panel.current_chip().info.name == "dog" and panel.current_chip().marked
