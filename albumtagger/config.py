@@ -222,12 +222,21 @@ class LibrarySettings:
 
 
 @dataclass
+class CorrectionSettings:
+    """Correcting tags with the keyboard in the window."""
+
+    advance_after_last: bool = True
+    """Once A, R or Delete answered a photo's last suggestion, go on to the next photo."""
+
+
+@dataclass
 class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     thresholds: ThresholdSettings = field(default_factory=ThresholdSettings)
     watch: WatchSettings = field(default_factory=WatchSettings)
     xmp: XmpSettings = field(default_factory=XmpSettings)
     library: LibrarySettings = field(default_factory=LibrarySettings)
+    corrections: CorrectionSettings = field(default_factory=CorrectionSettings)
 
 
 def config_path() -> Path:

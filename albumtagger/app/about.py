@@ -46,7 +46,8 @@ GRID_KEYS = (
     ("Shift+arrows, Ctrl+click, Shift+click", "Select several photos"),
     ("Enter", "Open the photo's details"),
     ("Esc (in the search field)", "Clear the search"),
-    ("Tab (in the details)", "Move between the photo's tags; A, R, Delete act on the focused one"),
+    ("A, R, Delete", "Accept, reject, remove the framed tag; the frame moves to the next one"),
+    ("Tab, arrows (in the details)", "Frame another of the photo's tags"),
 )
 _NATIVE = QKeySequence.SequenceFormat.NativeText
 

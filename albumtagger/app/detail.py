@@ -1,7 +1,13 @@
 """The detail panel: a large preview (decoded off the GUI thread by the library's safe
 loader), the photo's facts, its tags as chips (accept / reject / remove), an add-tag field
 with completion, and a section that ranks descriptions typed by the user for the photo;
-and, with several photos selected, add / remove a tag on all of them."""
+and, with several photos selected, the tags all of them carry and those some carry, each
+added to or removed from all of them at once.
+
+One chip is the current one, marked by a thick frame whether or not the keyboard is in
+the panel: A / R / Delete act on it (the window routes them here from the grid too), and
+the mark then moves on to the next suggestion at once, before the worker replies, so
+quick keys never act on a chip other than the one marked when each was pressed."""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import (
+    QEvent,
     QObject,
     QRect,
     QRunnable,
@@ -19,7 +26,7 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QFont, QImage, QKeyEvent, QPalette, QPixmap
+from PySide6.QtGui import QColor, QFont, QImage, QKeyEvent, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import (
     QCompleter,
     QFrame,
@@ -46,6 +53,14 @@ log = logging.getLogger(__name__)
 
 PREVIEW_SIZE = 640
 PREVIEW_MAX_HEIGHT = 360
+MARK_COLOR = QColor(230, 126, 0)
+"""The current chip's frame: an amber of its own, unlike the accepted chips' fill."""
+MARK_WIDTH = 3
+_COMMAND_MODIFIERS = (
+    Qt.KeyboardModifier.ControlModifier
+    | Qt.KeyboardModifier.AltModifier
+    | Qt.KeyboardModifier.MetaModifier
+)
 
 
 def plain_label(text: str = "", *, accessible: str = "") -> QLabel:
@@ -191,17 +206,22 @@ class FlowLayout(QLayout):
 
 class TagChip(QFrame):
     """One tag of one photo. Accepted: solid; suggested: outlined with its score;
-    fallback: dimmed; rejected: struck through. A / R / Delete act on it."""
+    fallback: dimmed; rejected: struck through. The current chip of the panel wears a
+    thick amber frame (`marked`). A / R / Delete pressed on it emit `keyed`; its buttons
+    emit `acted`; Left / Right emit `stepped`."""
 
-    acted = Signal(str, str)  # tag name, action (accept | reject | remove)
+    acted = Signal(str, str)  # tag name, action (accept | reject | remove): a button
+    keyed = Signal(str, str)  # tag name, action: a key pressed on the chip
+    stepped = Signal(object, int)  # this chip, -1 (Left) or +1 (Right)
     focused = Signal(object)
 
     def __init__(self, info: PhotoTagInfo, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.info = info
+        self.marked = False
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         layout = QHBoxLayout(self)
-        layout.setContentsMargins(6, 1, 2, 1)
+        layout.setContentsMargins(6, MARK_WIDTH, MARK_WIDTH, MARK_WIDTH)  # room for the mark
         layout.setSpacing(2)
         text = info.name
         if info.state == "suggested" and info.score is not None:
@@ -246,7 +266,7 @@ class TagChip(QFrame):
         conf = i.confidence or ("none" if i.state == "rejected" else "unknown")
         return (
             f"{i.name}\n{self.state_text()} ({src})\n{score} \u00b7 {th}\nconfidence: {conf}\n"
-            "A accept \u00b7 R reject \u00b7 Delete remove"
+            "A accept \u00b7 R reject \u00b7 Delete remove (the framed tag)"
         )
 
     def _style(self) -> None:
@@ -280,14 +300,36 @@ class TagChip(QFrame):
         self.label.setPalette(palette)
         self.label.setFont(font)
 
+    def set_marked(self, marked: bool) -> None:
+        """Wear (or take off) the current chip's frame."""
+        if marked != self.marked:
+            self.marked = marked
+            self.setAccessibleDescription(
+                "current tag: A, R and Delete act on it" if marked else ""
+            )
+            self.update()
+
+    def paintEvent(self, event) -> None:
+        super().paintEvent(event)
+        if self.marked:
+            painter = QPainter(self)
+            pen = QPen(MARK_COLOR, MARK_WIDTH)
+            pen.setJoinStyle(Qt.PenJoinStyle.MiterJoin)
+            painter.setPen(pen)
+            half = MARK_WIDTH / 2
+            painter.drawRect(self.rect().toRectF().adjusted(half, half, -half, -half))
+            painter.end()
+
     def keyPressEvent(self, event: QKeyEvent) -> None:
         key = event.key()
         if key == Qt.Key.Key_A and self.info.state != "accepted":
-            self.acted.emit(self.info.name, "accept")
+            self.keyed.emit(self.info.name, "accept")
         elif key == Qt.Key.Key_R and self.info.state != "rejected":
-            self.acted.emit(self.info.name, "reject")
+            self.keyed.emit(self.info.name, "reject")
         elif key in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace):
-            self.acted.emit(self.info.name, "remove")
+            self.keyed.emit(self.info.name, "remove")
+        elif key in (Qt.Key.Key_Left, Qt.Key.Key_Right):
+            self.stepped.emit(self, -1 if key == Qt.Key.Key_Left else 1)
         else:
             super().keyPressEvent(event)
             return
@@ -295,27 +337,64 @@ class TagChip(QFrame):
 
     def focusInEvent(self, event) -> None:
         super().focusInEvent(event)
-        self.setLineWidth(2)
         self.focused.emit(self)
-
-    def focusOutEvent(self, event) -> None:
-        super().focusOutEvent(event)
-        self.setLineWidth(1)
 
     def mousePressEvent(self, event) -> None:
         self.setFocus(Qt.FocusReason.MouseFocusReason)
         super().mousePressEvent(event)
 
 
+class SharedTagChip(QFrame):
+    """A tag of several photos: on all of them, or on `count` of `total` (then a + adds
+    it to all). Its x removes it from all of them."""
+
+    acted = Signal(str, str)  # tag name, action (add | remove)
+
+    def __init__(self, name: str, count: int, total: int, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.name, self.count, self.total = name, count, total
+        self.setFrameShape(QFrame.Shape.Box)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(6, 1, 2, 1)
+        layout.setSpacing(2)
+        self.label = QLabel(name)
+        self.label.setTextFormat(Qt.TextFormat.PlainText)
+        layout.addWidget(self.label)
+        self.count_label: QLabel | None = None
+        if count < total:
+            self.count_label = QLabel(f"{count:,} of {total:,}")
+            self.count_label.setTextFormat(Qt.TextFormat.PlainText)
+            self.count_label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+            layout.addWidget(self.count_label)
+        self.buttons: dict[str, QToolButton] = {}
+        if count < total:
+            self._button("add", "+", f"Add this tag to all {total:,}", layout)
+        self._button("remove", "\u00d7", f"Remove this tag from all {total:,}", layout)
+        on = "all" if count >= total else f"{count:,} of {total:,}"
+        self.setAccessibleName(f"Tag {name}, on {on} selected photos")
+
+    def _button(self, action: str, text: str, tip: str, layout: QHBoxLayout) -> None:
+        b = QToolButton(self)
+        b.setText(text)
+        b.setToolTip(tip)
+        b.setAccessibleName(f"{tip}: {self.name}")
+        b.setAutoRaise(True)
+        b.clicked.connect(lambda _=False, a=action: self.acted.emit(self.name, a))
+        layout.addWidget(b)
+        self.buttons[action] = b
+
+
 # -- the panel --------------------------------------------------------------------------
 
 
 class DetailPanel(QScrollArea):
-    """Signals carry plain data; the window turns them into worker requests."""
+    """Signals carry plain data; the window turns them into worker requests.
+    `answered_all(photo id)`: a key answered the last open suggestion of that photo."""
 
     correct = Signal(object, str, str)  # photo ids (tuple), tag name, action
     more_like_this = Signal(int)
     shown = Signal(object)  # the photo ids shown (a tuple), whenever they are set
+    answered_all = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -357,6 +436,21 @@ class DetailPanel(QScrollArea):
         self.no_tags = plain_label("No tags yet.")
         layout.addWidget(self.no_tags)
 
+        self.all_title = plain_label()
+        self.all_box = QWidget()
+        self.all_box.setAccessibleName("Tags on all the selected photos")
+        self.all_chips = FlowLayout(self.all_box)
+        self.some_title = plain_label()
+        self.some_box = QWidget()
+        self.some_box.setAccessibleName("Tags on some of the selected photos")
+        self.some_chips = FlowLayout(self.some_box)
+        for title in (self.all_title, self.some_title):
+            font = title.font()
+            font.setBold(True)
+            title.setFont(font)
+        for w in (self.all_title, self.all_box, self.some_title, self.some_box):
+            layout.addWidget(w)
+
         self.add_field = QLineEdit()
         self.add_field.setPlaceholderText("Add a tag\u2026 (Enter)")
         self.add_field.setAccessibleName("Add a tag")
@@ -391,7 +485,16 @@ class DetailPanel(QScrollArea):
         self._photo_ids: tuple[int, ...] = ()
         self.detail: PhotoDetail | None = None
         self._chip_widgets: list[TagChip] = []
-        self._current_chip: TagChip | None = None
+        self._mark: str | None = None
+        """The current chip's tag name (None: no chip is current)."""
+        self._mark_photo: int | None = None
+        """The photo `_mark` belongs to; another photo gets its best suggestion."""
+        self._mark_done = False
+        """Every suggestion of `_mark_photo` was answered: no chip is current on purpose."""
+        self._answered: set[str] = set()
+        """Tags of `_mark_photo` acted on here whose chips still show them suggested (the
+        worker has not replied yet): the mark passes over them."""
+        self._shared_widgets: list[SharedTagChip] = []
         self.show_nothing()
 
     # -- content ----------------------------------------------------------------------
@@ -416,6 +519,8 @@ class DetailPanel(QScrollArea):
     def show_nothing(self) -> None:
         self.photo_ids = ()
         self.detail = None
+        self._forget_mark()
+        self._set_shared({}, 0)
         self.preview.clear()
         self.preview.setText("Select a photo to see it here.")
         self.name.setText("")
@@ -428,8 +533,12 @@ class DetailPanel(QScrollArea):
         self.match.hide()
 
     def show_many(self, ids: tuple[int, ...]) -> None:
+        """Several photos: their shared tags follow with `set_shared`."""
+        if ids != self.photo_ids:
+            self._set_shared({}, 0)
         self.photo_ids = ids
         self.detail = None
+        self._forget_mark()
         self.preview.clear()
         self.preview.setText(f"{len(ids):,} photos selected")
         self.name.setText("")
@@ -479,8 +588,8 @@ class DetailPanel(QScrollArea):
         self.add_field.show()
         self.remove_field.hide()
         self.tags_title.show()
-        current = self._current_chip.info.name if (same and self._current_chip) else None
-        self._set_chips(tags, keep=current)
+        self._set_shared({}, 0)
+        self._set_chips(tags)
         self.no_tags.setVisible(not tags)
         self.match.set_photo(detail.id, detail.status)
         self.match.show()
@@ -492,64 +601,205 @@ class DetailPanel(QScrollArea):
                 self.preview.setPixmap(QPixmap())
                 self.preview.setText("The file is missing." if detail.status == "missing" else "")
 
-    def _set_chips(self, tags: list[PhotoTagInfo], keep: str | None = None) -> None:
+    def _set_chips(self, tags: list[PhotoTagInfo]) -> None:
+        """New chips for `tags` (of `detail`, if any). The mark stays on its tag while the
+        same photo is shown; another photo's mark starts on its best suggestion."""
         had_focus = any(c.hasFocus() for c in self._chip_widgets)
         for chip in self._chip_widgets:
             self.chips.removeWidget(chip)
             chip.hide()  # at once: deleteLater waits for the event loop
             chip.deleteLater()
         self._chip_widgets = []
-        self._current_chip = None
         for info in tags:
             chip = TagChip(info, self.chips_box)
             chip.acted.connect(self._chip_acted)
+            chip.keyed.connect(self._chip_keyed)
+            chip.stepped.connect(self._chip_stepped)
             chip.focused.connect(self._chip_focused)
+            chip.installEventFilter(self)
             self.chips.addWidget(chip)
             self._chip_widgets.append(chip)
-        if keep is not None:
-            for chip in self._chip_widgets:
-                if chip.info.name == keep:
-                    self._current_chip = chip
-        if self._current_chip is None:
-            self._current_chip = next(
-                (c for c in self._chip_widgets if c.info.state == "suggested"),
-                self._chip_widgets[0] if self._chip_widgets else None,
-            )
-        if had_focus and self._current_chip is not None:
-            self._current_chip.setFocus()
+        photo = self.detail.id if self.detail is not None else None
+        states = {c.info.name: c.info.state for c in self._chip_widgets}
+        if photo is None or photo != self._mark_photo:
+            self._mark_photo = photo
+            self._mark_done = False
+            self._answered = set()
+            self._mark = None
+        self._answered = {n for n in self._answered if states.get(n) == "suggested"}
+        if self._mark not in states and not self._mark_done:
+            self._mark = self._best_mark()
+        self._show_mark(focus=had_focus)
+        before: QWidget = self.similar_button
+        for chip in self._chip_widgets:  # Tab past the last chip: the add field
+            QWidget.setTabOrder(before, chip)
+            before = chip
+        QWidget.setTabOrder(before, self.add_field)
         self.chips.invalidate()
         self.chips_box.updateGeometry()
+
+    def _open_suggestions(self) -> list[TagChip]:
+        """Suggested chips not answered yet, in order (best score first)."""
+        return [
+            c
+            for c in self._chip_widgets
+            if c.info.state == "suggested" and c.info.name not in self._answered
+        ]
+
+    def _best_mark(self) -> str | None:
+        """The best open suggestion; without one, the first chip."""
+        chips = self._open_suggestions() or self._chip_widgets
+        return chips[0].info.name if chips else None
+
+    def _forget_mark(self) -> None:
+        self._mark, self._mark_photo, self._mark_done = None, None, False
+        self._answered = set()
+
+    def _set_mark(self, name: str | None, *, focus: bool = False) -> None:
+        self._mark = name
+        self._mark_done = name is None
+        self._show_mark(focus=focus)
+
+    def _show_mark(self, *, focus: bool) -> None:
+        current = self.current_chip()
+        for chip in self._chip_widgets:
+            chip.set_marked(chip is current)
+        if focus and current is not None and not current.hasFocus():
+            current.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def chip_widgets(self) -> list[TagChip]:
         return list(self._chip_widgets)
 
     def current_chip(self) -> TagChip | None:
-        return self._current_chip
+        """The marked chip: what A / R / Delete act on (None: nothing is marked)."""
+        if self._mark is None:
+            return None
+        return next((c for c in self._chip_widgets if c.info.name == self._mark), None)
 
     def focus_chips(self) -> None:
-        if self._current_chip is not None:
-            self._current_chip.setFocus()
+        chip = self.current_chip() or (self._chip_widgets[0] if self._chip_widgets else None)
+        if chip is not None:
+            chip.setFocus()
 
     # -- acting -----------------------------------------------------------------------
 
     def act_on_current(self, action: str) -> bool:
-        """A / R / Delete: act on the focused (or first suggested) tag."""
-        chip = self._current_chip
-        if chip is None or not self.photo_ids:
+        """A / R / Delete: act on the marked chip, then mark the next open suggestion;
+        after the last one, `answered_all` (the window goes on to the next photo)."""
+        chip = self.current_chip()
+        if chip is None or len(self.photo_ids) != 1:
             return False
         if action == "accept" and chip.info.state == "accepted":
             return False
         if action == "reject" and chip.info.state == "rejected":
             return False
-        self._chip_acted(chip.info.name, action)
+        self._act(chip, action, keyed=True)
+        return True
+
+    def _act(self, chip: TagChip, action: str, *, keyed: bool) -> None:
+        """Send the correction, and move the mark off this chip when it was on it (or a
+        key acted): to the next open suggestion after it, else the first one left."""
+        name, photo = chip.info.name, self.photo_ids[0]
+        was_suggestion = chip.info.state == "suggested"
+        self._answered.add(name)
+        self.correct.emit(self.photo_ids, name, action)
+        if self._mark != name and not keyed:
+            return  # a click on another chip: the mark stays where it is
+        had_focus = chip.hasFocus()
+        open_ = self._open_suggestions()
+        at = self._chip_widgets.index(chip)
+        later = [c for c in open_ if self._chip_widgets.index(c) > at]
+        following = (later or open_ or [None])[0]
+        self._set_mark(following.info.name if following else None, focus=had_focus)
+        if following is None and keyed and was_suggestion:
+            self.answered_all.emit(photo)
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        """Tab / Shift+Tab on a chip mark the next / previous chip (past the last one,
+        the keyboard goes on to the field after the chips)."""
+        if (
+            isinstance(obj, TagChip)
+            and event.type() == QEvent.Type.KeyPress
+            and isinstance(event, QKeyEvent)
+            and event.key() in (Qt.Key.Key_Tab, Qt.Key.Key_Backtab)
+            and not event.modifiers() & _COMMAND_MODIFIERS
+        ):
+            back = event.key() == Qt.Key.Key_Backtab or bool(
+                event.modifiers() & Qt.KeyboardModifier.ShiftModifier
+            )
+            return self._step_mark(obj, -1 if back else 1)
+        return super().eventFilter(obj, event)
+
+    def _chip_stepped(self, chip: object, step: int) -> None:
+        if isinstance(chip, TagChip):
+            self._step_mark(chip, step)
+
+    def _step_mark(self, chip: TagChip, step: int) -> bool:
+        if chip not in self._chip_widgets:
+            return False
+        at = self._chip_widgets.index(chip) + step
+        if not 0 <= at < len(self._chip_widgets):
+            return False
+        self._set_mark(self._chip_widgets[at].info.name, focus=True)
         return True
 
     def _chip_focused(self, chip: object) -> None:
-        if isinstance(chip, TagChip):
-            self._current_chip = chip
+        if isinstance(chip, TagChip) and chip in self._chip_widgets:
+            self._set_mark(chip.info.name)
 
     def _chip_acted(self, name: str, action: str) -> None:
-        if self.photo_ids:
+        chip = next((c for c in self._chip_widgets if c.info.name == name), None)
+        if chip is not None and len(self.photo_ids) == 1:
+            self._act(chip, action, keyed=False)
+
+    def _chip_keyed(self, name: str, action: str) -> None:
+        chip = next((c for c in self._chip_widgets if c.info.name == name), None)
+        if chip is not None and len(self.photo_ids) == 1:
+            self._act(chip, action, keyed=True)
+
+    # -- several photos ---------------------------------------------------------------
+
+    def set_shared(self, ids: tuple[int, ...], counts: dict[str, int]) -> None:
+        """The tags these photos carry, with how many carry each (shown while these
+        photos are the ones shown)."""
+        if ids == self.photo_ids and len(ids) > 1:
+            self._set_shared(counts, len(ids))
+
+    def shared_chips(self) -> tuple[list[SharedTagChip], list[SharedTagChip]]:
+        """The chips of the tags on all the photos shown, and of those on some."""
+        on_all = [c for c in self._shared_widgets if c.count >= c.total]
+        return on_all, [c for c in self._shared_widgets if c.count < c.total]
+
+    def _set_shared(self, counts: dict[str, int], total: int) -> None:
+        for chip in self._shared_widgets:
+            chip.hide()
+            chip.deleteLater()
+        self._shared_widgets = []
+        on_all = sorted((n for n, k in counts.items() if k >= total), key=str.casefold)
+        some = sorted(
+            (n for n, k in counts.items() if k < total), key=lambda n: (-counts[n], n.casefold())
+        )
+        for names, flow, box in (
+            (on_all, self.all_chips, self.all_box),
+            (some, self.some_chips, self.some_box),
+        ):
+            for name in names:
+                chip = SharedTagChip(name, counts[name], total, box)
+                chip.acted.connect(self._shared_acted)
+                flow.addWidget(chip)
+                self._shared_widgets.append(chip)
+            flow.invalidate()
+            box.updateGeometry()
+        shown = total > 1
+        self.all_title.setText(f"On all {total:,}" if on_all else f"No tag is on all {total:,}")
+        self.some_title.setText(f"On some ({len(some):,} tags)")
+        self.all_title.setVisible(shown and bool(counts))
+        self.all_box.setVisible(shown and bool(on_all))
+        self.some_title.setVisible(shown and bool(some))
+        self.some_box.setVisible(shown and bool(some))
+
+    def _shared_acted(self, name: str, action: str) -> None:
+        if len(self.photo_ids) > 1:
             self.correct.emit(self.photo_ids, name, action)
 
     def _add(self) -> None:

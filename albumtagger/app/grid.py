@@ -243,6 +243,18 @@ class PhotoGrid(QListView):
                 self._open_index(index)
                 event.accept()
                 return
+        rows = self.photo_model().rowCount()
+        if (
+            event.key() in (Qt.Key.Key_Home, Qt.Key.Key_End)
+            and rows
+            and not event.modifiers() & Qt.KeyboardModifier.ShiftModifier
+        ):
+            # The first / last photo, also before any photo was current (Qt's list view
+            # then moves to the first row whatever the key).
+            row = 0 if event.key() == Qt.Key.Key_Home else rows - 1
+            self.select_photos([self.photo_model().photo_id(row)])
+            event.accept()
+            return
         super().keyPressEvent(event)
 
     def _open_index(self, index: QModelIndex) -> None:

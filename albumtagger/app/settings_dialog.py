@@ -444,6 +444,15 @@ class SettingsDialog(QDialog):
                 "thresholds.min_tags", "thresholds.fallback_factor", "thresholds.fallback_tags"
             ),
         )
+        self.advance = QCheckBox("After a photo's last suggestion, go on to the &next photo")
+        self._field("corrections.advance_after_last", self.advance, "Go on to the next photo")
+        form.addRow(self.advance)
+        form.addRow(
+            hint(
+                "When A, R or Delete answered the last suggestion of the photo shown, the "
+                "grid selects the next photo and its best suggestion is marked."
+            )
+        )
         return page
 
     def _folder_page(self) -> QWidget:
@@ -521,6 +530,7 @@ class SettingsDialog(QDialog):
         self.xmp_suggested.setChecked(settings.xmp.include_suggested)
         self.xmp_suggested.setEnabled(settings.xmp.write_on_change)
         self.follow_links.setChecked(settings.library.follow_links_outside)
+        self.advance.setChecked(settings.corrections.advance_after_last)
         for combo, choices, label in (
             (self.device, DEVICES, self.device_hint),
             (self.dtype, PRECISIONS, self.dtype_hint),
@@ -553,6 +563,7 @@ class SettingsDialog(QDialog):
         )
         s = replace_section(s, "watch", enabled=self.watch.isChecked())
         s = replace_section(s, "library", follow_links_outside=self.follow_links.isChecked())
+        s = replace_section(s, "corrections", advance_after_last=self.advance.isChecked())
         return replace_section(
             s,
             "xmp",

@@ -173,6 +173,7 @@ class MainWindow(QMainWindow):
         self.detail.correct.connect(self.libraries.correct)
         self.detail.more_like_this.connect(self.browsing.more_like_this)
         self.detail.shown.connect(self.browsing.set_shown)
+        self.detail.answered_all.connect(self._answered_all)
         self.detail.set_client(self.libraries.client)
 
         self.splitter = PaneSplitter()
@@ -249,21 +250,21 @@ class MainWindow(QMainWindow):
             "&Accept tag",
             "A",
             lambda: self.detail.act_on_current("accept"),
-            "Accept the focused suggestion",
+            "Accept the framed tag, then frame the next suggestion",
         )
         self.act_reject = a(
             m,
             "&Reject tag",
             "R",
             lambda: self.detail.act_on_current("reject"),
-            "Reject the focused suggestion",
+            "Reject the framed tag, then frame the next suggestion",
         )
         self.act_remove = a(
             m,
             "Re&move tag",
             K.Delete,
             lambda: self.detail.act_on_current("remove"),
-            "Remove the focused tag",
+            "Remove the framed tag, then frame the next suggestion",
         )
         self.act_add = a(m, "A&dd tag\u2026", "Ctrl+T", self._focus_add, "Add a tag")
         m.addSeparator()
@@ -577,6 +578,7 @@ class MainWindow(QMainWindow):
         ids = self.grid.selected_ids()
         if len(ids) > 1:
             self.detail.show_many(tuple(ids))
+            self._read_shared()
             return
         pid = ids[0] if ids else self.grid.current_id()
         if pid is None:
@@ -599,6 +601,26 @@ class MainWindow(QMainWindow):
         ids = self.detail.photo_ids
         if len(ids) == 1 and (changed is None or ids[0] in changed):
             self._show_detail(ids[0], reload=False)
+        elif len(ids) > 1 and (changed is None or not changed.isdisjoint(ids)):
+            self._read_shared()
+
+    def _read_shared(self) -> None:
+        """The tags of the photos selected together, for the detail panel."""
+        ids, reads = self.detail.photo_ids, self.libraries.reads
+        if reads is not None and len(ids) > 1:
+            reads.read(
+                "shared_tags",
+                lambda q: q.shared_tags(ids),
+                lambda counts: self.detail.set_shared(ids, counts),
+            )
+
+    def _answered_all(self, pid: int) -> None:
+        """Every suggestion of the photo shown is answered: on to the next photo."""
+        row = self.model.row_of(pid)
+        if not self.libraries.settings.corrections.advance_after_last or row < 0:
+            return
+        if self.detail.photo_ids == (pid,) and row + 1 < self.model.rowCount():
+            self.grid.select_photos([self.model.photo_id(row + 1)])
 
     def _corrected(self, _reply: object) -> None:
         self._refresh_detail()  # at once; the worker's TagsChanged events follow

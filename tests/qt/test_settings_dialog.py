@@ -54,6 +54,8 @@ def test_settings_round_trip_through_the_file(qtbot, tmp_path: Path) -> None:
     dialog.xmp.setChecked(True)
     dialog.xmp_suggested.setChecked(True)
     dialog.follow_links.setChecked(True)
+    assert dialog.advance.isChecked()
+    dialog.advance.setChecked(False)
     with qtbot.waitSignal(dialog.saved) as saved:
         press(dialog, OK)
     assert not dialog.isVisible()
@@ -82,6 +84,7 @@ def test_settings_round_trip_through_the_file(qtbot, tmp_path: Path) -> None:
     expected = replace_section(expected, "watch", enabled=False)
     expected = replace_section(expected, "xmp", write_on_change=True, include_suggested=True)
     expected = replace_section(expected, "library", follow_links_outside=True)
+    expected = replace_section(expected, "corrections", advance_after_last=False)
     assert saved.args[0] == expected
     assert load_settings(path, environ={}) == expected
 
@@ -93,6 +96,7 @@ def test_settings_round_trip_through_the_file(qtbot, tmp_path: Path) -> None:
     assert again.preference.currentData() == "recall"
     assert not again.watch.isChecked()
     assert again.follow_links.isChecked()
+    assert not again.advance.isChecked()
     # OK without a change writes the same settings back
     press(again, OK)
     assert load_settings(path, environ={}) == expected

@@ -193,6 +193,14 @@ def test_tag_counts(q: LibraryQueries, lib: Lib) -> None:
     assert q.tag_counts(PhotoFilter(untagged=True)) == {}
 
 
+def test_shared_tags_count_the_photos_that_carry_each(q: LibraryQueries, lib: Lib) -> None:
+    i = lib.ids
+    # a and b carry beach (suggested, accepted); d rejected it; only a carries sea
+    assert q.shared_tags([i["a"], i["b"], i["d"]]) == {"beach": 2, "sea": 1, "dog": 1}
+    assert q.shared_tags([i["b"], i["e"], i["b"]]) == {"beach": 1}
+    assert q.shared_tags([]) == {}
+
+
 def test_quick_counts(q: LibraryQueries, lib: Lib) -> None:
     counts = q.quick_counts()
     assert counts.as_dict() == {

@@ -539,6 +539,22 @@ class LibraryQueries:
             ).fetchall()
         return [PhotoTagInfo(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7]) for r in rows]
 
+    def shared_tags(self, photo_ids: Sequence[int]) -> dict[str, int]:
+        """How many of these photos carry each tag (tags none of them carries left out)."""
+        wanted = sorted({int(i) for i in photo_ids})
+        counts: dict[str, int] = {}
+        with self._read() as conn:
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                sql = (
+                    "SELECT t.name, c.n FROM (SELECT tag_id, COUNT(*) AS n FROM photo_tags "
+                    f"WHERE {CARRIES_SQL} AND photo_id IN ({_marks(len(chunk))}) "
+                    "GROUP BY tag_id) c JOIN tags t ON t.id = c.tag_id"
+                )
+                for name, n in conn.execute(sql, chunk):
+                    counts[name] = counts.get(name, 0) + int(n)
+        return counts
+
     def tags(self) -> list[TagInfo]:
         """The vocabulary for the tags panel, by name."""
         with self._read() as conn:
