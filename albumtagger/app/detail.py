@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
 )
 
 from albumtagger.app.match_panel import Matcher, MatchPanel
+from albumtagger.app.numbers import fixed, score_and_threshold
 from albumtagger.app.qtcompat import plain_tooltip
 from albumtagger.errors import ImageError
 from albumtagger.library.db.queries import PhotoDetail, PhotoTagInfo
@@ -204,6 +205,16 @@ class FlowLayout(QLayout):
 # -- chips ------------------------------------------------------------------------------
 
 
+_NO_TAGS = {
+    "ok": "No tag passed its threshold on this photo: add one below.",
+    "pending": "No tags yet: the photo is waiting to be tagged.",
+    "damaged": "No tags: the photo could not be read.",
+    "missing": "No tags.",
+}
+"""What the panel says of a photo without tags, by its status (it never says "tagged"
+beside "No tags yet")."""
+
+
 class TagChip(QFrame):
     """One tag of one photo. Accepted: solid; suggested: outlined with its score;
     fallback: dimmed; rejected: struck through. The current chip of the panel wears a
@@ -260,8 +271,12 @@ class TagChip(QFrame):
 
     def _tooltip(self) -> str:
         i = self.info
-        score = "not scored" if i.score is None else f"score {i.score:.3f}"
-        th = "no threshold yet" if i.threshold is None else f"threshold {i.threshold:.3f}"
+        if i.score is not None and i.threshold is not None:
+            score_text, th_text = score_and_threshold(i.score, i.threshold)
+            score, th = f"score {score_text}", f"threshold {th_text}"
+        else:
+            score = "not scored" if i.score is None else f"score {fixed(i.score)}"
+            th = "no threshold yet" if i.threshold is None else f"threshold {fixed(i.threshold)}"
         src = "added by you" if i.source == "user" else "automatic"
         conf = i.confidence or ("none" if i.state == "rejected" else "unknown")
         return (
@@ -573,13 +588,15 @@ class DetailPanel(QScrollArea):
         else:  # the photo does not say: the file's time is the best guess
             modified = _dt.datetime.fromtimestamp(detail.mtime_ns / 1e9)
             lines.append(f"File date: {modified:%Y-%m-%d %H:%M}")
+        carried = any(t.state in ("accepted", "suggested") for t in tags)
         status = {
-            "ok": "tagged",
+            "ok": "tagged" if carried else "scored; no tag passed its threshold",
             "pending": "waiting to be tagged",
             "damaged": "damaged",
             "missing": "missing: the file is gone (its tags are kept)",
         }.get(detail.status, detail.status)
         lines.append(f"Status: {status}")
+        self.no_tags.setText(_NO_TAGS.get(detail.status, "No tags."))
         if detail.error:
             lines.append(f"Reason: {detail.error}")
         self.facts.setText("\n".join(lines))

@@ -58,3 +58,21 @@ def test_a_refresh_that_changed_nothing_keeps_the_chips(qtbot) -> None:
     panel.show_photo(detail(), [tag("dog", "accepted"), tag("beach")], None, reload=False)
     assert panel.chip_widgets() != chips
     assert panel.chip_widgets()[0].info.state == "accepted"
+
+
+def test_the_status_and_the_tags_never_disagree(qtbot) -> None:
+    """A user read "Status: tagged" beside "No tags yet"."""
+    from albumtagger.library.db.queries import PhotoTagInfo
+
+    panel = DetailPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.show_photo(detail(), [], None)
+    assert "Status: scored; no tag passed its threshold" in panel.facts.text()
+    assert panel.no_tags.isVisible() and "passed its threshold" in panel.no_tags.text()
+    panel.show_photo(detail(id=2, status="pending"), [], None)
+    assert "Status: waiting to be tagged" in panel.facts.text()
+    assert "waiting to be tagged" in panel.no_tags.text()
+    dog = PhotoTagInfo(1, "dog", 0.4, "suggested", "auto", False, "high", 0.3)
+    panel.show_photo(detail(id=3), [dog], None)
+    assert "Status: tagged" in panel.facts.text() and not panel.no_tags.isVisible()
