@@ -41,7 +41,7 @@ MODEL_HELP = (
     "Browsing, filtering and correcting tags work without it; tagging new photos and "
     "searching by text need it.\n"
     "If you have the model folder (GME-Qwen2-VL-2B-Instruct), choose it. Offline? On a "
-    "machine with internet, run `huggingface-cli download {model} --local-dir gme-model`, "
+    "machine with internet, run `hf download {model} --local-dir gme-model`, "
     "copy the gme-model folder here, and choose it."
 )
 
