@@ -197,7 +197,7 @@ class MainWindow(QMainWindow):
         self.job.resume.connect(self.libraries.resume)
         self.job.cancel.connect(self.libraries.cancel_job)
         self.background_status = BackgroundStatus()
-        self.statusBar().addPermanentWidget(self.background_status)
+        self.statusBar().addWidget(self.background_status, 1)  # the room the job leaves
         self.statusBar().addPermanentWidget(self.job)
 
     def _action(
