@@ -332,12 +332,6 @@ class Banner(QFrame):
             "Choose the model folder\u2026",
         )
 
-    def show_offline(self, message: str) -> None:
-        self.show_text(
-            f"The folder is offline: {message}\nPhotos and tags stay as they are; "
-            "connect it and choose Tag again (F5).",
-        )
-
 
 class FilterBar(QWidget):
     """Active filters as chips (click one to remove it), "N of M photos", Clear."""

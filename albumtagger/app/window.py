@@ -39,7 +39,7 @@ from albumtagger.app.browsing import Browsing
 from albumtagger.app.detail import DetailPanel
 from albumtagger.app.download_panel import ModelDownloadPanel
 from albumtagger.app.grid import DEFAULT_SIZE, PhotoGrid
-from albumtagger.app.libraries import Libraries
+from albumtagger.app.libraries import OFFLINE_STATUS, Libraries
 from albumtagger.app.pages import (
     BackgroundStatus,
     Banner,
@@ -146,6 +146,8 @@ class MainWindow(QMainWindow):
         self.filter_bar.clear.connect(self.clear_filters)
         self.banner = Banner()
         self.banner.action.connect(self.choose_model_folder)
+        self.offline_banner = Banner()
+        self.offline_banner.text.setAccessibleName("Folder offline")
         self.download_panel = ModelDownloadPanel()
         self.download_panel.downloaded.connect(self._model_downloaded)
 
@@ -185,6 +187,7 @@ class MainWindow(QMainWindow):
         box.addWidget(self.bar)
         box.addWidget(self.filter_bar)
         box.addWidget(self.banner)
+        box.addWidget(self.offline_banner)
         box.addWidget(self.download_panel)
         box.addWidget(self.splitter, 1)
 
@@ -324,6 +327,7 @@ class MainWindow(QMainWindow):
         lib.model_status.connect(self._model_status)
         lib.download_offered.connect(self.download_panel.offer)
         lib.offline.connect(self._offline)
+        lib.folder_back.connect(self.offline_banner.hide)
         lib.job_idle.connect(self.job.set_idle)
         lib.paused_changed.connect(self._paused_changed)
         lib.background_status.connect(self.background_status.set_text)
@@ -392,6 +396,7 @@ class MainWindow(QMainWindow):
         self.message_page.show_message("Opening\u2026", str(root))
         self._message_kind = ""
         self.banner.hide()
+        self.offline_banner.hide()
 
     def _attached(self, root: Path) -> None:
         self.model.set_reads(self.libraries.reads)
@@ -627,8 +632,8 @@ class MainWindow(QMainWindow):
         self.libraries.reindex()
 
     def _offline(self, message: str) -> None:
-        self.banner.show_offline(message)
-        self.job.set_idle("Offline")
+        self.offline_banner.show_text(message)
+        self.job.set_idle(OFFLINE_STATUS)
 
     def _paused_changed(self, paused: bool) -> None:
         self.job.set_paused(paused)
