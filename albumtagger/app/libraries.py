@@ -94,6 +94,8 @@ class Libraries(QObject):
         self.worker_idle = False
         self.paused = False
         self.model_state = "not_loaded"
+        self.model_text = ""
+        """What the last `ModelStatus` said (the reason, when the model is unavailable)."""
         self.last_progress: JobProgress | None = None
         self.last_notice = ""
         self.offline_text = ""
@@ -145,7 +147,7 @@ class Libraries(QObject):
         self.root = root
         self._remember(root)
         self.worker_idle = False
-        self.model_state = "not_loaded"
+        self.model_state, self.model_text = "not_loaded", ""
         self.offline_text = ""
         self._front_idle.clear()
         self.opening.emit(root)
@@ -279,9 +281,10 @@ class Libraries(QObject):
             self.show_error(reply)
 
     def show_error(self, reply: Reply) -> None:
-        if reply.error_kind == "model":
+        if reply.error_kind == "model":  # the model's one place says why, not a notice
             self._model_status(ModelStatus("unavailable", reply.error))
-        elif reply.error_kind == "offline":
+            return
+        if reply.error_kind == "offline":
             self._folder_state(FolderState(False, reply.error))
         self.show_notice(reply.error, "error" if reply.error_kind == "bug" else "warning")
 
@@ -351,7 +354,7 @@ class Libraries(QObject):
         self.background_status.emit("Also tagging " + ", ".join(busy) if busy else "")
 
     def _model_status(self, ev: ModelStatus) -> None:
-        self.model_state = ev.state
+        self.model_state, self.model_text = ev.state, ev.text
         self.model_status.emit(ev)
         if ev.state == "unavailable":
             self.client.apply_settings(on_reply=self._offer_download)

@@ -48,7 +48,7 @@ MODEL_HELP = (
 
 PHASES = {
     "scan": "Looking for photos",
-    "model": "Loading the model",
+    "model": "Starting",  # the model's state is the model banner's to say
     "vocabulary": "Scoring tag prompts",
     "tag": "Tagging",
 }
@@ -290,7 +290,8 @@ class MessagePage(QWidget):
 
 
 class Banner(QFrame):
-    """A panel above the grid that says what is wrong and what to do (the model)."""
+    """A panel above the grid that says what is wrong and what to do (the model's state,
+    the folder offline, where the library is kept)."""
 
     action = Signal()
     closed = Signal()
@@ -325,6 +326,12 @@ class Banner(QFrame):
         self.button.setText(button)
         self.button.setVisible(bool(button))
         self.show()
+
+    def show_model_loading(self, text: str) -> None:
+        self.show_text(
+            f"{text or 'Loading the AI model'}\u2026 Tagging starts when it is ready; "
+            "browsing and correcting tags go on meanwhile."
+        )
 
     def show_model_unavailable(self, reason: str) -> None:
         self.show_text(

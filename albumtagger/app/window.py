@@ -150,6 +150,10 @@ class MainWindow(QMainWindow):
         self.offline_banner.text.setAccessibleName("Folder offline")
         self.download_panel = ModelDownloadPanel()
         self.download_panel.downloaded.connect(self._model_downloaded)
+        self.download_panel.state_changed.connect(self._show_model_state)
+        self._model_closed: tuple[str, str] | None = None
+        """The model's state when the person closed its banner (it stays closed)."""
+        self.banner.closed.connect(self._model_banner_closed)
 
         self.tags_panel = TagsPanel()
         self.tags_panel.changed.connect(self._filter_changed)
@@ -396,6 +400,7 @@ class MainWindow(QMainWindow):
         self.message_page.show_message("Opening\u2026", str(root))
         self._message_kind = ""
         self.banner.hide()
+        self._model_closed = None
         self.offline_banner.hide()
 
     def _attached(self, root: Path) -> None:
@@ -614,22 +619,34 @@ class MainWindow(QMainWindow):
             self.loader.forget(ev.ids)
 
     def _model_status(self, ev: ModelStatus) -> None:
-        if ev.state == "unavailable":
-            self.banner.show_model_unavailable(ev.text)
-            self.job.set_idle("Model unavailable")
-            self._update_empty()
-        elif ev.state == "loading":
-            self.banner.hide()
-            self.statusBar().showMessage(ev.text or "Loading the model\u2026")
-        elif ev.state == "ready":
-            self.banner.hide()
+        if ev.state == "ready":
             self.download_panel.model_ready()
-            self.statusBar().showMessage(ev.text or "Model ready", 5000)
+        self._show_model_state()
+        if ev.state == "unavailable":
+            self._update_empty()
+
+    def _show_model_state(self, *_: object) -> None:
+        """The model's state, said in one place: the model banner while it loads or when it
+        could not be loaded (why, and what to do), the download panel while that offers or
+        runs a download; nothing once it is ready. A banner closed by the person stays
+        closed until the state changes."""
+        lib = self.libraries
+        if (
+            lib.model_state not in ("loading", "unavailable")
+            or not self.download_panel.isHidden()
+            or self._model_closed == (lib.model_state, lib.model_text)
+        ):
+            self.banner.hide()
+        elif lib.model_state == "loading":
+            self.banner.show_model_loading(lib.model_text)
+        else:
+            self.banner.show_model_unavailable(lib.model_text)
+
+    def _model_banner_closed(self) -> None:
+        self._model_closed = (self.libraries.model_state, self.libraries.model_text)
 
     def _model_downloaded(self, folder: Path) -> None:
-        self.banner.hide()
-        self.statusBar().showMessage(f"Model downloaded to {folder}; loading it", 10000)
-        self.libraries.reindex()
+        self.libraries.reindex()  # the download panel says it is loading
 
     def _offline(self, message: str) -> None:
         self.offline_banner.show_text(message)
