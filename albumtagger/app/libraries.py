@@ -25,6 +25,7 @@ from albumtagger.config import DEFAULT_MODEL, Settings, replace_section
 from albumtagger.errors import UserError
 from albumtagger.events import FolderState, JobProgress, ModelStatus, Notice
 from albumtagger.library.db.queries import LibraryQueries
+from albumtagger.library.db.store import SIDECAR_DIR
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,13 @@ class Libraries(QObject):
     def is_open(self) -> bool:
         """A library is on screen, its reads ready."""
         return self.handle is not None and self.queries is not None
+
+    def library_in_folder(self) -> bool | None:
+        """The library on screen is kept inside its photo folder (False: in the data
+        folder, the photo folder being read-only; None: no library on screen)."""
+        if self.root is None or self.queries is None:
+            return None
+        return library_inside(self.root, self.queries.db_path)
 
     def need_library(self) -> bool:
         """True when a library is on screen; otherwise says so."""
@@ -478,6 +486,11 @@ class Libraries(QObject):
         decided = f" Tags decided again: {changed:,} suggestions changed." if changed else ""
         self.show_notice("Settings saved." + decided + note)
         self.settings_applied.emit(reply.result)
+
+
+def library_inside(root: Path, db_path: Path | str) -> bool:
+    """The sidecar `db_path` is the one inside the photo folder `root`."""
+    return Path(db_path).parent == Path(root) / SIDECAR_DIR
 
 
 def _submit(handle: WorkerHandle, call: Call, _on_reply: OnReply | None) -> bool:

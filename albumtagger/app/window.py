@@ -148,6 +148,8 @@ class MainWindow(QMainWindow):
         self.banner.action.connect(self.choose_model_folder)
         self.offline_banner = Banner()
         self.offline_banner.text.setAccessibleName("Folder offline")
+        self.location_banner = Banner()
+        self.location_banner.text.setAccessibleName("Where the library is kept")
         self.download_panel = ModelDownloadPanel()
         self.download_panel.downloaded.connect(self._model_downloaded)
         self.download_panel.state_changed.connect(self._show_model_state)
@@ -192,6 +194,7 @@ class MainWindow(QMainWindow):
         box.addWidget(self.filter_bar)
         box.addWidget(self.banner)
         box.addWidget(self.offline_banner)
+        box.addWidget(self.location_banner)
         box.addWidget(self.download_panel)
         box.addWidget(self.splitter, 1)
 
@@ -402,13 +405,26 @@ class MainWindow(QMainWindow):
         self.banner.hide()
         self._model_closed = None
         self.offline_banner.hide()
+        self.location_banner.hide()
 
     def _attached(self, root: Path) -> None:
         self.model.set_reads(self.libraries.reads)
         self.loader.set_root(root)
         self.stack.setCurrentIndex(PAGE_LIBRARY)
+        if self.libraries.library_in_folder() is False:
+            self._say_library_elsewhere(root)
         self._update_chips()
         self.grid.setFocus()
+
+    def _say_library_elsewhere(self, root: Path) -> None:
+        """The photo folder is read-only: its library is kept in the data folder."""
+        queries = self.libraries.queries
+        where = queries.db_path.parent if queries is not None else "the data folder"
+        self.location_banner.show_text(
+            f"{root} is read-only, so its library (tags, corrections) is kept in {where}, "
+            "not inside the photo folder. Everything works as usual; copying the folder "
+            "elsewhere does not take its tags along."
+        )
 
     def _open_failed(self, kind: str, message: str) -> None:
         self.stack.setCurrentIndex(PAGE_MESSAGE)
