@@ -440,7 +440,7 @@ class LibrarySession:
                 self.settings,
                 self.tagger(),
                 self._closed,
-                on_message=lambda text: self._emit(Notice("info", text)),
+                on_message=self._keeper_said,
                 encoder=self._encoder,
                 on_progress=lambda p: self._emit(self._progress_event("watch", p)),
                 encoder_factory=self.encoder,
@@ -458,6 +458,15 @@ class LibrarySession:
         self._note_online(not self._keeper.offline)
         self.write_xmp()
         return did
+
+    def _keeper_said(self, text: str) -> None:
+        """What watching says, as a `Notice`; the folder going away is said by a
+        `FolderState` instead (one notice that stays, not a second one that goes)."""
+        keeper = self._keeper
+        if keeper is not None and keeper.offline and self.online:
+            self._note_online(False)
+            return
+        self._emit(Notice("info", text))
 
     # -- corrections and vocabulary ---------------------------------------------------
 

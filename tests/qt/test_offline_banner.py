@@ -45,6 +45,7 @@ def test_a_folder_renamed_away_says_so_once_until_it_is_back(
     indexed_folder.rename(away)
     qtbot.waitUntil(window.offline_banner.isVisible, timeout=30_000)
     assert window.offline_banner.text.text() == message
+    assert "offline" not in window.statusBar().currentMessage()  # said once, not twice
     qtbot.waitUntil(lambda: window.job.label.text() == OFFLINE_STATUS, timeout=30_000)
 
     # a correction meanwhile is refused with the same words, not a database error
