@@ -458,7 +458,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from albumtagger.events import Notice
+    from albumtagger.events import FolderState, Notice
 
     stopping = [False]
 
@@ -467,7 +467,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
         stopping[0] = True
 
     def tell(event: object) -> None:
-        if isinstance(event, Notice):
+        said = isinstance(event, FolderState) and not event.online  # the folder is away
+        if isinstance(event, Notice) or said:
             print(_printable(event.text), file=sys.stderr)
 
     signal.signal(signal.SIGINT, stop)

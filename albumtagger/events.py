@@ -75,6 +75,15 @@ class ModelStatus(Event):
     text: str = ""
 
 
+@dataclass(frozen=True)
+class FolderState(Event):
+    """The library's folder went away (`online` false; `text` says so: nothing changes
+    until it is back) or came back."""
+
+    online: bool
+    text: str = ""
+
+
 def from_store_changes(changes: dict[str, set[int]]) -> list[Event]:
     """Events for one commit's change log (see `Store.listen`)."""
     events: list[Event] = []

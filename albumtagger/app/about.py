@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from albumtagger import __version__
+from albumtagger.app.libraries import library_inside
 from albumtagger.config import config_path, data_dir
 
 if TYPE_CHECKING:
@@ -187,8 +188,8 @@ class AboutDialog(QDialog):
         self.version_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         blurb = QLabel(
             "A local AI photo tagger: the GME model describes every photo, each tag learns "
-            "its own threshold from your corrections, and everything is kept in a sidecar "
-            "database inside the photo folder."
+            "its own threshold from your corrections, and everything is kept in a library "
+            "database (where: see below)."
         )
         blurb.setTextFormat(Qt.TextFormat.PlainText)
         blurb.setWordWrap(True)
@@ -211,6 +212,11 @@ class AboutDialog(QDialog):
         form.addRow("Photo folder:", row)
         self.sidecar_path, self.sidecar_button, row = self._path_row("Library")
         form.addRow("Library:", row)
+        self.sidecar_note = QLabel()
+        self.sidecar_note.setTextFormat(Qt.TextFormat.PlainText)
+        self.sidecar_note.setWordWrap(True)
+        self.sidecar_note.setAccessibleName("Where the library is kept")
+        form.addRow("", self.sidecar_note)
         self.settings_path, self.settings_button, row = self._path_row("Settings file")
         form.addRow("Settings:", row)
         self.data_path, self.data_button, row = self._path_row("Data folder")
@@ -293,6 +299,14 @@ class AboutDialog(QDialog):
         self.sidecar_path.setText(str(sidecar) if sidecar else "")
         if not sidecar:
             self.sidecar_path.setPlaceholderText("No library open")
+            self.sidecar_note.setText("")
+        elif root is not None and library_inside(root, sidecar):
+            self.sidecar_note.setText("Inside the photo folder (its .albumtagger folder).")
+        else:
+            self.sidecar_note.setText(
+                "In the data folder: the photo folder is read-only, so its library is kept "
+                "here instead."
+            )
         for button, field in (
             (self.folder_button, self.folder_path),
             (self.sidecar_button, self.sidecar_path),

@@ -23,8 +23,9 @@ from albumtagger.app.reads import ReadPool
 from albumtagger.app.worker import Call, Reply, SessionFactory, WorkerHandle
 from albumtagger.config import DEFAULT_MODEL, Settings, replace_section
 from albumtagger.errors import UserError
-from albumtagger.events import JobProgress, ModelStatus, Notice
+from albumtagger.events import FolderState, JobProgress, ModelStatus, Notice
 from albumtagger.library.db.queries import LibraryQueries
+from albumtagger.library.db.store import SIDECAR_DIR
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ MAX_BACKGROUND = MAX_RECENT
 """Libraries of the selector kept open (watched and tagged) behind the one on screen."""
 BACKGROUND_DELAY_MS = 1500
 """The library on screen gets this head start before the others are opened."""
+OFFLINE_STATUS = "Waiting for the folder to come back"
+"""What the job status says while the folder is away."""
 VERBS = {"accept": "Accepted", "reject": "Rejected", "add": "Added", "remove": "Removed"}
 
 
@@ -49,7 +52,8 @@ class Libraries(QObject):
     event = Signal(object)  # an event of the library on screen (`albumtagger.events`)
     model_status = Signal(object)  # ModelStatus
     download_offered = Signal(str, str)  # model, revision: it is missing
-    offline = Signal(str)  # message: the folder went offline while tagging
+    offline = Signal(str)  # message: the folder is away (until `folder_back`)
+    folder_back = Signal()
     job_idle = Signal(str)  # what the job status says when nothing runs
     paused_changed = Signal(bool)
     background_status = Signal(str)  # what the libraries behind are doing ("" nothing)
@@ -91,14 +95,25 @@ class Libraries(QObject):
         self.worker_idle = False
         self.paused = False
         self.model_state = "not_loaded"
+        self.model_text = ""
+        """What the last `ModelStatus` said (the reason, when the model is unavailable)."""
         self.last_progress: JobProgress | None = None
         self.last_notice = ""
+        self.offline_text = ""
+        """What the window says while the folder on screen is away ("" while it is there)."""
         self._closing = False
 
     @property
     def is_open(self) -> bool:
         """A library is on screen, its reads ready."""
         return self.handle is not None and self.queries is not None
+
+    def library_in_folder(self) -> bool | None:
+        """The library on screen is kept inside its photo folder (False: in the data
+        folder, the photo folder being read-only; None: no library on screen)."""
+        if self.root is None or self.queries is None:
+            return None
+        return library_inside(self.root, self.queries.db_path)
 
     def need_library(self) -> bool:
         """True when a library is on screen; otherwise says so."""
@@ -140,7 +155,8 @@ class Libraries(QObject):
         self.root = root
         self._remember(root)
         self.worker_idle = False
-        self.model_state = "not_loaded"
+        self.model_state, self.model_text = "not_loaded", ""
+        self.offline_text = ""
         self._front_idle.clear()
         self.opening.emit(root)
         handle = self._background.pop(root, None)
@@ -273,8 +289,11 @@ class Libraries(QObject):
             self.show_error(reply)
 
     def show_error(self, reply: Reply) -> None:
-        if reply.error_kind == "model":
+        if reply.error_kind == "model":  # the model's one place says why, not a notice
             self._model_status(ModelStatus("unavailable", reply.error))
+            return
+        if reply.error_kind == "offline":
+            self._folder_state(FolderState(False, reply.error))
         self.show_notice(reply.error, "error" if reply.error_kind == "bug" else "warning")
 
     def show_notice(self, text: str, level: str = "info") -> None:
@@ -329,6 +348,8 @@ class Libraries(QObject):
             self.show_notice(ev.text, ev.level)
         elif isinstance(ev, ModelStatus):
             self._model_status(ev)
+        elif isinstance(ev, FolderState):
+            self._folder_state(ev)
         self.event.emit(ev)
 
     def _update_background_status(self) -> None:
@@ -341,7 +362,7 @@ class Libraries(QObject):
         self.background_status.emit("Also tagging " + ", ".join(busy) if busy else "")
 
     def _model_status(self, ev: ModelStatus) -> None:
-        self.model_state = ev.state
+        self.model_state, self.model_text = ev.state, ev.text
         self.model_status.emit(ev)
         if ev.state == "unavailable":
             self.client.apply_settings(on_reply=self._offer_download)
@@ -351,9 +372,23 @@ class Libraries(QObject):
         if not reply.error and self.model_state == "unavailable":
             self.download_offered.emit(str(reply.result["model"]), str(reply.result["revision"]))
 
+    def _folder_state(self, ev: FolderState) -> None:
+        """The folder on screen went away (one notice that stays, the job status says
+        so) or came back."""
+        if ev.online == (not self.offline_text):
+            return
+        self.offline_text = "" if ev.online else ev.text
+        if ev.online:
+            self.folder_back.emit()
+        else:
+            self.offline.emit(ev.text)
+        if self.handle is not None and self.worker_idle and not self.paused:
+            self._idle_from(self.handle, True)
+
     def _failed(self, kind: str, message: str, trace: str) -> None:
         if kind == "offline":
-            self.offline.emit(message)
+            if self.handle is not None and self.sender() is self.handle.worker:
+                self._folder_state(FolderState(False, message))
             return
         if trace:
             log.error("worker error: %s\n%s", message, trace)
@@ -372,7 +407,9 @@ class Libraries(QObject):
             self._front_idle.clear()
         self.worker_idle = idle
         if idle and not self.paused:
-            if handle.worker.flags.cancelled.is_set():
+            if self.offline_text:
+                self.job_idle.emit(OFFLINE_STATUS)
+            elif handle.worker.flags.cancelled.is_set():
                 self.job_idle.emit("Stopped: Tag again (F5) goes on")
             else:
                 self.job_idle.emit("Watching the folder" if self.watching() else "Ready")
@@ -449,6 +486,11 @@ class Libraries(QObject):
         decided = f" Tags decided again: {changed:,} suggestions changed." if changed else ""
         self.show_notice("Settings saved." + decided + note)
         self.settings_applied.emit(reply.result)
+
+
+def library_inside(root: Path, db_path: Path | str) -> bool:
+    """The sidecar `db_path` is the one inside the photo folder `root`."""
+    return Path(db_path).parent == Path(root) / SIDECAR_DIR
 
 
 def _submit(handle: WorkerHandle, call: Call, _on_reply: OnReply | None) -> bool:

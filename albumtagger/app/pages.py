@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QPalette
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import (
     QComboBox,
     QFrame,
@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSlider,
     QToolButton,
     QVBoxLayout,
@@ -41,13 +42,13 @@ MODEL_HELP = (
     "Browsing, filtering and correcting tags work without it; tagging new photos and "
     "searching by text need it.\n"
     "If you have the model folder (GME-Qwen2-VL-2B-Instruct), choose it. Offline? On a "
-    "machine with internet, run `huggingface-cli download {model} --local-dir gme-model`, "
+    "machine with internet, run `hf download {model} --local-dir gme-model`, "
     "copy the gme-model folder here, and choose it."
 )
 
 PHASES = {
     "scan": "Looking for photos",
-    "model": "Loading the model",
+    "model": "Starting",  # the model's state is the model banner's to say
     "vocabulary": "Scoring tag prompts",
     "tag": "Tagging",
 }
@@ -63,18 +64,34 @@ def duration_text(seconds: float) -> str:
     return f"{m // 60} h {m % 60} min"
 
 
-def progress_text(p: JobProgress) -> str:
+def progress_label(p: JobProgress) -> str:
+    """What runs and how far: "Tagging 120 / 1,000"."""
     label = PHASES.get(p.phase, p.phase.capitalize() or "Working")
     if p.paused:
         return f"Paused: {label.lower()} {p.done:,} / {p.total:,}"
     if p.total <= 0:
         return f"{label}\u2026"
-    parts = [f"{label} {p.done:,} / {p.total:,}"]
-    if p.rate:
-        parts.append(f"{p.rate:.1f} photos/s")
-    if p.eta_s is not None and p.done < p.total and not time_to_tags_text(p):
-        parts.append(f"about {duration_text(p.eta_s)} left")  # else the estimate says it
-    return " \u00b7 ".join(parts)
+    return f"{label} {p.done:,} / {p.total:,}"
+
+
+def rate_text(p: JobProgress) -> str:
+    """ "2.5 photos/s" ("" before there is a rate)."""
+    return "" if p.paused or p.total <= 0 or not p.rate else f"{p.rate:.1f} photos/s"
+
+
+def time_left_text(p: JobProgress) -> str:
+    """When every photo will have tags (`time_to_tags_text`), or until then the time this
+    job has left: "about 5 min left"."""
+    estimate = time_to_tags_text(p)
+    if estimate or p.paused or p.eta_s is None or p.total <= 0 or p.done >= p.total:
+        return estimate
+    return f"about {duration_text(p.eta_s)} left"
+
+
+def progress_text(p: JobProgress) -> str:
+    """The job's progress in one line: what runs, the rate, the time left."""
+    parts = (progress_label(p), rate_text(p), time_left_text(p))
+    return " \u00b7 ".join(t for t in parts if t)
 
 
 def time_to_tags_text(p: JobProgress) -> str:
@@ -91,6 +108,10 @@ def time_to_tags_text(p: JobProgress) -> str:
 
 ESTIMATE_WIDTH_TEXT = "Tags for all photos in about 59 min; refined in about 23 h 59 min"
 """The estimate's slot is this wide, whatever it says, so nothing beside it moves."""
+LABEL_WIDTH_TEXT = "Looking for photos 888,888 / 888,888"
+RATE_WIDTH_TEXT = "888.8 photos/s"
+"""The slots of the job's progress text and of its rate."""
+BAR_WIDTH = 120
 
 
 class WelcomePage(QWidget):
@@ -269,7 +290,8 @@ class MessagePage(QWidget):
 
 
 class Banner(QFrame):
-    """A panel above the grid that says what is wrong and what to do (the model)."""
+    """A panel above the grid that says what is wrong and what to do (the model's state,
+    the folder offline, where the library is kept)."""
 
     action = Signal()
     closed = Signal()
@@ -305,16 +327,16 @@ class Banner(QFrame):
         self.button.setVisible(bool(button))
         self.show()
 
+    def show_model_loading(self, text: str) -> None:
+        self.show_text(
+            f"{text or 'Loading the AI model'}\u2026 Tagging starts when it is ready; "
+            "browsing and correcting tags go on meanwhile."
+        )
+
     def show_model_unavailable(self, reason: str) -> None:
         self.show_text(
             f"The AI model could not be loaded: {reason}\n{MODEL_HELP.format(model=DEFAULT_MODEL)}",
             "Choose the model folder\u2026",
-        )
-
-    def show_offline(self, message: str) -> None:
-        self.show_text(
-            f"The folder is offline: {message}\nPhotos and tags stay as they are; "
-            "connect it and choose Tag again (F5).",
         )
 
 
@@ -408,26 +430,86 @@ class EmptyGrid(QWidget):
         self.button.setVisible(bool(button))
 
 
-class BackgroundStatus(QLabel):
-    """In the status bar: what the libraries behind the one on screen are doing."""
+class SlotLabel(QLabel):
+    """A label of the status bar that holds its slot: as wide as `slot_text` (set with
+    `set_slot`), whatever it says, elided when the window is too narrow for it; "" as
+    `slot_text` makes it as wide as its own text."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, slot_text: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setTextFormat(Qt.TextFormat.PlainText)
+        self._slot = 0
+        self.set_slot(slot_text)
+        policy = self.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.setSizePolicy(policy)
+
+    def set_slot(self, slot_text: str) -> None:
+        width = self.fontMetrics().horizontalAdvance(slot_text) if slot_text else 0
+        if width != self._slot:
+            self._slot = width
+            self.updateGeometry()
+
+    def sizeHint(self) -> QSize:
+        hint = super().sizeHint()
+        return QSize(self._slot, hint.height()) if self._slot else hint
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        if not self._slot:
+            return hint
+        return QSize(min(self._slot, self.fontMetrics().horizontalAdvance("M" * 4)), hint.height())
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        rect = self.contentsRect()
+        text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, rect.width())
+        self.style().drawItemText(
+            painter,
+            rect,
+            int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
+            self.palette(),
+            self.isEnabled(),
+            text,
+            self.foregroundRole(),
+        )
+
+
+def _keep_place(widget: QWidget, width: int) -> None:
+    """`widget` is `width` wide and keeps its room when hidden (nothing beside it moves)."""
+    widget.setFixedWidth(width)
+    policy = widget.sizePolicy()
+    policy.setRetainSizeWhenHidden(True)
+    widget.setSizePolicy(policy)
+
+
+class BackgroundStatus(SlotLabel):
+    """In the status bar, left of the job's part: what the libraries behind the one on
+    screen are doing, in the room the job's part leaves (elided; the job's slots never give
+    way to it). The status bar hides it while it shows a message."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("", parent)
+        policy = QSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        policy.setRetainSizeWhenHidden(True)  # its spacing stays when it goes
+        self.setSizePolicy(policy)
         self.setToolTip(
             "The other libraries in the selector are kept watched and tagged while this "
             "one has nothing to do"
         )
-        self.hide()
 
     def set_text(self, text: str) -> None:
-        """Say `text` ("" hides it)."""
+        """Say `text` ("" says nothing)."""
         self.setText(text)
-        self.setVisible(bool(text))
 
 
 class JobStatus(QWidget):
-    """The status bar's job part: what runs, a progress bar, Pause / Resume, Cancel."""
+    """The status bar's job part: what runs, the rate and time left, when all photos will
+    have tags, a progress bar, Pause / Resume, Cancel.
+
+    While a job runs (or is paused) each part has a slot of its own that keeps its width
+    and place whatever it says, shown or hidden: the buttons never move under the
+    pointer. When nothing runs only the first text is shown, as wide as it says."""
 
     pause = Signal()
     resume = Signal()
@@ -435,34 +517,41 @@ class JobStatus(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.label = QLabel("")
-        self.label.setTextFormat(Qt.TextFormat.PlainText)
+        self.label = SlotLabel()
         self.label.setAccessibleName("What albumtagger is doing")
-        self.estimate = QLabel("")
-        self.estimate.setTextFormat(Qt.TextFormat.PlainText)
-        self.estimate.setAccessibleName("When all photos will be tagged")
+        self.rate = SlotLabel(RATE_WIDTH_TEXT)
+        self.rate.setAccessibleName("Photos per second")
+        self.estimate = SlotLabel(ESTIMATE_WIDTH_TEXT)
+        self.estimate.setAccessibleName("Time left; when all photos will be tagged")
         self.estimate.setToolTip(
             "From the photos per second so far (refining costs more per photo than the "
             "first pass); time paused does not count"
         )
-        self.estimate.setFixedWidth(self.fontMetrics().horizontalAdvance(ESTIMATE_WIDTH_TEXT))
         self.bar = QProgressBar()
-        self.bar.setMaximumWidth(220)
         self.bar.setTextVisible(False)
         self.bar.setAccessibleName("Progress")
+        _keep_place(self.bar, BAR_WIDTH)
         self.pause_button = QPushButton("Pause")
         self.pause_button.setToolTip("Pause tagging (Ctrl+P)")
         self.pause_button.clicked.connect(self._toggle)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop the current job; photos already tagged are kept")
         self.cancel_button.clicked.connect(self.cancel)
-        row = QHBoxLayout(self)
+        for button, texts in ((self.pause_button, ("Pause", "Resume")), (self.cancel_button, ())):
+            hint = button.sizeHint().width()
+            grow = max((button.fontMetrics().horizontalAdvance(t) for t in texts), default=0)
+            extra = grow - button.fontMetrics().horizontalAdvance(button.text())
+            _keep_place(button, hint + max(0, extra))
+        self.controls = QWidget()
+        """The slots after the first text: shown while a job runs or is paused."""
+        row = QHBoxLayout(self.controls)
         row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.label)
-        row.addWidget(self.estimate)
-        row.addWidget(self.bar)
-        row.addWidget(self.pause_button)
-        row.addWidget(self.cancel_button)
+        for w in (self.rate, self.estimate, self.bar, self.pause_button, self.cancel_button):
+            row.addWidget(w)
+        outer = QHBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.label)
+        outer.addWidget(self.controls)
         self.paused = False
         self.running = False
         self.set_idle("")
@@ -473,6 +562,11 @@ class JobStatus(QWidget):
         else:
             self.pause.emit()
 
+    def _show_slots(self, shown: bool) -> None:
+        """The job's slots (`shown`), or only the first text as wide as it says."""
+        self.label.set_slot(LABEL_WIDTH_TEXT if shown else "")
+        self.controls.setVisible(shown)
+
     def set_paused(self, paused: bool) -> None:
         self.paused = paused
         self.pause_button.setText("Resume" if paused else "Pause")
@@ -481,31 +575,30 @@ class JobStatus(QWidget):
         )
         if paused:
             self.label.setText("Paused")
+            self.pause_button.show()
+            self._show_slots(True)
 
     def set_progress(self, p: JobProgress) -> None:
         self.running = not p.finished
         if p.finished:
             self.set_idle("Done" if p.job == "index" else "")
             return
-        self.label.setText(progress_text(p))
-        # while a job runs the text only grows its room: what is beside it stays put
-        self.label.setMinimumWidth(max(self.label.minimumWidth(), self.label.sizeHint().width()))
-        self.estimate.setText(time_to_tags_text(p))
-        self.estimate.show()
+        self.label.setText(progress_label(p))
+        self.rate.setText(rate_text(p))
+        self.estimate.setText(time_left_text(p))
         if p.total > 0:
             self.bar.setRange(0, p.total)
             self.bar.setValue(min(p.done, p.total))
         else:
             self.bar.setRange(0, 0)
-        self.bar.show()
-        self.pause_button.show()
-        self.cancel_button.show()
+        for w in (self.rate, self.estimate, self.bar, self.pause_button, self.cancel_button):
+            w.show()
+        self._show_slots(True)
 
     def set_idle(self, text: str) -> None:
         self.running = False
         self.label.setText(text)
-        self.label.setMinimumWidth(0)
-        self.estimate.hide()
-        self.bar.hide()
-        self.cancel_button.hide()
+        for w in (self.rate, self.estimate, self.bar, self.cancel_button):
+            w.hide()
         self.pause_button.setVisible(self.paused)
+        self._show_slots(self.paused)

@@ -42,7 +42,7 @@ from albumtagger.app.browsing import Browsing
 from albumtagger.app.detail import DetailPanel
 from albumtagger.app.download_panel import ModelDownloadPanel
 from albumtagger.app.grid import DEFAULT_SIZE, PhotoGrid
-from albumtagger.app.libraries import Libraries
+from albumtagger.app.libraries import OFFLINE_STATUS, Libraries
 from albumtagger.app.pages import (
     BackgroundStatus,
     Banner,
@@ -152,8 +152,16 @@ class MainWindow(QMainWindow):
         self.filter_bar.clear.connect(self.clear_filters)
         self.banner = Banner()
         self.banner.action.connect(self.choose_model_folder)
+        self.offline_banner = Banner()
+        self.offline_banner.text.setAccessibleName("Folder offline")
+        self.location_banner = Banner()
+        self.location_banner.text.setAccessibleName("Where the library is kept")
         self.download_panel = ModelDownloadPanel()
         self.download_panel.downloaded.connect(self._model_downloaded)
+        self.download_panel.state_changed.connect(self._show_model_state)
+        self._model_closed: tuple[str, str] | None = None
+        """The model's state when the person closed its banner (it stays closed)."""
+        self.banner.closed.connect(self._model_banner_closed)
 
         self.tags_panel = TagsPanel()
         self.tags_panel.changed.connect(self._filter_changed)
@@ -192,6 +200,8 @@ class MainWindow(QMainWindow):
         box.addWidget(self.bar)
         box.addWidget(self.filter_bar)
         box.addWidget(self.banner)
+        box.addWidget(self.offline_banner)
+        box.addWidget(self.location_banner)
         box.addWidget(self.download_panel)
         box.addWidget(self.splitter, 1)
 
@@ -204,7 +214,7 @@ class MainWindow(QMainWindow):
         self.job.resume.connect(self.libraries.resume)
         self.job.cancel.connect(self.libraries.cancel_job)
         self.background_status = BackgroundStatus()
-        self.statusBar().addPermanentWidget(self.background_status)
+        self.statusBar().addWidget(self.background_status, 1)  # the room the job leaves
         self.statusBar().addPermanentWidget(self.job)
 
     def _action(
@@ -340,6 +350,7 @@ class MainWindow(QMainWindow):
         lib.model_status.connect(self._model_status)
         lib.download_offered.connect(self.download_panel.offer)
         lib.offline.connect(self._offline)
+        lib.folder_back.connect(self.offline_banner.hide)
         lib.job_idle.connect(self.job.set_idle)
         lib.paused_changed.connect(self._paused_changed)
         lib.background_status.connect(self.background_status.set_text)
@@ -423,13 +434,28 @@ class MainWindow(QMainWindow):
         self.message_page.show_message("Opening\u2026", str(root))
         self._message_kind = ""
         self.banner.hide()
+        self._model_closed = None
+        self.offline_banner.hide()
+        self.location_banner.hide()
 
     def _attached(self, root: Path) -> None:
         self.model.set_reads(self.libraries.reads)
         self.loader.set_root(root)
         self.stack.setCurrentIndex(PAGE_LIBRARY)
+        if self.libraries.library_in_folder() is False:
+            self._say_library_elsewhere(root)
         self._update_chips()
         self.grid.setFocus()
+
+    def _say_library_elsewhere(self, root: Path) -> None:
+        """The photo folder is read-only: its library is kept in the data folder."""
+        queries = self.libraries.queries
+        where = queries.db_path.parent if queries is not None else "the data folder"
+        self.location_banner.show_text(
+            f"{root} is read-only, so its library (tags, corrections) is kept in {where}, "
+            "not inside the photo folder. Everything works as usual; copying the folder "
+            "elsewhere does not take its tags along."
+        )
 
     def _open_failed(self, kind: str, message: str) -> None:
         self.stack.setCurrentIndex(PAGE_MESSAGE)
@@ -661,26 +687,38 @@ class MainWindow(QMainWindow):
             self.loader.forget(ev.ids)
 
     def _model_status(self, ev: ModelStatus) -> None:
-        if ev.state == "unavailable":
-            self.banner.show_model_unavailable(ev.text)
-            self.job.set_idle("Model unavailable")
-            self._update_empty()
-        elif ev.state == "loading":
-            self.banner.hide()
-            self.statusBar().showMessage(ev.text or "Loading the model\u2026")
-        elif ev.state == "ready":
-            self.banner.hide()
+        if ev.state == "ready":
             self.download_panel.model_ready()
-            self.statusBar().showMessage(ev.text or "Model ready", 5000)
+        self._show_model_state()
+        if ev.state == "unavailable":
+            self._update_empty()
+
+    def _show_model_state(self, *_: object) -> None:
+        """The model's state, said in one place: the model banner while it loads or when it
+        could not be loaded (why, and what to do), the download panel while that offers or
+        runs a download; nothing once it is ready. A banner closed by the person stays
+        closed until the state changes."""
+        lib = self.libraries
+        if (
+            lib.model_state not in ("loading", "unavailable")
+            or not self.download_panel.isHidden()
+            or self._model_closed == (lib.model_state, lib.model_text)
+        ):
+            self.banner.hide()
+        elif lib.model_state == "loading":
+            self.banner.show_model_loading(lib.model_text)
+        else:
+            self.banner.show_model_unavailable(lib.model_text)
+
+    def _model_banner_closed(self) -> None:
+        self._model_closed = (self.libraries.model_state, self.libraries.model_text)
 
     def _model_downloaded(self, folder: Path) -> None:
-        self.banner.hide()
-        self.statusBar().showMessage(f"Model downloaded to {folder}; loading it", 10000)
-        self.libraries.reindex()
+        self.libraries.reindex()  # the download panel says it is loading
 
     def _offline(self, message: str) -> None:
-        self.banner.show_offline(message)
-        self.job.set_idle("Offline")
+        self.offline_banner.show_text(message)
+        self.job.set_idle(OFFLINE_STATUS)
 
     def _paused_changed(self, paused: bool) -> None:
         self.job.set_paused(paused)

@@ -34,11 +34,12 @@ HUB_FILES = ["*.json", "*.safetensors", "merges.txt", "vocab.txt", "*.model"]
 
 
 def download_hint(repo_id: str, revision: str) -> str:
+    """How to get the model by hand: huggingface_hub's `hf` command (`huggingface-cli`
+    is gone from the versions albumtagger installs)."""
     rev = f" --revision {revision}" if revision and revision != "main" else ""
     return (
         f"run albumtagger once online, or download it with `hf download {repo_id}{rev} "
-        f"--local-dir FOLDER` (older huggingface_hub: `huggingface-cli download ...`) "
-        "and choose that folder as the model"
+        "--local-dir FOLDER` and choose that folder as the model"
     )
 
 

@@ -26,9 +26,10 @@ import numpy as np
 
 from albumtagger import config
 from albumtagger.config import Settings
-from albumtagger.errors import ModelError, NotFoundError, UserError
+from albumtagger.errors import LibraryOfflineError, ModelError, NotFoundError, UserError
 from albumtagger.events import (
     Event,
+    FolderState,
     JobProgress,
     ModelStatus,
     Notice,
@@ -39,6 +40,7 @@ from albumtagger.events import (
 )
 from albumtagger.library.cleanup import Cleanup, forget_missing
 from albumtagger.library.db.queries import LibraryQueries, PhotoFilter, PhotoSummary
+from albumtagger.library.db.store import SIDECAR_DIR
 from albumtagger.library.export import Exporter, ExportReport
 from albumtagger.library.folder import WriteAccess, open_library
 from albumtagger.library.listing import PhotoListing, photo_listing
@@ -75,6 +77,14 @@ log = logging.getLogger(__name__)
 
 SEARCH_CACHE_SIZE = 256
 """Search texts whose vectors are kept in memory (never stored in the sidecar)."""
+
+
+def offline_text(root: Path) -> str:
+    """What the app says while a library's folder is away (and why a change is refused)."""
+    return (
+        f"The folder {root} is not there; nothing in its library changes. "
+        "Waiting for it to come back."
+    )
 
 
 class LibrarySession:
@@ -133,6 +143,8 @@ class LibrarySession:
         self._xmp_due: set[int] = set()
         self._waiting_looked_at: tuple[int, int] | None = None
         """The store's `tags_key` when tags waiting for the model were last looked for."""
+        self.online = True
+        """The folder was there when last looked at (`FolderState` says each change)."""
         self.store.listen(self._store_changed)
         self._data_version = self.store.tags_key()[1]
         self.library.on_taken = self.refresh
@@ -171,8 +183,29 @@ class LibrarySession:
 
     def unit(self) -> contextlib.AbstractContextManager[None]:
         """One unit of work: the library's writer lock, held until the block ends
-        (nested units are part of the outer one); waits as the session was opened to."""
+        (nested units are part of the outer one); waits as the session was opened to.
+        Refused with `LibraryOfflineError` while the folder is away."""
+        self.check_folder()
         return self.library.writing()
+
+    def check_folder(self) -> None:
+        """Raise `LibraryOfflineError` (saying `offline_text`) when the folder is not there
+        (renamed, unplugged; or its in-folder sidecar folder gone); `FolderState` says when
+        that changes."""
+        try:
+            there = self.root.is_dir() and (
+                not self.library.sidecar_in_folder or (self.root / SIDECAR_DIR).is_dir()
+            )
+        except OSError:
+            there = False
+        self._note_online(there)
+        if not there:
+            raise LibraryOfflineError(offline_text(self.root))
+
+    def _note_online(self, online: bool) -> None:
+        if online != self.online:
+            self.online = online
+            self._emit(FolderState(online, "" if online else offline_text(self.root)))
 
     def refresh(self) -> bool:
         """Notice what other processes committed since (a CLI correction beside the app):
@@ -298,7 +331,7 @@ class LibrarySession:
                     include_suggested=self.settings.xmp.include_suggested,
                     photo_ids=due,
                 )
-        except LibraryBusyError:
+        except (LibraryBusyError, LibraryOfflineError):
             self._xmp_due.update(due)  # written with the next change
         except XmpWriteError as exc:
             self._emit(Notice("warning", str(exc)))
@@ -391,6 +424,8 @@ class LibrarySession:
             self.index_summary = yield from steps
 
         yield from self._job_progress("index", run(), cancel)
+        if self.index_summary is not None:
+            self._note_online(not self.index_summary.offline)
         self.write_xmp()
 
     def watch_step(self, max_seconds: float = 0.5) -> bool:
@@ -405,7 +440,7 @@ class LibrarySession:
                 self.settings,
                 self.tagger(),
                 self._closed,
-                on_message=lambda text: self._emit(Notice("info", text)),
+                on_message=self._keeper_said,
                 encoder=self._encoder,
                 on_progress=lambda p: self._emit(self._progress_event("watch", p)),
                 encoder_factory=self.encoder,
@@ -420,8 +455,18 @@ class LibrarySession:
             if not self._keeper.step():
                 break
             did = True
+        self._note_online(not self._keeper.offline)
         self.write_xmp()
         return did
+
+    def _keeper_said(self, text: str) -> None:
+        """What watching says, as a `Notice`; the folder going away is said by a
+        `FolderState` instead (one notice that stays, not a second one that goes)."""
+        keeper = self._keeper
+        if keeper is not None and keeper.offline and self.online:
+            self._note_online(False)
+            return
+        self._emit(Notice("info", text))
 
     # -- corrections and vocabulary ---------------------------------------------------
 
@@ -483,7 +528,7 @@ class LibrarySession:
         try:
             with self.unit():
                 change = tagger.score_waiting_tags()
-        except LibraryBusyError:
+        except (LibraryBusyError, LibraryOfflineError):
             self._waiting_looked_at = None
             return None
         self._waiting_looked_at = self.store.tags_key()

@@ -35,15 +35,17 @@ def test_the_estimate_keeps_its_place(qtbot) -> None:
     status.set_progress(progress(None, None))  # the job's own time left, for now
     qtbot.waitExposed(status)
     width, bar_x = status.estimate.width(), status.bar.x()
-    assert status.estimate.isVisible() and status.estimate.text() == ""
+    assert status.estimate.isVisible() and status.estimate.text() == "about 5 min left"
     for tags, refined in ((9.0, 40.0), (720, 7200 + 720), (0.0, 50_000)):
         status.set_progress(progress(tags, refined))
         status.layout().activate()
         assert status.estimate.text() == time_to_tags_text(progress(tags, refined))
         assert (status.estimate.width(), status.bar.x()) == (width, bar_x)
     # the progress text stays; the time left is the estimate's to say
-    assert status.label.text() == "First pass 120 / 1,000 \u00b7 2.5 photos/s"
+    assert status.label.text() == "First pass 120 / 1,000"
+    assert status.rate.text() == "2.5 photos/s"
     status.set_progress(progress(None, None))
-    assert status.label.text().endswith("2.5 photos/s \u00b7 about 5 min left")
+    assert status.rate.text() == "2.5 photos/s"
+    assert status.estimate.text() == "about 5 min left"
     status.set_idle("Watching the folder")
     assert not status.estimate.isVisible()
