@@ -301,6 +301,7 @@ class MainWindow(QMainWindow):
         self.act_folders.setText("F&olders")
         self.act_folders.setStatusTip("The library's folders: click one to show only its photos")
         m.addAction(self.act_folders)
+        m.addSeparator()
         self.act_zoom_in = a(m, "Zoom &in", K.ZoomIn, lambda: self._zoom_by(24))
         self.act_zoom_out = a(m, "Zoom &out", K.ZoomOut, lambda: self._zoom_by(-24))
         self.act_detail = a(m, "Show &details", "Ctrl+Return", self._open_current)
