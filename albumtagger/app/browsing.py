@@ -111,8 +111,6 @@ class Browsing(QObject):
         """The folder chosen in the folder tree ("" every folder)."""
         self.want_folders = False
         """The folder tree is shown: its counts are read with the others."""
-        self._missing: int | None = None
-        """Photos of the library whose file is gone (None: not counted yet)."""
         self.query: Query | None = None
         self.search_pending = False
         self.total = 0
@@ -146,7 +144,6 @@ class Browsing(QObject):
     def _library_closed(self) -> None:
         self.query = None
         self.folder = ""
-        self._missing = None
 
     # -- the filter ---------------------------------------------------------------------
 
@@ -223,11 +220,10 @@ class Browsing(QObject):
         def count(q: LibraryQueries) -> tuple:
             quick = q.quick_counts(f)
             total = quick.total if unfiltered(f) else q.count(EVERY_PHOTO)
-            missing = q.count(PhotoFilter(statuses=("missing",)))  # over the status index
             folders = None
             if want_folders:
                 folders = (q.folder_counts(f), q.folder_counts(EVERY_PHOTO))
-            return q.tag_counts(f), quick, total, missing, folders
+            return q.tag_counts(f), quick, total, folders
 
         reads.read("counts", count, self._counts_ready)
 
@@ -236,7 +232,7 @@ class Browsing(QObject):
         return reads is not None and reads.pending("counts")
 
     def _counts_ready(self, result: object) -> None:
-        tags, quick, self.total, self._missing, folders = result  # type: ignore[misc]
+        tags, quick, self.total, folders = result  # type: ignore[misc]
         self.counts_ready.emit(tags, quick)
         if folders is not None:
             self.folders_ready.emit(*folders)
@@ -344,8 +340,8 @@ class Browsing(QObject):
         self.search_pending = True
         self.status.emit("Searching\u2026", 0)
         token, query = self._search_token, self.query
-        if not self.filtering and self._missing == 0:
-            self._send_query(token, query, None)  # every photo (none is missing)
+        if not self.filtering:
+            self._send_query(token, query, None)
             return
         f = self.filter
         reads.read(
