@@ -298,7 +298,7 @@ class MainWindow(QMainWindow):
 
         m = bar.addMenu("&View")
         self.act_folders = self.folders_dock.toggleViewAction()
-        self.act_folders.setText("F&olders")
+        self.act_folders.setText("Fo&lders")
         self.act_folders.setStatusTip("The library's folders: click one to show only its photos")
         m.addAction(self.act_folders)
         m.addSeparator()
