@@ -1,5 +1,6 @@
-"""What the grid shows of the library on screen: the filter (set by the tags panel and
-the sort), a search (by text, or "more like this"), and the photos selected.
+"""What the grid shows of the library on screen: the filter (set by the tags panel, the
+folder tree and the sort), a search (by text, or "more like this"), and the photos
+selected; the filters of each library, kept for the next time it is opened.
 
 A view-model over `Libraries`: photo ids, counts and the vocabulary are read off the GUI
 thread (`ReadPool`) and handed to the window by signals; changes the worker reports are
@@ -8,8 +9,12 @@ gathered and read again; a photo shown a moment counts as viewed.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -34,6 +39,53 @@ SEARCH_TOP = 2000
 
 Query = tuple  # ("text", text) | ("similar", photo id, file name)
 
+EVERY_PHOTO = PhotoFilter(hide_missing=True)
+"""What the window shows unfiltered: every photo but those whose file is gone (the
+Missing quick filter shows them)."""
+
+
+def unfiltered(f: PhotoFilter) -> bool:
+    """Whether `f` shows every photo the window shows unfiltered (in any order)."""
+    return replace(f, order="path", descending=False) == EVERY_PHOTO
+
+
+@dataclass
+class FilterState:
+    """The filters of one library as the person left them: tags included and excluded
+    (ids), all/any, quick filters (keys), the folder and the search text."""
+
+    include: list[int] = field(default_factory=list)
+    exclude: list[int] = field(default_factory=list)
+    match_any: bool = False
+    quick: list[str] = field(default_factory=list)
+    folder: str = ""
+    search: str = ""
+
+    @classmethod
+    def from_json(cls, text: object) -> FilterState:
+        """The state saved as `to_json` says; a value it cannot read is no filter."""
+        try:
+            data = json.loads(str(text))
+            return cls(
+                include=[int(t) for t in data.get("include", [])],
+                exclude=[int(t) for t in data.get("exclude", [])],
+                match_any=bool(data.get("match_any", False)),
+                quick=[str(k) for k in data.get("quick", [])],
+                folder=str(data.get("folder", "")),
+                search=str(data.get("search", "")),
+            )
+        except (TypeError, ValueError, AttributeError):
+            return cls()
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+def filters_key(root: Path) -> str:
+    """Where a library's filters are kept in the window's QSettings: keyed by the
+    library's folder (a digest: paths hold characters QSettings keys cannot)."""
+    return "filters/" + hashlib.sha256(str(root).encode("utf-8", "surrogatepass")).hexdigest()[:24]
+
 
 class Browsing(QObject):
     """`ids_ready` hands over the photos to show; `filter_applied` follows once they are
@@ -41,6 +93,7 @@ class Browsing(QObject):
 
     ids_ready = Signal(object, object)  # ids, scores (a search's, else None)
     counts_ready = Signal(object, object)  # tag counts, QuickCounts
+    folders_ready = Signal(object, object)  # photos per folder: shown, every (folder_counts)
     tags_ready = Signal(object)  # the vocabulary: list of TagInfo
     photos_changed = Signal(object)  # ids whose tags or files changed (a set)
     query_changed = Signal()
@@ -51,9 +104,13 @@ class Browsing(QObject):
     def __init__(self, libraries: Libraries, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.libraries = libraries
-        self.filter = PhotoFilter()
+        self.filter = EVERY_PHOTO
         self.filtering = False
         """The filter looks at more than the sort order."""
+        self.folder = ""
+        """The folder chosen in the folder tree ("" every folder)."""
+        self.want_folders = False
+        """The folder tree is shown: its counts are read with the others."""
         self.query: Query | None = None
         self.search_pending = False
         self.total = 0
@@ -86,15 +143,42 @@ class Browsing(QObject):
 
     def _library_closed(self) -> None:
         self.query = None
+        self.folder = ""
 
     # -- the filter ---------------------------------------------------------------------
 
     def set_filter(self, f: PhotoFilter, filtering: bool, *, apply: bool = True) -> None:
-        """The filter of the tags panel and the sort; shown at once unless not `apply`."""
-        self.filter = f
-        self.filtering = filtering
+        """The filter of the tags panel and the sort (with `folder` and without missing
+        photos, unless the filter asks for them); shown at once unless not `apply`."""
+        self.filter = replace(f, folder=self.folder, hide_missing=True)
+        self.filtering = filtering or bool(self.folder)
         if apply:
             self.apply_filter()
+
+    def set_want_folders(self, want: bool) -> None:
+        """Read the counts per folder (the tree is shown) or not; read them now."""
+        self.want_folders = want
+        if want:
+            self._counts_timer.start()
+
+    # -- filters kept per library -------------------------------------------------------
+
+    def saved_filters(self, root: Path) -> FilterState:
+        """The filters `root`'s library was left with (none: a state with no filter)."""
+        value = self.libraries.qsettings.value(filters_key(root))
+        return FilterState() if value is None else FilterState.from_json(value)
+
+    def save_filters(self, root: Path, state: FilterState) -> None:
+        key = filters_key(root)
+        if state == FilterState():
+            self.libraries.qsettings.remove(key)
+        else:
+            self.libraries.qsettings.setValue(key, state.to_json())
+
+    def restore_search(self, text: str) -> None:
+        """Search for `text` when the filter is next applied (opening a library)."""
+        text = text.strip()
+        self.query = ("text", text) if text else None
 
     def apply_filter(self) -> None:
         """Read the filter's photos (or run the search again, if any) and the counts;
@@ -131,14 +215,15 @@ class Browsing(QObject):
             return
         f = self.filter
 
+        want_folders = self.want_folders
+
         def count(q: LibraryQueries) -> tuple:
             quick = q.quick_counts(f)
-            total = (
-                quick.total
-                if f == PhotoFilter(order=f.order, descending=f.descending)
-                else (q.count(PhotoFilter()))
-            )
-            return q.tag_counts(f), quick, total
+            total = quick.total if unfiltered(f) else q.count(EVERY_PHOTO)
+            folders = None
+            if want_folders:
+                folders = (q.folder_counts(f), q.folder_counts(EVERY_PHOTO))
+            return q.tag_counts(f), quick, total, folders
 
         reads.read("counts", count, self._counts_ready)
 
@@ -147,8 +232,10 @@ class Browsing(QObject):
         return reads is not None and reads.pending("counts")
 
     def _counts_ready(self, result: object) -> None:
-        tags, quick, self.total = result  # type: ignore[misc]
+        tags, quick, self.total, folders = result  # type: ignore[misc]
         self.counts_ready.emit(tags, quick)
+        if folders is not None:
+            self.folders_ready.emit(*folders)
 
     def reload_tags(self) -> None:
         reads = self.libraries.reads

@@ -375,16 +375,26 @@ class FilterBar(QWidget):
             self._row.removeWidget(chip)
             chip.deleteLater()
         self._chips = []
-        marks = {"include": "+ ", "exclude": "\u2212 ", "quick": "", "search": "\u2315 "}
+        marks = {
+            "include": "+ ",
+            "exclude": "\u2212 ",
+            "quick": "",
+            "search": "\u2315 ",
+            "folder": "in ",
+        }
         for kind, label, key in chips:
             b = QToolButton()
             b.setText(f"{marks.get(kind, '')}{label.replace('&', '&&')}  \u00d7")
             what = {"include": "with", "exclude": "without"}.get(kind)
-            b.setToolTip(
-                plain_tooltip(f"Showing photos {what} {label!r}; click to remove")
-                if what
-                else "Click to remove"
-            )
+            if kind == "folder":
+                tip = plain_tooltip(
+                    f"Showing photos in {label!r} and its sub-folders; click to remove"
+                )
+            elif what:
+                tip = plain_tooltip(f"Showing photos {what} {label!r}; click to remove")
+            else:
+                tip = "Click to remove"
+            b.setToolTip(tip)
             b.setAccessibleName(f"Filter {label}, click to remove")
             b.clicked.connect(lambda _=False, k=kind, key=key: self.remove.emit(k, key))
             self._row.addWidget(b)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QApplication,
     QDialog,
+    QDockWidget,
     QFileDialog,
     QMainWindow,
     QMenu,
@@ -38,9 +40,10 @@ from PySide6.QtWidgets import (
 )
 
 from albumtagger.app.appearance import Appearance
-from albumtagger.app.browsing import Browsing
+from albumtagger.app.browsing import Browsing, FilterState
 from albumtagger.app.detail import DetailPanel
 from albumtagger.app.download_panel import ModelDownloadPanel
+from albumtagger.app.folder_tree import FolderTree
 from albumtagger.app.grid import DEFAULT_SIZE, PhotoGrid
 from albumtagger.app.libraries import OFFLINE_STATUS, Libraries
 from albumtagger.app.pages import (
@@ -110,6 +113,12 @@ class MainWindow(QMainWindow):
         self.model_folder_box: QMessageBox | None = None
         self._message_kind = ""
         self._closing = False
+        self._filters_root: Path | None = None
+        """The library whose filters are on screen (saved as they change)."""
+        self._pending_tags: tuple[list[int], list[int]] | None = None
+        """Tag filters to restore once the library's tags are listed."""
+        self._shown_filter: object = None
+        """The filter and search whose photos the grid shows."""
         self.setWindowTitle("albumtagger")
         self.setAcceptDrops(True)
         self.resize(1280, 820)
@@ -209,6 +218,15 @@ class MainWindow(QMainWindow):
         self.stack.addWidget(library)
         self.stack.addWidget(self.message_page)
 
+        self.folder_tree = FolderTree()
+        self.folder_tree.chosen.connect(self.show_folder)
+        self.folders_dock = QDockWidget("Folders", self)
+        self.folders_dock.setObjectName("folders")
+        self.folders_dock.setWidget(self.folder_tree)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.folders_dock)
+        self.folders_dock.hide()
+        self.folders_dock.visibilityChanged.connect(self.browsing.set_want_folders)
+
         self.job = JobStatus()
         self.job.pause.connect(self.libraries.pause)
         self.job.resume.connect(self.libraries.resume)
@@ -296,6 +314,11 @@ class MainWindow(QMainWindow):
         self.act_settings.setMenuRole(QAction.MenuRole.PreferencesRole)
 
         m = bar.addMenu("&View")
+        self.act_folders = self.folders_dock.toggleViewAction()
+        self.act_folders.setText("Fo&lders")
+        self.act_folders.setStatusTip("The library's folders: click one to show only its photos")
+        m.addAction(self.act_folders)
+        m.addSeparator()
         self.act_zoom_in = a(m, "Zoom &in", K.ZoomIn, lambda: self._zoom_by(24))
         self.act_zoom_out = a(m, "Zoom &out", K.ZoomOut, lambda: self._zoom_by(-24))
         self.act_detail = a(m, "Show &details", "Ctrl+Return", self._open_current)
@@ -358,6 +381,7 @@ class MainWindow(QMainWindow):
         lib.correction_done.connect(self._corrected)
         browsing.ids_ready.connect(self._show_ids)
         browsing.counts_ready.connect(self._counts_ready)
+        browsing.folders_ready.connect(self.folder_tree.set_counts)
         browsing.tags_ready.connect(self._tags_ready)
         browsing.photos_changed.connect(self._photos_changed)
         browsing.query_changed.connect(self._query_changed)
@@ -377,12 +401,15 @@ class MainWindow(QMainWindow):
         sort = self.qsettings.value("view/sort")
         if sort is not None:
             self.bar.set_sort_index(int(sort))
+        self.folders_dock.setVisible(self.qsettings.value("view/folders") in (True, "true"))
 
     def _save_state(self) -> None:
         self.qsettings.setValue("window/geometry", self.saveGeometry())
         self.qsettings.setValue("window/splitter", self.splitter.saveState())
         self.qsettings.setValue("view/thumb_size", self.loader.size)
         self.qsettings.setValue("view/sort", self.sort.currentIndex())
+        self.qsettings.setValue("view/folders", not self.folders_dock.isHidden())
+        self._save_filters()
         self.qsettings.sync()
 
     def _update_recent_menu(self) -> None:
@@ -444,6 +471,7 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentIndex(PAGE_LIBRARY)
         if self.libraries.library_in_folder() is False:
             self._say_library_elsewhere(root)
+        self._restore_filters(root)
         self._update_chips()
         self.grid.setFocus()
 
@@ -469,10 +497,14 @@ class MainWindow(QMainWindow):
             self.choose_folder()
 
     def _library_closed(self) -> None:
+        # (its filters were saved as they changed; the browsing state has let them go)
+        self._filters_root, self._pending_tags, self._shown_filter = None, None, None
         self.model.set_reads(None)
         self.loader.set_root(None)
         self._set_search_text("")
         self.tags_panel.set_tags([])
+        self.folder_tree.set_current("")
+        self.folder_tree.set_counts({}, {})
         self._sync_filter()
         self.detail.show_nothing()
         self.job.set_paused(False)
@@ -481,10 +513,13 @@ class MainWindow(QMainWindow):
     # -- the filter and the grid --------------------------------------------------------
 
     def current_filter(self) -> PhotoFilter:
-        return self.tags_panel.photo_filter(*self.bar.sort_order())
+        """The filter of the tags panel, the folder tree and the sort, as the grid shows
+        it (photos whose file is gone only under the Missing quick filter)."""
+        f = self.tags_panel.photo_filter(*self.bar.sort_order())
+        return replace(f, folder=self.browsing.folder, hide_missing=True)
 
     def _sync_filter(self, *, apply: bool = False) -> None:
-        """Give the browsing state the filter of the tags panel and the sort."""
+        """Give the browsing state the filter of the tags panel, the folder and the sort."""
         f, filtering = self.current_filter(), self.tags_panel.is_filtering()
         self.browsing.set_filter(f, filtering, apply=apply)
 
@@ -496,6 +531,8 @@ class MainWindow(QMainWindow):
     def _show_ids(self, ids: np.ndarray, scores: np.ndarray | None) -> None:
         selected = self.grid.selected_ids()
         current = self.grid.current_id()
+        shown = (self.browsing.filter, self.browsing.query)
+        filter_changed, self._shown_filter = shown != self._shown_filter, shown
         self.model.set_ids(ids, scores)
         self.grid.update_visible()
         self.grid.restore_selection(selected, current)
@@ -505,6 +542,20 @@ class MainWindow(QMainWindow):
         self.filter_bar.set_count(len(ids), self.browsing.total)
         if scores is not None:
             self.grid.scrollToTop()  # a search's best match first
+        elif filter_changed:
+            self._scroll_to_selection()
+
+    def _scroll_to_selection(self) -> None:
+        """After a filter change: the photo selected in view where it is still shown,
+        else the top of the grid."""
+        index = self.grid.currentIndex()
+        if not index.isValid() or not self.grid.selectionModel().isSelected(index):
+            selected = self.grid.selectionModel().selectedIndexes()
+            index = min(selected, key=lambda i: i.row()) if selected else index
+        if index.isValid():
+            self.grid.scrollTo(index)
+        else:
+            self.grid.scrollToTop()
 
     def _counts_ready(self, tags: dict[int, int], quick: object) -> None:
         self.tags_panel.set_counts(tags, quick)  # type: ignore[arg-type]
@@ -514,6 +565,9 @@ class MainWindow(QMainWindow):
     def _tags_ready(self, tags: list) -> None:
         self.tags_panel.set_tags(tags)
         self.detail.set_vocabulary([t.name for t in tags])
+        if self._pending_tags is not None:
+            self._restore_tags(tags)
+            return
         self._sync_filter()  # the tags panel forgets the states of tags that are gone
 
     def _photos_changed(self, changed: set[int]) -> None:
@@ -529,6 +583,8 @@ class MainWindow(QMainWindow):
 
     def _update_chips(self) -> None:
         chips = self.tags_panel.active()
+        if self.browsing.folder:
+            chips.insert(0, ("folder", self.browsing.folder, self.browsing.folder))
         query = self.browsing.query
         if query is not None:
             if query[0] == "text":
@@ -536,10 +592,19 @@ class MainWindow(QMainWindow):
             else:
                 chips.insert(0, ("search", f"like {query[2]}", "search"))
         self.filter_bar.set_chips(chips)
+        self._save_filters()
+
+    def show_folder(self, folder: str) -> None:
+        """Show only the photos in `folder` and below ("" every folder)."""
+        self.browsing.folder = folder
+        self.folder_tree.set_current(folder)
+        self._filter_changed()
 
     def _remove_filter(self, kind: str, key: object) -> None:
         if kind == "search":
             self.clear_search()
+        elif kind == "folder":
+            self.show_folder("")
         elif kind == "quick":
             self.tags_panel.set_quick(str(key), False)
         else:
@@ -547,7 +612,70 @@ class MainWindow(QMainWindow):
 
     def clear_filters(self) -> None:
         self.browsing.drop_query()
+        self.browsing.folder = ""
+        self.folder_tree.set_current("")
         self.tags_panel.clear()  # emits changed: the filter's photos are shown
+
+    # -- filters kept per library -------------------------------------------------------
+
+    def filter_state(self) -> FilterState:
+        """The filters on screen, as they are kept for the library."""
+        states = self.tags_panel.model.states()
+        query = self.browsing.query
+        return FilterState(
+            include=sorted(t for t, s in states.items() if s == "include"),
+            exclude=sorted(t for t, s in states.items() if s == "exclude"),
+            match_any=self.tags_panel.match_any(),
+            quick=[k for k, box in self.tags_panel.quick.items() if box.isChecked()],
+            folder=self.browsing.folder,
+            search=query[1] if query is not None and query[0] == "text" else "",
+        )
+
+    def _save_filters(self) -> None:
+        """Keep the filters of the library on screen (not while they are being restored)."""
+        if self._filters_root is not None and self._pending_tags is None:
+            self.browsing.save_filters(self._filters_root, self.filter_state())
+
+    def _restore_filters(self, root: Path) -> None:
+        """The filters `root` was left with: all/any, quick filters, the folder and the
+        search now (the library's first reading shows them); its tags once listed."""
+        state = self.browsing.saved_filters(root)
+        panel = self.tags_panel
+        panel.blockSignals(True)  # one reading of the grid, not one per box
+        try:
+            panel.clear()
+            panel.set_match_any(state.match_any)
+            for key in state.quick:
+                if key in panel.quick:
+                    panel.set_quick(key, True)
+        finally:
+            panel.blockSignals(False)
+        self.browsing.folder = state.folder
+        self.folder_tree.set_current(state.folder)
+        self._set_search_text(state.search)
+        self.browsing.restore_search(state.search)
+        self._sync_filter()
+        self._filters_root = root
+        self._pending_tags = (
+            (state.include, state.exclude) if state.include or state.exclude else None
+        )
+
+    def _restore_tags(self, tags: list) -> None:
+        """The tag filters kept for the library, of the tags it still has."""
+        pending, self._pending_tags = self._pending_tags, None
+        if pending is None:
+            return
+        known = {t.id for t in tags}
+        panel = self.tags_panel
+        panel.blockSignals(True)
+        try:
+            for state, ids in zip(("include", "exclude"), pending, strict=True):
+                for tag_id in ids:
+                    if tag_id in known:
+                        panel.set_tag_state(tag_id, state)
+        finally:
+            panel.blockSignals(False)
+        self._filter_changed()
 
     def reveal(self, photo_ids: Sequence[int]) -> None:
         """Select these photos in the grid (the first one current, scrolled to). When

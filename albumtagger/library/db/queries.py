@@ -93,7 +93,11 @@ class PhotoFilter:
     - `statuses`: only these photo statuses (ok, damaged, missing, pending); empty: all.
     - `untagged`: only photos that carry no tag. `needs_review`: only photos with a
       suggestion worth a second look (see the module doc).
-    - `folder`: only photos under this folder (relative POSIX path, case-sensitive).
+    - `folder`: only photos in this folder and its sub-folders (relative POSIX path,
+      case-sensitive; "" the whole library).
+    - `hide_missing`: leave out photos whose file is gone unless `statuses` asks for
+      them (the window's filter: its counts and grid show them only under the Missing
+      quick filter). Off by default, so the commands list every photo.
     - `name`: only photos whose file name contains this text (case-insensitive).
     - `order`: "path" (folder, then file name), "name" (file name, then path), "taken"
       (date taken: the photo's EXIF date, else the file's modification time), or
@@ -110,6 +114,7 @@ class PhotoFilter:
     name: str = ""
     order: str = "path"
     descending: bool = False
+    hide_missing: bool = False
 
     def __post_init__(self) -> None:
         # Accept any sequence; store tuples so the filter stays hashable.
@@ -220,6 +225,10 @@ def _carried_ids(tag_condition: str = "") -> str:
     return f"SELECT photo_id FROM photo_tags WHERE {where}"
 
 
+_MISSING_IDS = "SELECT id FROM photos WHERE status = 'missing'"
+"""Over the status index: a few ids, checked against each row's id with no table lookup."""
+
+
 def _marks(n: int) -> str:
     return ", ".join("?" * n)
 
@@ -234,6 +243,12 @@ def _file_name_has(path: str | None, needle: str | None) -> bool:
     if path is None or needle is None:
         return False
     return needle in path.rpartition("/")[2].casefold()
+
+
+def _folder_of(path: str | None) -> str:
+    """SQL function: the folder part of a relative path ("" at the root). Quicker than
+    SQLite's string functions can say it (no reverse search there)."""
+    return path.rpartition("/")[0] if path else ""
 
 
 def _review_ids(review_sql: str) -> str:
@@ -254,6 +269,8 @@ def _where(f: PhotoFilter, review_sql: str = _REVIEW_SCAN_SQL) -> tuple[list[str
     if f.statuses:
         where.append(f"p.status IN ({_marks(len(f.statuses))})")
         args.extend(f.statuses)
+    elif f.hide_missing:
+        where.append(f"p.id NOT IN ({_MISSING_IDS})")
     if f.folder:
         # Range over the path index: every path starting with "folder/" ('0' follows '/').
         where.append("p.path >= ? AND p.path < ?")
@@ -334,6 +351,7 @@ class LibraryQueries:
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             conn.execute("PRAGMA cache_size = -32768")  # 32 MiB of pages: tags and photos
             conn.create_function("file_name_has", 2, _file_name_has, deterministic=True)
+            conn.create_function("folder_of", 1, _folder_of, deterministic=True)
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
             has_review_index = conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ? "
@@ -455,6 +473,19 @@ class LibraryQueries:
         return dict(self._counted("tags", f or PhotoFilter(), self._tag_counts))
 
     def _tag_counts(self, conn: sqlite3.Connection, f: PhotoFilter) -> dict[int, int]:
+        if not f.hide_missing or f.statuses:
+            return self._carried_counts(conn, f)
+        # The counts with the missing photos, less theirs: the first reads only the index
+        # (a condition on the photos would cost a lookup per row), the second a few rows.
+        shown = replace(f, hide_missing=False)
+        counts = self._carried_counts(conn, shown)
+        for tag_id, n in self._carried_counts(conn, replace(shown, statuses=("missing",))).items():
+            counts[tag_id] -= n
+            if not counts[tag_id]:
+                del counts[tag_id]
+        return counts
+
+    def _carried_counts(self, conn: sqlite3.Connection, f: PhotoFilter) -> dict[int, int]:
         where, args = _where(f, self._review_sql)
         sql = f"SELECT tag_id, COUNT(*) FROM photo_tags WHERE {CARRIES_SQL}"
         if where:
@@ -469,16 +500,22 @@ class LibraryQueries:
         return replace(counts, by_status=dict(counts.by_status))
 
     def _quick_counts(self, conn: sqlite3.Connection, f: PhotoFilter) -> QuickCounts:
-        where, args = _where(f, self._review_sql)
-        base = "FROM photos p" + (" WHERE " + " AND ".join(where) if where else "")
-        where_sql = " AND ".join(where)
+        # Per status with the missing photos in, so the Missing quick filter says how many
+        # it would show; the total, untagged and needs review count what `f` shows.
+        status_where, status_args = _where(replace(f, hide_missing=False), self._review_sql)
+        base = "FROM photos p" + (" WHERE " + " AND ".join(status_where) if status_where else "")
         by_status = {s: 0 for s in PHOTO_STATUSES}
         by_status.update(
             {
                 str(s): int(n)
-                for s, n in conn.execute(f"SELECT p.status, COUNT(*) {base} GROUP BY 1", args)
+                for s, n in conn.execute(
+                    f"SELECT p.status, COUNT(*) {base} GROUP BY 1", status_args
+                )
             }
         )
+        hidden = by_status["missing"] if f.hide_missing and not f.statuses else 0
+        where, args = _where(f, self._review_sql)
+        where_sql = " AND ".join(where)
         and_where = f" AND {where_sql}" if where else ""
         untagged = conn.execute(
             f"SELECT COUNT(*) FROM photos p WHERE {_untagged()}{and_where}", args
@@ -489,7 +526,7 @@ class LibraryQueries:
             args,
         ).fetchone()[0]
         return QuickCounts(
-            total=sum(by_status.values()),
+            total=sum(by_status.values()) - hidden,
             untagged=int(untagged or 0),
             needs_review=int(review or 0),
             damaged=by_status["damaged"],
@@ -497,6 +534,21 @@ class LibraryQueries:
             pending=by_status["pending"],
             by_status=by_status,
         )
+
+    def folder_counts(self, f: PhotoFilter | None = None) -> dict[str, int]:
+        """Photos the filter matches (its folder aside) directly in each folder that has
+        any: relative POSIX paths, "" the library's root. One GROUP BY over the folder
+        part of the paths; see `folder_totals` for the counts of whole branches."""
+        f = replace(f or PhotoFilter(), folder="")
+        return dict(self._counted("folders", f, self._folder_counts))
+
+    def _folder_counts(self, conn: sqlite3.Connection, f: PhotoFilter) -> dict[str, int]:
+        where, args = _where(f, self._review_sql)
+        sql = "SELECT folder_of(p.path), COUNT(*) FROM photos p"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " GROUP BY 1"
+        return {str(folder): int(n) for folder, n in conn.execute(sql, args)}
 
     # -- photos -----------------------------------------------------------------------
 
@@ -588,6 +640,19 @@ class LibraryQueries:
                 _fill(ids, matrix, i, rows)
                 i += len(rows)
         return ids[:i], matrix[:i]
+
+
+def folder_totals(direct: dict[str, int]) -> dict[str, int]:
+    """From `folder_counts`: the photos in each folder and below it, for every folder
+    on the way to one that has photos ("" the whole library)."""
+    totals: dict[str, int] = {"": 0}
+    for folder, n in direct.items():
+        totals[""] += n
+        parts = folder.split("/") if folder else []
+        for depth in range(1, len(parts) + 1):
+            key = "/".join(parts[:depth])
+            totals[key] = totals.get(key, 0) + n
+    return totals
 
 
 def _fill(ids: np.ndarray, matrix: np.ndarray, at: int, rows: list[tuple[Any, ...]]) -> None:
