@@ -120,6 +120,18 @@ class SessionClient:
     ) -> bool:
         return self._call("search", lambda s: s.search(text, top, restrict_to), on_reply)
 
+    def search_with_cutoff(
+        self,
+        text: str,
+        top: int = 1000,
+        restrict_to: np.ndarray | None = None,
+        *,
+        on_reply: OnReply | None = None,
+    ) -> bool:
+        return self._call(
+            "search_with_cutoff", lambda s: s.search_with_cutoff(text, top, restrict_to), on_reply
+        )
+
     def similar(
         self,
         photo_id: int,

@@ -51,6 +51,7 @@ from albumtagger.app.pages import (
     WelcomePage,
 )
 from albumtagger.app.photo_model import PhotoListModel
+from albumtagger.app.search_cutoff import SearchCutoffBar
 from albumtagger.app.tags_panel import NAME_ROLE, TagsPanel
 from albumtagger.app.thumbnails import ThumbnailLoader
 from albumtagger.app.worker import SessionFactory
@@ -144,6 +145,7 @@ class MainWindow(QMainWindow):
         self.filter_bar = FilterBar()
         self.filter_bar.remove.connect(self._remove_filter)
         self.filter_bar.clear.connect(self.clear_filters)
+        self.cutoff_bar = SearchCutoffBar(self.browsing)
         self.banner = Banner()
         self.banner.action.connect(self.choose_model_folder)
         self.download_panel = ModelDownloadPanel()
@@ -184,6 +186,7 @@ class MainWindow(QMainWindow):
         box.setSpacing(2)
         box.addWidget(self.bar)
         box.addWidget(self.filter_bar)
+        box.addWidget(self.cutoff_bar)
         box.addWidget(self.banner)
         box.addWidget(self.download_panel)
         box.addWidget(self.splitter, 1)

@@ -55,7 +55,7 @@ from albumtagger.service.indexing import (
     library_settings,
     refinement_left,
 )
-from albumtagger.service.matching import Judge, library_judges, ranked
+from albumtagger.service.matching import Judge, library_judges, ranked, search_cutoff
 from albumtagger.service.progress import TimeToTags
 from albumtagger.service.watching import FolderKeeper
 from albumtagger.tagging.decision_state import IMAGE_MODEL_ID_KEY, MATRIX_CHANGES, MODEL_ID_KEY
@@ -635,6 +635,17 @@ class LibrarySession:
         """Photo ids ranked by how well they match `text`, best first, with cosines."""
         vector = self.text_vector(text)
         return self._vector_index().search(vector, top, restrict_to)
+
+    def search_with_cutoff(
+        self, text: str, top: int = 1000, restrict_to: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """`search`, with its relevance cutoff: the photos scoring at least the cutoff
+        match the text (the threshold a new tag of the text would start from, learned
+        from the text's scores over the library; see `matching.search_cutoff`)."""
+        vector = self.text_vector(text)
+        index = self._vector_index()
+        ids, scores = index.search(vector, top, restrict_to)
+        return ids, scores, search_cutoff(self.tagger(), index.matrix, vector)
 
     def similar(
         self, photo_id: int, top: int = 1000, restrict_to: np.ndarray | None = None

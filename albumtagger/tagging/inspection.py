@@ -12,7 +12,7 @@ from albumtagger.errors import UserError
 from albumtagger.library.tag_names import clean_name
 from albumtagger.tagging import thresholds as th
 from albumtagger.tagging.decision_state import DecisionState
-from albumtagger.tagging.priors import prior_thresholds, tag_stats
+from albumtagger.tagging.priors import prior_thresholds, search_cutoff, tag_stats
 from albumtagger.tagging.results import TagInspection, source_text
 
 
@@ -123,6 +123,14 @@ class Inspection(DecisionState):
             return None
         _, matrix = self._load_tags()
         return matrix[j].copy()
+
+    def search_cutoff(self, column: np.ndarray) -> float:
+        """The relevance cutoff of a search whose scores over the library's photos are
+        `column`: what a new tag of the query would start from (its prior, with the
+        library's controller base), as `text_policy` judges a text that is not a tag."""
+        self._sync()
+        kinds = self._feedback().controller_kinds if self._has_matrix() else np.zeros(0)
+        return search_cutoff(column, self.policy, base=th.controller_base(kinds, self.policy))
 
     def text_policy(self, text: str, column: np.ndarray | None) -> tuple[float, float, float, str]:
         """(threshold, median, scale, rule) to judge a text's score by.
