@@ -61,6 +61,9 @@ class SessionClient:
     def review_queue(self, limit: int = 20, *, on_reply: OnReply | None = None) -> bool:
         return self._call("review_queue", lambda s: s.review_queue(limit), on_reply)
 
+    def review_remaining(self, *, on_reply: OnReply | None = None) -> bool:
+        return self._call("review_remaining", lambda s: s.review_remaining(), on_reply)
+
     def note_view(self, photo_id: int, *, on_reply: OnReply | None = None) -> bool:
         return self._call("note_view", lambda s: s.note_view(photo_id), on_reply)
 

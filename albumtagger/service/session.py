@@ -502,6 +502,10 @@ class LibrarySession:
     def review_queue(self, limit: int = 20) -> list[dict]:
         return self.tagger().review_queue(limit)
 
+    def review_remaining(self) -> dict[str, int]:
+        """Questions review has left, by tag name (close calls without an answer)."""
+        return self.tagger().review_remaining()
+
     def rename_tag(self, old: str, new: str) -> VocabularyChange:
         """Rename a tag: the same tag (cells, answers, threshold, prompts) by a new name."""
         with self.unit():

@@ -111,6 +111,19 @@ class Inspection(DecisionState):
             )
         return out
 
+    def review_remaining(self) -> dict[str, int]:
+        """Questions review has left, by tag name (tags with none left are not listed);
+        see `thresholds.review_remaining`."""
+        self._sync()
+        if not self._has_matrix():
+            return {}
+        ids, scores = self._library()
+        tags, _ = self._load_tags()
+        counts = th.review_remaining(
+            scores, self.thresholds(), self._user_state(ids), self.policy, stats=self._stats
+        )
+        return {tags[j].name: int(n) for j, n in enumerate(counts) if n > 0}
+
     def tag_vector(self, text: str) -> np.ndarray | None:
         """The unit vector of the scored tag named `text` (mean of its prompts), or None."""
         self._sync()
