@@ -145,5 +145,8 @@ class SessionClient:
     ) -> bool:
         return self._call("similar", lambda s: s.similar(photo_id, top, restrict_to), on_reply)
 
+    def trash_photos(self, photo_ids: Sequence[int], *, on_reply: OnReply | None = None) -> bool:
+        return self._call("trash_photos", lambda s: s.trash_photos(photo_ids), on_reply)
+
     def near_duplicates(self, min_cosine: float = 0.95, *, on_reply: OnReply | None = None) -> bool:
         return self._call("near_duplicates", lambda s: s.near_duplicates(min_cosine), on_reply)

@@ -37,7 +37,7 @@ from albumtagger.events import (
     VocabularyChanged,
     from_store_changes,
 )
-from albumtagger.library.cleanup import Cleanup, forget_missing
+from albumtagger.library.cleanup import Cleanup, Trashed, forget_missing, trash_photos
 from albumtagger.library.db.queries import LibraryQueries, PhotoFilter, PhotoSummary
 from albumtagger.library.export import Exporter, ExportReport
 from albumtagger.library.folder import WriteAccess, open_library
@@ -724,6 +724,12 @@ class LibrarySession:
         """Forget the photos marked missing, and take out albumtagger's sidecars of them."""
         with self.unit():
             return forget_missing(self.library)
+
+    def trash_photos(self, photo_ids: Sequence[int]) -> Trashed:
+        """Move these photos to the system's trash and forget them (see
+        `cleanup.trash_photos`: never a deletion; stops at the first the trash refuses)."""
+        with self.unit():
+            return trash_photos(self.library, photo_ids)
 
     def text_judges(
         self, model_id: str, texts: Sequence[str], vectors: np.ndarray
