@@ -30,10 +30,10 @@ class SearchCutoffBar(QWidget):
         self.more.clicked.connect(self._toggle_all)
         row = QHBoxLayout(self)
         row.setContentsMargins(6, 0, 6, 0)
-        row.addWidget(self.label)
-        row.addWidget(self.looser)
+        row.addWidget(self.looser)  # the buttons first: they stay put as the text changes
         row.addWidget(self.stricter)
         row.addWidget(self.learned)
+        row.addWidget(self.label)
         row.addStretch(1)
         row.addWidget(self.more)
         browsing.results_changed.connect(self.refresh)
