@@ -2,6 +2,10 @@
 folder tree and the sort), a search (by text, or "more like this"), and the photos
 selected; the filters of each library, kept for the next time it is opened.
 
+A text search stops at a relevance cutoff (learned by the worker as a new tag's
+threshold would be, adjustable here); "show all" goes on with the rest, best first, and
+stays chosen for later searches until the matches alone are asked for again.
+
 A view-model over `Libraries`: photo ids, counts and the vocabulary are read off the GUI
 thread (`ReadPool`) and handed to the window by signals; changes the worker reports are
 gathered and read again; a photo shown a moment counts as viewed.
@@ -36,6 +40,8 @@ VIEW_DWELL_MS = 1000
 REQUERY_MS = 250
 """Changes reported by the worker are gathered this long before the grid re-queries."""
 SEARCH_TOP = 2000
+CUTOFF_STEP = 0.01
+"""One click of the search's "stricter" / "looser" buttons moves its cutoff this much."""
 
 Query = tuple  # ("text", text) | ("similar", photo id, file name)
 
@@ -100,6 +106,7 @@ class Browsing(QObject):
     status = Signal(str, int)  # a status-bar message ("" clears it), its timeout in ms
     filter_applied = Signal()
     search_done = Signal(object)  # Reply
+    results_changed = Signal()  # a text search's results, its cutoff or "show all" changed
 
     def __init__(self, libraries: Libraries, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -118,6 +125,14 @@ class Browsing(QObject):
         self.shown: tuple[int, ...] = ()
         """The photos selected, as the detail panel shows them."""
         self._search_token = 0
+        self.results: tuple[np.ndarray, np.ndarray] | None = None
+        """The last text search's photos and scores, best first (every one it found)."""
+        self.cutoff: float | None = None
+        """The text search's relevance cutoff in use (None: no text search on screen)."""
+        self.learned_cutoff: float | None = None
+        self.show_all = False
+        """Show a text search's photos below the cutoff too (kept for later searches)."""
+        self._cutoff_text = ""
         self._changed_ids: set[int] = set()
         self._ids_stale = True
         """The grid's photos may have changed (not only their tags): read them again."""
@@ -144,6 +159,7 @@ class Browsing(QObject):
     def _library_closed(self) -> None:
         self.query = None
         self.folder = ""
+        self._forget_results()
 
     # -- the filter ---------------------------------------------------------------------
 
@@ -247,6 +263,12 @@ class Browsing(QObject):
         lib, progress = self.libraries, self.libraries.last_progress
         if self.search_pending:
             return "Searching\u2026", ""
+        if self.results is not None and self.below and not self.show_all:
+            return (
+                f"No photo scores {self.cutoff:.2f} or more for this search.\nShow all "
+                "of them, or make the cutoff looser (above the photos).",
+                "Clear the filters",
+            )
         if self.filtering or self.query is not None:
             return "No photo matches these filters.", "Clear the filters"
         if progress is not None and not progress.finished:
@@ -324,12 +346,14 @@ class Browsing(QObject):
     def clear_search(self) -> None:
         self.query = None
         self.search_pending = False
+        self._forget_results()
         self.query_changed.emit()
         self.apply_filter()
 
     def drop_query(self) -> None:
         """Forget the search without showing the filter's photos (the caller does)."""
         self.query = None
+        self._forget_results()
         self.query_changed.emit()
 
     def _submit_query(self) -> None:
@@ -355,7 +379,7 @@ class Browsing(QObject):
             return
         client, on_reply = self.libraries.client, partial(self._search_reply, token)
         if query[0] == "text":
-            client.search(query[1], SEARCH_TOP, restrict, on_reply=on_reply)
+            client.search_with_cutoff(query[1], SEARCH_TOP, restrict, on_reply=on_reply)
         else:
             client.similar(query[1], SEARCH_TOP, restrict, on_reply=on_reply)
 
@@ -366,14 +390,77 @@ class Browsing(QObject):
         if reply.error:
             self.libraries.show_error(reply)
             self.status.emit("", 0)
+        elif self.query[0] == "text":
+            ids, scores, cutoff = reply.result
+            self.results = (np.asarray(ids, dtype=np.int64), np.asarray(scores, np.float32))
+            if self.query[1] != self._cutoff_text or self.learned_cutoff != cutoff:
+                self.cutoff = float(cutoff)  # a new search: its learned cutoff
+            self.learned_cutoff = float(cutoff)
+            self._cutoff_text = self.query[1]
+            self._show_results()
+            n = len(ids)
+            self.status.emit(
+                f"{self.passed:,} of {n:,} photos match, best first "
+                f"({reply.seconds * 1000:.0f} ms)",
+                8000,
+            )
+            self.filter_applied.emit()
         else:
             ids, scores = reply.result
+            self._forget_results()
             self._show(np.asarray(ids, dtype=np.int64), np.asarray(scores))
             self.status.emit(
                 f"{len(ids):,} photos, best match first ({reply.seconds * 1000:.0f} ms)", 8000
             )
             self.filter_applied.emit()
         self.search_done.emit(reply)
+
+    # -- the search's cutoff ------------------------------------------------------------
+
+    @property
+    def passed(self) -> int:
+        """The text search's photos scoring at least the cutoff."""
+        if self.results is None or self.cutoff is None:
+            return 0
+        return int(np.count_nonzero(self.results[1] >= np.float32(self.cutoff)))
+
+    @property
+    def below(self) -> int:
+        """The text search's photos under the cutoff ("Show all" shows them too)."""
+        return 0 if self.results is None else len(self.results[0]) - self.passed
+
+    def set_show_all(self, on: bool) -> None:
+        """Show the search's photos under the cutoff too (or the matches alone again)."""
+        self.show_all = bool(on)
+        if self.results is not None:
+            self._show_results()
+
+    def set_cutoff(self, value: float | None) -> None:
+        """Move the search's cutoff (None: back to the learned one)."""
+        if self.results is None:
+            return
+        self.cutoff = self.learned_cutoff if value is None else round(float(value), 4)
+        self._show_results()
+
+    def nudge_cutoff(self, steps: int) -> None:
+        """Stricter (steps > 0) or looser (steps < 0) by `CUTOFF_STEP` a step."""
+        if self.cutoff is not None:
+            self.set_cutoff(self.cutoff + steps * CUTOFF_STEP)
+
+    def _show_results(self) -> None:
+        assert self.results is not None
+        ids, scores = self.results
+        n = len(ids) if self.show_all else self.passed
+        self._show(ids[:n], scores[:n])
+        self.results_changed.emit()
+
+    def _forget_results(self) -> None:
+        had = self.results is not None
+        self.results = None
+        self.cutoff = self.learned_cutoff = None
+        self._cutoff_text = ""
+        if had:
+            self.results_changed.emit()
 
     # -- the selection ------------------------------------------------------------------
 

@@ -61,6 +61,9 @@ class SessionClient:
     def review_queue(self, limit: int = 20, *, on_reply: OnReply | None = None) -> bool:
         return self._call("review_queue", lambda s: s.review_queue(limit), on_reply)
 
+    def review_remaining(self, *, on_reply: OnReply | None = None) -> bool:
+        return self._call("review_remaining", lambda s: s.review_remaining(), on_reply)
+
     def note_view(self, photo_id: int, *, on_reply: OnReply | None = None) -> bool:
         return self._call("note_view", lambda s: s.note_view(photo_id), on_reply)
 
@@ -120,6 +123,18 @@ class SessionClient:
     ) -> bool:
         return self._call("search", lambda s: s.search(text, top, restrict_to), on_reply)
 
+    def search_with_cutoff(
+        self,
+        text: str,
+        top: int = 1000,
+        restrict_to: np.ndarray | None = None,
+        *,
+        on_reply: OnReply | None = None,
+    ) -> bool:
+        return self._call(
+            "search_with_cutoff", lambda s: s.search_with_cutoff(text, top, restrict_to), on_reply
+        )
+
     def similar(
         self,
         photo_id: int,
@@ -129,6 +144,9 @@ class SessionClient:
         on_reply: OnReply | None = None,
     ) -> bool:
         return self._call("similar", lambda s: s.similar(photo_id, top, restrict_to), on_reply)
+
+    def trash_photos(self, photo_ids: Sequence[int], *, on_reply: OnReply | None = None) -> bool:
+        return self._call("trash_photos", lambda s: s.trash_photos(photo_ids), on_reply)
 
     def near_duplicates(self, min_cosine: float = 0.95, *, on_reply: OnReply | None = None) -> bool:
         return self._call("near_duplicates", lambda s: s.near_duplicates(min_cosine), on_reply)

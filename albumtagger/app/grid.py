@@ -17,10 +17,10 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QFont, QKeyEvent, QPainter, QPalette, QPen
+from PySide6.QtGui import QColor, QFont, QKeyEvent, QPainter, QPalette, QPen
 from PySide6.QtWidgets import QAbstractItemView, QListView, QStyle, QStyledItemDelegate
 
-from albumtagger.app.photo_model import PHOTO_ID_ROLE, SUMMARY_ROLE, PhotoListModel
+from albumtagger.app.photo_model import PHOTO_ID_ROLE, SCORE_ROLE, SUMMARY_ROLE, PhotoListModel
 from albumtagger.app.thumbnails import ThumbnailLoader
 from albumtagger.library.db.queries import PhotoSummary
 
@@ -54,6 +54,9 @@ class PhotoDelegate(QStyledItemDelegate):
         self.painted = 0
         """Cells painted (for tests and benchmarks)."""
         self._badge_font: QFont | None = None
+        self._score_font: QFont | None = None
+        self.scores_painted = 0
+        """Score badges painted (for tests)."""
 
     def sizeHint(self, option, index) -> QSize:  # constant: uniform items
         s = self._loader.size + 2 * _MARGIN
@@ -71,11 +74,13 @@ class PhotoDelegate(QStyledItemDelegate):
         area = cell.adjusted(_MARGIN, _MARGIN, -_MARGIN, -_MARGIN)
         summary: PhotoSummary | None = index.data(SUMMARY_ROLE)
         pix = self._loader.pixmap(summary) if summary is not None else None
+        image = area
         if pix is not None and not pix.isNull():
             w, h = pix.width(), pix.height()
             x = area.x() + (area.width() - w) // 2
             y = area.y() + (area.height() - h) // 2
             painter.drawPixmap(x, y, pix)
+            image = QRect(x, y, w, h)
         else:
             inner = area.adjusted(4, 4, -4, -4)
             painter.fillRect(inner, palette.color(QPalette.ColorRole.AlternateBase))
@@ -91,6 +96,9 @@ class PhotoDelegate(QStyledItemDelegate):
         badge = badge_of(summary)
         if badge is not None:
             self._paint_badge(painter, palette, area, BADGES[badge][0], badge)
+        score = index.data(SCORE_ROLE)
+        if score is not None:
+            self._paint_score(painter, image, score)
         if state & QStyle.StateFlag.State_HasFocus:
             pen = QPen(palette.color(QPalette.ColorRole.Text), 1, Qt.PenStyle.DotLine)
             painter.setPen(pen)
@@ -125,6 +133,21 @@ class PhotoDelegate(QStyledItemDelegate):
         painter.setPen(Qt.GlobalColor.white)
         painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
         painter.restore()
+
+    def _paint_score(self, painter: QPainter, area: QRect, score: float) -> None:
+        """A search's score, small, in the bottom left corner of the photo (`area`)."""
+        if self._score_font is None:
+            self._score_font = QFont(painter.font())
+            self._score_font.setPixelSize(11)
+        painter.setFont(self._score_font)
+        text = f"{score:.2f}"
+        size = painter.fontMetrics().size(0, text)
+        rect = QRect(area.left(), area.bottom() - size.height() - 1, size.width() + 6, 0)
+        rect.setHeight(size.height() + 2)
+        painter.fillRect(rect, QColor(0, 0, 0, 160))
+        painter.setPen(Qt.GlobalColor.white)
+        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
+        self.scores_painted += 1
 
 
 class PhotoGrid(QListView):

@@ -7,7 +7,8 @@ last answer; Esc: back to the photos.
 
 The queue is read from the worker ahead of time and read again after every answer (an
 answer moves its tag's threshold, which changes what is worth asking), so the next
-question shows at once while the worker learns from the last one.
+question shows at once while the worker learns from the last one. With it, how many
+questions remain (close calls without an answer) for the tag asked about and in all.
 """
 
 from __future__ import annotations
@@ -160,6 +161,7 @@ class ReviewDialog(QDialog):
     answered = Signal(object)
     item_shown = Signal(object)
     queue_read = Signal()
+    remaining_read = Signal()
 
     def __init__(self, libraries: Libraries, parent: QWidget) -> None:
         super().__init__(parent)
@@ -175,6 +177,8 @@ class ReviewDialog(QDialog):
         """Other photos whose tags changed because an answer moved a threshold."""
         self.tag_added = 0
         self.tag_removed = 0
+        self.left: dict[str, int] | None = None
+        """Questions remaining by tag, as last read (None: not read yet)."""
         self._history: list[tuple[ReviewItem, Correction]] = []
         self._answered: set[tuple[str, str]] = set()
         self._skipped: set[tuple[str, str]] = set()
@@ -250,6 +254,12 @@ class ReviewDialog(QDialog):
             "asked tag)"
         )
         self.moved = plain_label(accessible="Threshold change")
+        self.remaining = plain_label(accessible="Questions left")
+        self.remaining.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.remaining.setToolTip(
+            "Close calls nobody answered yet: suggestions short of high confidence and "
+            "photos that just missed a tag"
+        )
         self.status = plain_label(accessible="Status")
         self.keys = plain_label(KEYS_HELP, accessible="Keys")
         self.keys.setEnabled(False)
@@ -265,6 +275,7 @@ class ReviewDialog(QDialog):
         box.addWidget(self.file)
         box.addLayout(question)
         box.addWidget(self.detail)
+        box.addWidget(self.remaining)
         box.addLayout(buttons)
         box.addWidget(self.status)
         box.addLayout(footer)
@@ -337,7 +348,29 @@ class ReviewDialog(QDialog):
         self._fetching = self._libraries.client.review_queue(limit, on_reply=on_reply)
         if not self._fetching:
             self.status.setText("No library is open.")
+        else:
+            self._libraries.client.review_remaining(on_reply=self._remaining_reply)
         self._show_current()
+
+    def _remaining_reply(self, reply: Reply) -> None:
+        if self._closed or reply.error:
+            return
+        self.left = dict(reply.result or {})
+        self._show_remaining()
+        self.remaining_read.emit()
+
+    def _show_remaining(self) -> None:
+        left = self.left
+        if left is None:
+            self.remaining.setText("")
+            return
+        total = sum(left.values())
+        in_all = f"{total:,} question{'s' if total != 1 else ''} left in all"
+        if self.current is None:
+            self.remaining.setText(in_all if total else "")
+            return
+        n = left.get(self.current.tag, 0)
+        self.remaining.setText(f"{n:,} left for \u201c{self.current.tag}\u201d, {total:,} in all")
 
     def _queue_reply(self, asked: int, reply: Reply) -> None:
         if self._closed:
@@ -480,6 +513,7 @@ class ReviewDialog(QDialog):
     def _show_current(self) -> None:
         item = self.current
         has = item is not None
+        self._show_remaining()
         for w in (self.preview, self.file, self.detail):
             w.setVisible(has)
         for w in (self.question_start, self.tag_label, self.question_end):

@@ -58,6 +58,7 @@ from albumtagger.app.pages import (
 )
 from albumtagger.app.panes import PaneSplitter
 from albumtagger.app.photo_model import PhotoListModel
+from albumtagger.app.search_cutoff import SearchCutoffBar
 from albumtagger.app.tags_panel import NAME_ROLE, TagsPanel
 from albumtagger.app.thumbnails import ThumbnailLoader
 from albumtagger.app.worker import SessionFactory
@@ -159,6 +160,7 @@ class MainWindow(QMainWindow):
         self.filter_bar = FilterBar()
         self.filter_bar.remove.connect(self._remove_filter)
         self.filter_bar.clear.connect(self.clear_filters)
+        self.cutoff_bar = SearchCutoffBar(self.browsing)
         self.banner = Banner()
         self.banner.action.connect(self.choose_model_folder)
         self.offline_banner = Banner()
@@ -208,6 +210,7 @@ class MainWindow(QMainWindow):
         box.setSpacing(2)
         box.addWidget(self.bar)
         box.addWidget(self.filter_bar)
+        box.addWidget(self.cutoff_bar)
         box.addWidget(self.banner)
         box.addWidget(self.offline_banner)
         box.addWidget(self.location_banner)

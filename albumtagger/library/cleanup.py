@@ -1,11 +1,18 @@
-"""The user's clean-up: photos marked missing are forgotten, with albumtagger's sidecars."""
+"""The user's clean-up: photos marked missing are forgotten, with albumtagger's sidecars;
+photos the user chose are moved to the system's trash (never deleted) and forgotten."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import send2trash
 
 from albumtagger.library.export.xmp_sidecars import SidecarCleanup, remove_sidecars
 from albumtagger.library.folder import Library
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -23,3 +30,39 @@ def forget_missing(library: Library) -> Cleanup:
     missing = [r.path for r in library.store.photos(statuses=("missing",))]
     sidecars = remove_sidecars(library, missing)
     return Cleanup(library.store.remove_missing(), sidecars)
+
+
+@dataclass(frozen=True)
+class Trashed:
+    """What moving photos to the trash did."""
+
+    moved: tuple[str, ...]
+    """Relative paths moved to the trash (and forgotten by the library)."""
+    failed: str = ""
+    """The path that could not be moved ("" when all were); the rest were not tried."""
+    error: str = ""
+    """Why, in words."""
+
+
+def trash_photos(library: Library, photo_ids: Sequence[int]) -> Trashed:
+    """Move these photos' files to the system's trash, one by one, and forget the ones
+    moved (with albumtagger's sidecars of them). Stops at the first file the trash does
+    not take (no trash on that drive, no permission): nothing is ever deleted."""
+    store = library.store
+    rows = [r for r in (store.photo(int(i)) for i in photo_ids) if r is not None]
+    moved: list[tuple[int, str]] = []
+    failed = error = ""
+    for row in rows:
+        path = library.root / row.path
+        try:
+            if path.exists() or path.is_symlink():
+                send2trash.send2trash(str(path))
+        except OSError as e:  # TrashPermissionError too
+            log.warning("Could not move %s to the trash: %s", path, e)
+            failed, error = row.path, str(e) or type(e).__name__
+            break
+        moved.append((row.id, row.path))
+    if moved:
+        remove_sidecars(library, [p for _, p in moved])
+        store.remove_photos([i for i, _ in moved])
+    return Trashed(tuple(p for _, p in moved), failed, error)

@@ -10,6 +10,9 @@ is judged by a threshold and a score distribution (median, robust std), and
   prior over the library's stored photo vectors (rule "new tag");
 - outside a library (or one tagged with another model): the base threshold, read as the
   prior of a tag whose scores spread by `thresholds.DEFAULT_SCORE_SCALE` (rule "base").
+
+A free-text search of a library stops at a relevance cutoff learned the same way
+(`search_cutoff`): what a new tag of the query would start from.
 """
 
 from __future__ import annotations
@@ -26,6 +29,11 @@ from albumtagger.library.db.store import fallback_sidecar_path, sidecar_path
 from albumtagger.tagging import thresholds as th
 from albumtagger.tagging.decision_state import IMAGE_MODEL_ID_KEY, MODEL_ID_KEY
 from albumtagger.tagging.inspection import Inspection
+
+CUTOFF_SAMPLE = 20_000
+"""A search's cutoff is estimated from at most about this many photos' scores (evenly
+spread over the library): a distribution needs no more, and a big library costs no
+second full pass."""
 
 
 @dataclass(frozen=True)
@@ -97,3 +105,12 @@ def ranked(
     ]
     order = sorted(range(len(out)), key=lambda i: (-out[i]["score"], i))
     return [out[i] for i in order]
+
+
+def search_cutoff(tagger: Inspection, matrix: np.ndarray, vector: np.ndarray) -> float:
+    """The relevance cutoff of a search for the query vector `vector` over the library's
+    photo vectors `matrix` (unit rows): the prior a new tag of the query would start
+    from (`Inspection.search_cutoff`)."""
+    step = max(1, len(matrix) // CUTOFF_SAMPLE)
+    column = matrix[::step] @ np.asarray(vector, dtype=np.float32) if len(matrix) else None
+    return tagger.search_cutoff(np.zeros(0) if column is None else column)

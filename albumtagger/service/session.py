@@ -38,7 +38,7 @@ from albumtagger.events import (
     VocabularyChanged,
     from_store_changes,
 )
-from albumtagger.library.cleanup import Cleanup, forget_missing
+from albumtagger.library.cleanup import Cleanup, Trashed, forget_missing, trash_photos
 from albumtagger.library.db.queries import LibraryQueries, PhotoFilter, PhotoSummary
 from albumtagger.library.db.store import SIDECAR_DIR
 from albumtagger.library.export import Exporter, ExportReport
@@ -57,7 +57,7 @@ from albumtagger.service.indexing import (
     library_settings,
     refinement_left,
 )
-from albumtagger.service.matching import Judge, library_judges, ranked
+from albumtagger.service.matching import Judge, library_judges, ranked, search_cutoff
 from albumtagger.service.progress import TimeToTags
 from albumtagger.service.watching import FolderKeeper
 from albumtagger.tagging.decision_state import IMAGE_MODEL_ID_KEY, MATRIX_CHANGES, MODEL_ID_KEY
@@ -547,6 +547,10 @@ class LibrarySession:
     def review_queue(self, limit: int = 20) -> list[dict]:
         return self.tagger().review_queue(limit)
 
+    def review_remaining(self) -> dict[str, int]:
+        """Questions review has left, by tag name (close calls without an answer)."""
+        return self.tagger().review_remaining()
+
     def rename_tag(self, old: str, new: str) -> VocabularyChange:
         """Rename a tag: the same tag (cells, answers, threshold, prompts) by a new name."""
         with self.unit():
@@ -681,6 +685,17 @@ class LibrarySession:
         vector = self.text_vector(text)
         return self._vector_index().search(vector, top, restrict_to)
 
+    def search_with_cutoff(
+        self, text: str, top: int = 1000, restrict_to: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """`search`, with its relevance cutoff: the photos scoring at least the cutoff
+        match the text (the threshold a new tag of the text would start from, learned
+        from the text's scores over the library; see `matching.search_cutoff`)."""
+        vector = self.text_vector(text)
+        index = self._vector_index()
+        ids, scores = index.search(vector, top, restrict_to)
+        return ids, scores, search_cutoff(self.tagger(), index.matrix, vector)
+
     def similar(
         self, photo_id: int, top: int = 1000, restrict_to: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -754,6 +769,12 @@ class LibrarySession:
         """Forget the photos marked missing, and take out albumtagger's sidecars of them."""
         with self.unit():
             return forget_missing(self.library)
+
+    def trash_photos(self, photo_ids: Sequence[int]) -> Trashed:
+        """Move these photos to the system's trash and forget them (see
+        `cleanup.trash_photos`: never a deletion; stops at the first the trash refuses)."""
+        with self.unit():
+            return trash_photos(self.library, photo_ids)
 
     def text_judges(
         self, model_id: str, texts: Sequence[str], vectors: np.ndarray

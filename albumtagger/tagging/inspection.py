@@ -12,7 +12,7 @@ from albumtagger.errors import UserError
 from albumtagger.library.tag_names import clean_name
 from albumtagger.tagging import thresholds as th
 from albumtagger.tagging.decision_state import DecisionState
-from albumtagger.tagging.priors import prior_thresholds, tag_stats
+from albumtagger.tagging.priors import prior_thresholds, search_cutoff, tag_stats
 from albumtagger.tagging.results import TagInspection, source_text
 
 
@@ -114,6 +114,19 @@ class Inspection(DecisionState):
             )
         return out
 
+    def review_remaining(self) -> dict[str, int]:
+        """Questions review has left, by tag name (tags with none left are not listed);
+        see `thresholds.review_remaining`."""
+        self._sync()
+        if not self._has_matrix():
+            return {}
+        ids, scores = self._library()
+        tags, _ = self._load_tags()
+        counts = th.review_remaining(
+            scores, self.thresholds(), self._user_state(ids), self.policy, stats=self._stats
+        )
+        return {tags[j].name: int(n) for j, n in enumerate(counts) if n > 0}
+
     def tag_vector(self, text: str) -> np.ndarray | None:
         """The unit vector of the scored tag named `text` (mean of its prompts), or None."""
         self._sync()
@@ -126,6 +139,14 @@ class Inspection(DecisionState):
             return None
         _, matrix = self._load_tags()
         return matrix[j].copy()
+
+    def search_cutoff(self, column: np.ndarray) -> float:
+        """The relevance cutoff of a search whose scores over the library's photos are
+        `column`: what a new tag of the query would start from (its prior, with the
+        library's controller base), as `text_policy` judges a text that is not a tag."""
+        self._sync()
+        kinds = self._feedback().controller_kinds if self._has_matrix() else np.zeros(0)
+        return search_cutoff(column, self.policy, base=th.controller_base(kinds, self.policy))
 
     def text_policy(self, text: str, column: np.ndarray | None) -> tuple[float, float, float, str]:
         """(threshold, median, scale, rule) to judge a text's score by.

@@ -128,6 +128,19 @@ def prior_thresholds(
     return tag_priors(scores, settings, base, st, idx, tags is not None)
 
 
+def search_cutoff(
+    scores: np.ndarray, settings: ThresholdSettings, *, base: float | None = None
+) -> float:
+    """The relevance cutoff of a free-text search: the threshold a new tag of the query
+    would start from, its prior (`prior_thresholds`) over `scores`, the query's scores
+    over the library's photos; the base threshold when there are none."""
+    column = np.asarray(scores, dtype=np.float32).reshape(-1, 1)
+    base = settings.base_threshold if base is None else float(base)
+    if column.shape[0] == 0:
+        return base
+    return float(prior_thresholds(column, settings, base=base)[0])
+
+
 def tag_priors(
     scores: np.ndarray,
     settings: ThresholdSettings,

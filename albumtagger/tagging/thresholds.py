@@ -816,3 +816,28 @@ def review_queue(
         (int(rows[i]), int(idx[cols[i]]), float(sub[rows[i], cols[i]] - th_sub[cols[i]]))
         for i in order
     ]
+
+
+def review_remaining(
+    scores: np.ndarray,
+    thresholds: np.ndarray,
+    user_state: np.ndarray,
+    settings: ThresholdSettings,
+    *,
+    stats: TagStats | None = None,
+) -> np.ndarray:
+    """Per tag, the questions review has left (int64 [tags]): cells without a user
+    decision whose score is a close call, within `confidence_high_margin` robust stds of
+    the tag's threshold either way (a suggestion short of high confidence, or a photo
+    that just missed the tag)."""
+    scores = as_scores(scores)
+    user_state = np.asarray(user_state)
+    _check_shapes(scores, user_state)
+    if scores.size == 0:
+        return np.zeros(scores.shape[1], dtype=np.int64)
+    idx = np.arange(scores.shape[1])
+    st = stats_for(scores, stats, idx, False)
+    th = np.asarray(thresholds, dtype=np.float64).ravel().astype(scores.dtype)
+    dist = np.abs(scores - th) / st.scale.astype(scores.dtype)
+    close = (dist < settings.confidence_high_margin) & (user_state == USER_NONE)
+    return close.sum(axis=0).astype(np.int64)

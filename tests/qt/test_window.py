@@ -204,6 +204,7 @@ def test_search_ranks_within_the_filter_and_escape_returns(
     qtbot, make_window, indexed_folder: Path
 ) -> None:
     window = open_indexed(qtbot, make_window, indexed_folder)
+    window.browsing.set_show_all(True)  # every photo, ranked (cutoff: test_search_cutoff)
     window.search.setText("a dog on the beach")
     with qtbot.waitSignal(window.browsing.search_done, timeout=60_000) as blocker:
         window.search.returnPressed.emit()

@@ -221,6 +221,18 @@ class PhotosMixin:
         )
         self._note("status", ids)
 
+    def remove_photos(self, photo_ids: Iterable[int]) -> int:
+        """Forget these photos (moved to the trash by the user). Returns how many."""
+        ids = [int(i) for i in photo_ids]
+        with self.transaction() as conn:
+            cur = conn.executemany("DELETE FROM photos WHERE id = ?", [(i,) for i in ids])
+            self._note("removed", ids)
+            conn.execute(
+                "DELETE FROM embeddings WHERE content_hash NOT IN "
+                "(SELECT content_hash FROM photos WHERE content_hash IS NOT NULL)"
+            )
+        return cur.rowcount
+
     def remove_missing(self) -> int:
         """The user's clean-up: forget photos marked missing. Returns how many."""
         with self.transaction() as conn:
