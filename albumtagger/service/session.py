@@ -277,6 +277,7 @@ class LibrarySession:
         every photo again when the thresholds changed. Returns what the session runs with:
         model, device, precision, token budget, paths, and `redecided` (cells changed)."""
         redecided = 0
+        mark = self._activity.mark()
         if settings is not None:
             new = config.keep_section(settings, "model", self.settings)
             new.thresholds.validate()
@@ -310,6 +311,9 @@ class LibrarySession:
             "sidecar": str(self.db_path),
             "watching": self.settings.watch.enabled,
             "redecided": redecided,
+            "redecision": next(
+                (e.text for e in self._activity.view(None, None).entries if e.id >= mark), ""
+            ),
         }
 
     def write_xmp(self) -> None:
