@@ -44,13 +44,17 @@ class ActivityPanel(QDockWidget):
         self.list = QListWidget()
         self.list.setWordWrap(True)
         self.list.setAlternatingRowColors(True)
+        self.list.setSpacing(2)
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.customContextMenuRequested.connect(self._menu)
         self.list.currentItemChanged.connect(self._update_buttons)
         self.empty = QLabel("Nothing changed yet in this session.")
         self.empty.setWordWrap(True)
         self.undo_button = QPushButton("Undo")
-        self.undo_button.setToolTip("Undo the chosen correction (the newest one in effect)")
+        self.undo_button.setToolTip(
+            "Undo the chosen correction, or else the newest one (only the newest correction "
+            "in effect can be undone)"
+        )
         self.undo_button.clicked.connect(self.undo_current)
         self.redo_button = QPushButton("Redo")
         self.redo_button.setToolTip("Put back the correction undone last (Ctrl+Shift+Z)")
@@ -137,8 +141,16 @@ class ActivityPanel(QDockWidget):
         wanted = item.data(Qt.ItemDataRole.UserRole)
         return next((e for e in self.activity.entries if e.id == wanted), None)
 
-    def _update_buttons(self, *_: object) -> None:
+    def _target(self) -> ActivityEntry | None:
+        """The entry Undo acts on: the one chosen, or else the newest correction in
+        effect."""
         entry = self.current_entry()
+        if entry is None and self.activity is not None:
+            entry = next((e for e in self.activity.entries if self.activity.undoable(e)), None)
+        return entry
+
+    def _update_buttons(self, *_: object) -> None:
+        entry = self._target()
         activity = self.activity
         self.undo_button.setEnabled(
             activity is not None and entry is not None and activity.undoable(entry)
@@ -146,8 +158,9 @@ class ActivityPanel(QDockWidget):
         self.redo_button.setEnabled(activity is not None and activity.redo_id is not None)
 
     def undo_current(self) -> None:
-        """Undo the correction of the chosen entry (when it is the newest in effect)."""
-        entry = self.current_entry()
+        """Undo the correction of the chosen entry (when it is the newest in effect; with
+        none chosen, the newest correction in effect)."""
+        entry = self._target()
         if entry is not None and self.activity is not None and self.activity.undoable(entry):
             self.undo_button.setEnabled(False)  # until the activity is read again
             self._libraries.undo_activity(entry.id)

@@ -100,6 +100,8 @@ class Correction:
         if self.action in ("undo", "redo"):
             what = f"{ACTION_VERBS.get(self.undone_action, 'Changed').lower()} {self.tag!r}"
             text = f"{'Undid' if self.action == 'undo' else 'Redid'}: {what} on {self.path}"
+            if self.photos_changed and self.action == "redo":
+                return text + f"; {_photos(self.photos_changed)} changed with it again."
             if self.photos_changed:
                 return text + f"; {_photos(self.photos_changed)} are back as they were."
             return text + "."

@@ -47,7 +47,7 @@ def test_the_panel_lists_a_correction_undoes_it_and_ctrl_shift_z_redoes_it(
     assert window.activity.activity.undoable(entry)
     assert entry.text in _texts(window)[0] and "(Undo)" in _texts(window)[0]
 
-    window.activity.list.setCurrentRow(0)
+    assert window.activity.list.currentItem() is None  # none chosen: the newest correction
     assert window.activity.undo_button.isEnabled()
     with qtbot.waitSignal(window.libraries.correction_done, timeout=30_000):
         qtbot.mouseClick(window.activity.undo_button, Qt.MouseButton.LeftButton)
@@ -84,3 +84,21 @@ def test_photos_arriving_say_which_tags_changed(qtbot, make_window, indexed_fold
     assert f"{top.tag!r} {count}" in entry.text
     assert any(entry.text in t for t in _texts(window))
     qtbot.waitUntil(lambda: window.statusBar().currentMessage() == entry.text, timeout=30_000)
+
+
+def test_a_settings_change_names_the_tags_it_changed(
+    qtbot, make_window, indexed_folder: Path
+) -> None:
+    from albumtagger.config import replace_section
+
+    window = open_indexed(qtbot, make_window, indexed_folder)
+    settings = window.libraries.settings
+    new = replace_section(
+        settings, "thresholds", base_threshold=0.4, preference="precision"
+    )  # fewer tags
+    with qtbot.waitSignal(window.libraries.settings_applied, timeout=60_000) as applied:
+        window.libraries.apply_settings(new)
+    text = applied.args[0]["redecision"]
+    assert text.startswith("Re-decided after a settings change: '")
+    assert window.libraries.last_notice == f"Settings saved. {text}"
+    qtbot.waitUntil(lambda: any(e.text == text for e in window.activity.entries()), timeout=30_000)

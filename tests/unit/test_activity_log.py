@@ -50,3 +50,18 @@ def test_a_redecision_names_the_most_changed_tags_with_counts() -> None:
     log = ActivityLog()
     entry = log.redecision(Redecision("settings", tags, 53))
     assert entry.text.startswith("Re-decided after a settings change: 'turtle' +41")
+
+
+def test_an_undo_and_a_redo_say_what_they_took_back_and_put_back() -> None:
+    undo = Correction("a.jpg", "beach", "undo", 0.3, 0.25, 4, undone_action="reject")
+    redo = Correction("a.jpg", "beach", "redo", 0.25, 0.3, 4, undone_action="reject")
+    assert (
+        undo.describe() == "Undid: rejected 'beach' on a.jpg; 4 other photos are back as they were."
+    )
+    assert (
+        redo.describe() == "Redid: rejected 'beach' on a.jpg; 4 other photos changed with it again."
+    )
+    log = ActivityLog()
+    assert log.corrections([redo]) is None  # no event: nothing was redone
+    entry = log.corrections([Correction(**{**redo.__dict__, "feedback_id": 7})])
+    assert entry is not None and entry.kind == "redo" and entry.text == redo.describe()
