@@ -192,3 +192,27 @@ def test_redo_after_new_photos_puts_the_decision_back(session: LibrarySession) -
     assert session.undo() is not None
     cell = next(t for t in session.store.photo_tags([photos[0]]) if t.name == name)
     assert cell.state == "suggested"
+
+
+def test_a_vocabulary_edit_says_which_tags_photos_gained(session: LibrarySession) -> None:
+    before = _suggested(session.db_path)
+    counts: dict[str, int] = {}
+    for _, name in before:
+        counts[name] = counts.get(name, 0) + 1
+    common = max(counts, key=lambda n: (counts[n], n))
+    session.remove_tags([common])  # other tags take its place on its photos
+    after = _suggested(session.db_path)
+    gained: dict[str, int] = {}
+    lost: dict[str, int] = {}
+    for _, name in after - before:
+        gained[name] = gained.get(name, 0) + 1
+    for _, name in before - after:
+        if name != common:
+            lost[name] = lost.get(name, 0) + 1
+    assert gained, "photos that lost a tag take others"
+    entry = session.activity().entries[0]
+    assert entry.kind == "redecision"
+    assert entry.text.startswith("Re-decided after a vocabulary change: ")
+    assert {c.tag: (c.gained, c.lost) for c in entry.tags} == {
+        name: (gained.get(name, 0), lost.get(name, 0)) for name in gained.keys() | lost.keys()
+    }
