@@ -31,6 +31,8 @@ from albumtagger.tagging.vocabulary import TextEncoder, parse_spec
 
 NEW_TAG_WAITS = "a new tag, not scored yet; it will be scored when the model is loaded"
 """The note of a correction that created a tag without the model at hand."""
+REDO_PREFIX = "redo_"
+"""Keys of an undone event's undo data that keep what its undo replaced (for redo)."""
 
 
 class Corrections(DecisionState):
@@ -273,7 +275,9 @@ class Corrections(DecisionState):
         the tags' thresholds as in `policy_before`), so that redo puts it back exactly."""
         policy_after = {tuple(row) for row in self.store.tag_policy_rows()}
         redo["tags"] = [row for row in policy_before if tuple(row) not in policy_after]
-        self.store.set_feedback_undo(feedback_id, {**(data or {}), "redo": redo})
+        # Top-level keys: the store writes long lists a slice at a time.
+        redo_keys = {f"{REDO_PREFIX}{key}": value for key, value in redo.items()}
+        self.store.set_feedback_undo(feedback_id, {**(data or {}), **redo_keys})
 
     def redo(self) -> Correction | None:
         """Put back the correction undone last; None when there is none (nothing was
@@ -288,7 +292,11 @@ class Corrections(DecisionState):
             if found is None:
                 return None
             event, data = found
-            redo = (data or {}).get("redo")
+            redo = {
+                key[len(REDO_PREFIX) :]: value
+                for key, value in (data or {}).items()
+                if key.startswith(REDO_PREFIX)
+            } or None
             photo = self.store.photo(event.photo_id)
             path = photo.path if photo else "?"
             tag = next(t for t in self.store.tags() if t.id == event.tag_id)
