@@ -532,9 +532,11 @@ class DecisionState:
             if not self._has_matrix():
                 return SuggestionChanges()
             self._refit(None)
-            changes = self._apply(self._decide_all())
+            decided = self._decide_all()
+            shown = np.bincount(self.store.suggestion_cells()[0]) if decided[1].size else None
+            changes = self._apply(decided)
             self._bump_generation()
-            if changes.added or changes.removed:
+            if shown is not None and (changes.added or changes.removed):
                 tags, _ = self._load_tags()
                 trigger = trigger or ("photos" if since else "library")
                 self.redecisions.append(
@@ -543,6 +545,7 @@ class DecisionState:
                         tag_changes(changes, {t.id: t.name for t in tags}),
                         len(changes.photo_ids()),
                         since if trigger == "photos" else 0,
+                        _replaced(shown, changes),
                     )
                 )
             return changes
@@ -604,6 +607,20 @@ class DecisionState:
         auto_conf = np.where(auto == 0, 0, decisions.confidence)
         differ = (stored != auto) | (conf != auto_conf)
         return np.flatnonzero(differ.any(axis=1) | extra)
+
+
+def _replaced(shown: np.ndarray, changes: SuggestionChanges) -> int:
+    """Photos that lost every suggestion they had (`shown`: suggestions per photo id
+    before `changes`) and gained others."""
+    if not changes.removed or not changes.added:
+        return 0
+    lost = np.bincount([p for p, _ in changes.removed], minlength=len(shown))
+    had = np.zeros(len(lost), dtype=np.int64)
+    had[: len(shown)] = shown[: len(lost)]
+    gained = np.zeros(len(lost), dtype=bool)
+    ids = np.array([p for p, _ in changes.added], dtype=np.int64)
+    gained[ids[ids < len(lost)]] = True
+    return int(np.count_nonzero((lost > 0) & (lost == had) & gained))
 
 
 def _positions(keys: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -206,6 +206,8 @@ class Redecision:
     """Photos whose tags changed (a new score or confidence alone included)."""
     new_photos: int = 0
     """With the trigger "photos": the photos that arrived since the last re-decision."""
+    photos_replaced: int = 0
+    """Photos that lost every suggestion they had and got others instead."""
 
     def reason(self) -> str:
         """What triggered it: "after 60 new photos", "after a settings change", ..."""
@@ -221,12 +223,12 @@ class Redecision:
         """What it did: "Re-decided after 60 new photos: 'turtle' +41, 'beach' -12 (53
         photos changed)." """
         text = f"Re-decided {self.reason()}"
+        changed = f"{_count(self.photos_changed, 'photo')} changed"
+        if self.photos_replaced:
+            changed += f"; {self.photos_replaced:,} got all new suggestions"
         if not self.tags:
-            return text + f": {_count(self.photos_changed, 'photo')} changed."
-        return (
-            f"{text}: {tag_changes_text(self.tags, top)} "
-            f"({_count(self.photos_changed, 'photo')} changed)."
-        )
+            return f"{text}: {changed}."
+        return f"{text}: {tag_changes_text(self.tags, top)} ({changed})."
 
 
 @dataclass

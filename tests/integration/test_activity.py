@@ -95,6 +95,17 @@ def test_a_redecision_after_new_photos_reports_the_tags_gained_and_lost(
         name: (gained.get(name, 0), lost.get(name, 0)) for name in gained.keys() | lost.keys()
     }
     assert reported == expected
+    before: dict[int, set[str]] = {}
+    after: dict[int, set[str]] = {}
+    for photo, name in seen["before"]:
+        before.setdefault(photo, set()).add(name)
+    for photo, name in seen["after"]:
+        after.setdefault(photo, set()).add(name)
+    replaced = [
+        p for p, names in before.items() if after.get(p) and not names & after.get(p, set())
+    ]
+    assert replaced, "some photos get all new suggestions"
+    assert f"; {len(replaced)} got all new suggestions)" in entries[0].text
     changes = [c.gained + c.lost for c in entries[0].tags]
     assert changes == sorted(changes, reverse=True)  # the most changed first
     top = entries[0].tags[0]

@@ -47,6 +47,11 @@ def test_a_redecision_names_the_most_changed_tags_with_counts() -> None:
         "Re-decided after 60 new photos: 'turtle' +41, 'beach' -12 and 2 more tags "
         "(53 photos changed)."
     )
+    text = Redecision("photos", tags[:1], 53, new_photos=60, photos_replaced=7).describe()
+    assert text == (
+        "Re-decided after 60 new photos: 'turtle' +41 (53 photos changed; 7 got all new "
+        "suggestions)."
+    )
     log = ActivityLog()
     entry = log.redecision(Redecision("settings", tags, 53))
     assert entry.text.startswith("Re-decided after a settings change: 'turtle' +41")
