@@ -68,6 +68,15 @@ class Notice(Event):
 
 
 @dataclass(frozen=True)
+class ActivityChanged(Event):
+    """The library's recent activity has a new entry (a correction, an undo or redo, a
+    re-decision): `text` says what it was."""
+
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True)
 class ModelStatus(Event):
     """The model's state: "not_loaded", "loading", "ready" or "unavailable"."""
 

@@ -58,6 +58,15 @@ class SessionClient:
     def undo(self, *, on_reply: OnReply | None = None) -> bool:
         return self._call("undo", lambda s: s.undo(), on_reply)
 
+    def redo(self, *, on_reply: OnReply | None = None) -> bool:
+        return self._call("redo", lambda s: s.redo(), on_reply)
+
+    def undo_activity(self, entry_id: int, *, on_reply: OnReply | None = None) -> bool:
+        return self._call("undo_activity", lambda s: s.undo_activity(entry_id), on_reply)
+
+    def activity(self, *, on_reply: OnReply | None = None) -> bool:
+        return self._call("activity", lambda s: s.activity(), on_reply)
+
     def review_queue(self, limit: int = 20, *, on_reply: OnReply | None = None) -> bool:
         return self._call("review_queue", lambda s: s.review_queue(limit), on_reply)
 

@@ -310,7 +310,15 @@ class Libraries(QObject):
     def undo(self) -> None:
         self.client.undo(on_reply=partial(self._correction_reply, undo=True))
 
-    def _correction_reply(self, reply: Reply, undo: bool = False) -> None:
+    def redo(self) -> None:
+        """Put back the correction undone last."""
+        self.client.redo(on_reply=partial(self._correction_reply, redo=True))
+
+    def undo_activity(self, entry_id: int) -> None:
+        """Undo the correction of an entry of the activity (each photo of it)."""
+        self.client.undo_activity(entry_id, on_reply=self._correction_reply)
+
+    def _correction_reply(self, reply: Reply, undo: bool = False, redo: bool = False) -> None:
         result = reply.result
         if reply.error:
             self.show_error(reply)
@@ -320,13 +328,15 @@ class Libraries(QObject):
             elif result:
                 first = result[0]
                 verb = VERBS.get(first.action, first.action)
+                if first.action == "undo":  # of a correction of several photos
+                    verb = "Undid: " + VERBS.get(first.undone_action, "changed").lower()
                 scoring = first.scoring_text()  # of a tag this correction created
                 self.show_notice(
                     f"{verb} {first.tag!r} on {len(result):,} photos"
                     + (f"; {scoring}." if scoring else ".")
                 )
         elif result is None:
-            self.show_notice("Nothing to undo.")
+            self.show_notice("Nothing to redo." if redo else "Nothing to undo.")
         else:
             self.show_notice(result.describe())
         self.correction_done.emit(reply)
@@ -484,6 +494,8 @@ class Libraries(QObject):
             return
         changed = int(reply.result.get("redecided", 0))
         decided = f" Tags decided again: {changed:,} suggestions changed." if changed else ""
+        if reply.result.get("redecision"):
+            decided = f" {reply.result['redecision']}"
         self.show_notice("Settings saved." + decided + note)
         self.settings_applied.emit(reply.result)
 

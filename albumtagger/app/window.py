@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from albumtagger.app.activity import ActivityPanel
 from albumtagger.app.appearance import Appearance
 from albumtagger.app.browsing import Browsing, FilterState
 from albumtagger.app.detail import DetailPanel
@@ -237,6 +238,9 @@ class MainWindow(QMainWindow):
         self.background_status = BackgroundStatus()
         self.statusBar().addWidget(self.background_status, 1)  # the room the job leaves
         self.statusBar().addPermanentWidget(self.job)
+        self.activity = ActivityPanel(self.libraries, self)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.activity)
+        self.activity.hide()
 
     def _action(
         self, menu: QMenu, text: str, keys=None, slot=None, tip: str = "", fallback: str = ""
@@ -275,6 +279,13 @@ class MainWindow(QMainWindow):
 
         m = bar.addMenu("&Edit")
         self.act_undo = a(m, "&Undo correction", K.Undo, self.libraries.undo)
+        self.act_redo = a(
+            m,
+            "Re&do correction",
+            "Ctrl+Shift+Z",
+            self.libraries.redo,
+            "Put back the correction undone last",
+        )
         m.addSeparator()
         self.act_accept = a(
             m,
@@ -357,6 +368,10 @@ class MainWindow(QMainWindow):
             lambda: self.inspect_tag(None),
             "The threshold, score histogram and nearest photos of the tag chosen in the tags list",
         )
+        self.act_activity = self.activity.toggleViewAction()
+        self.act_activity.setText("&Activity")
+        self.act_activity.setStatusTip("What changed lately: corrections and re-decisions")
+        m.addAction(self.act_activity)
 
         m = bar.addMenu("&Help")
         self.act_keys = a(m, "&Keyboard shortcuts", K.HelpContents, self.show_keys, fallback="F1")

@@ -28,6 +28,7 @@ from albumtagger import config
 from albumtagger.config import Settings
 from albumtagger.errors import LibraryOfflineError, ModelError, NotFoundError, UserError
 from albumtagger.events import (
+    ActivityChanged,
     Event,
     FolderState,
     JobProgress,
@@ -49,6 +50,7 @@ from albumtagger.library.scanner import CancelToken, LinkedCancel
 from albumtagger.library.thumbnails import ThumbnailCache
 from albumtagger.model.encoder import QUERY_INSTRUCTION
 from albumtagger.model.loading import load_encoder
+from albumtagger.service.activity import Activity, ActivityLog
 from albumtagger.service.indexing import (
     IndexSummary,
     Progress,
@@ -63,9 +65,11 @@ from albumtagger.service.watching import FolderKeeper
 from albumtagger.tagging.decision_state import IMAGE_MODEL_ID_KEY, MATRIX_CHANGES, MODEL_ID_KEY
 from albumtagger.tagging.results import (
     Correction,
+    Redecision,
     TagInspection,
     ThresholdChange,
     VocabularyChange,
+    tag_changes,
 )
 from albumtagger.tagging.similarity import VectorIndex
 from albumtagger.tagging.tagger import Tagger, library_tagger
@@ -145,6 +149,7 @@ class LibrarySession:
         """The store's `tags_key` when tags waiting for the model were last looked for."""
         self.online = True
         """The folder was there when last looked at (`FolderState` says each change)."""
+        self._activity = ActivityLog()
         self.store.listen(self._store_changed)
         self._data_version = self.store.tags_key()[1]
         self.library.on_taken = self.refresh
@@ -174,6 +179,30 @@ class LibrarySession:
             self._tagger.store_changed(changes)
         for event in from_store_changes(changes):
             self._emit(event)
+        if self._tagger is not None and self._tagger.redecisions:
+            done, self._tagger.redecisions = self._tagger.redecisions, []
+            for redecision in done:
+                self._redecided(redecision)
+
+    def _redecided(self, redecision: Redecision) -> None:
+        """A committed re-decision: in the activity, and told (the status bar)."""
+        entry = self._activity.redecision(redecision)
+        self._emit(Notice("info", entry.text))
+        self._emit(ActivityChanged(entry.kind, entry.text))
+
+    def _record(self, results: Sequence[Correction]) -> None:
+        """Corrections (or an undo or redo) in the activity."""
+        entry = self._activity.corrections(results)
+        if entry is not None:
+            self._emit(ActivityChanged(entry.kind, entry.text))
+
+    def _vocabulary_edited(self, change: VocabularyChange) -> VocabularyChange:
+        """What a vocabulary edit's re-decision did to the tags of existing photos."""
+        names = {t.id: t.name for t in self.store.tags()}
+        tags = tag_changes(change.changes, names)
+        if tags:
+            self._redecided(Redecision("vocabulary", tags, len(change.changes.photo_ids())))
+        return change
 
     def _tell_waiting(self, holder: Holder) -> None:
         who = holder.describe()
@@ -281,6 +310,7 @@ class LibrarySession:
         every photo again when the thresholds changed. Returns what the session runs with:
         model, device, precision, token budget, paths, and `redecided` (cells changed)."""
         redecided = 0
+        mark = self._activity.mark()
         if settings is not None:
             new = config.keep_section(settings, "model", self.settings)
             new.thresholds.validate()
@@ -296,7 +326,7 @@ class LibrarySession:
                 tagger = self.tagger()
                 tagger.use_settings(new)
                 with self.unit():
-                    redecided = len(tagger.redecide())
+                    redecided = len(tagger.redecide("settings"))
                 self.write_xmp()
         m, enc = self.settings.model, self._encoder
         return {
@@ -314,6 +344,9 @@ class LibrarySession:
             "sidecar": str(self.db_path),
             "watching": self.settings.watch.enabled,
             "redecided": redecided,
+            "redecision": next(
+                (e.text for e in self._activity.view(None, None).entries if e.id >= mark), ""
+            ),
         }
 
     def write_xmp(self) -> None:
@@ -488,6 +521,7 @@ class LibrarySession:
                 results = [
                     tagger.correct(path, tag, action, encoder=self._encoder) for path in paths
                 ]
+        self._record(results)
         self.write_xmp()
         return results
 
@@ -497,17 +531,57 @@ class LibrarySession:
             row = self.store.photo(int(photo_id))
             if row is None:
                 raise NotFoundError(f"Photo {photo_id} is not in the library any more.")
-            return self.tagger().answer(row.path, tag, yes)
+            result = self.tagger().answer(row.path, tag, yes)
+        self._record([result])
+        return result
 
     def undo(self) -> Correction | None:
         with self.unit():
             result = self.tagger().undo()
+        if result is not None:
+            self._record([result])
         self.write_xmp()
         return result
 
+    def redo(self) -> Correction | None:
+        """Put back the correction undone last (None: there is none, or a correction was
+        made since); exactly as it was while no automatic decision was written since."""
+        with self.unit():
+            result = self.tagger().redo()
+        if result is not None:
+            self._record([result])
+        self.write_xmp()
+        return result
+
+    def undo_activity(self, entry_id: int) -> list[Correction]:
+        """Undo the correction of this activity entry (each photo of it); it must be the
+        newest correction in effect (see `Activity.undoable`)."""
+        view = self.activity()
+        entry = next((e for e in view.entries if e.id == entry_id), None)
+        if entry is None or not view.undoable(entry):
+            raise UserError("Only the newest correction can be undone; undo the newer ones first.")
+        results: list[Correction] = []
+        with self._all_or_none():
+            while self.store.undo_redo_ids()[0] in entry.feedback_ids:
+                result = self.tagger().undo()
+                if result is None:
+                    break
+                results.append(result)
+        for result in results:
+            self._record([result])
+        self.write_xmp()
+        return results
+
+    def activity(self) -> Activity:
+        """What changed lately, newest first (the last `ACTIVITY_LIMIT` changes of this
+        session), and which correction undo and redo act on now."""
+        undo_id, redo_id = self.store.undo_redo_ids()
+        return self._activity.view(undo_id, redo_id)
+
     def add_tags(self, specs: Sequence[str]) -> VocabularyChange:
         with self.unit():
-            return self.tagger().add_tags(specs)
+            change = self.tagger().add_tags(specs)
+        return self._vocabulary_edited(change)
 
     def score_waiting_tags(self) -> VocabularyChange | None:
         """Once the model is loaded, score the tags that wait for it (added without it:
@@ -532,6 +606,7 @@ class LibrarySession:
             self._waiting_looked_at = None
             return None
         self._waiting_looked_at = self.store.tags_key()
+        self._vocabulary_edited(change)
         if change.waited:
             self._emit(Notice("info", change.describe()))
         self.write_xmp()
@@ -542,7 +617,7 @@ class LibrarySession:
         with self.unit():
             change = self.tagger().remove_tags(names)
         self.write_xmp()
-        return change
+        return self._vocabulary_edited(change)
 
     def review_queue(self, limit: int = 20) -> list[dict]:
         return self.tagger().review_queue(limit)
@@ -556,7 +631,7 @@ class LibrarySession:
         with self.unit():
             change = self.tagger().rename_tag(old, new)
         self.write_xmp()
-        return change
+        return self._vocabulary_edited(change)
 
     def set_prompts(self, tag: str, prompts: Sequence[str]) -> VocabularyChange:
         """New prompts for a tag (averaged), re-scored from stored photo vectors: only the
@@ -564,7 +639,7 @@ class LibrarySession:
         with self.unit():
             change = self.tagger().set_prompts(tag, prompts)
         self.write_xmp()
-        return change
+        return self._vocabulary_edited(change)
 
     def restore_default_vocabulary(self) -> VocabularyChange:
         """Add back missing default tags and give default tags their shipped prompts;
@@ -572,14 +647,14 @@ class LibrarySession:
         with self.unit():
             change = self.tagger().restore_default_vocabulary()
         self.write_xmp()
-        return change
+        return self._vocabulary_edited(change)
 
     def import_vocabulary(self, path: Path | str) -> VocabularyChange:
         """Add the tags of a text file (one `name` or `name: prompt | prompt` a line)."""
         with self.unit():
             change = self.tagger().import_vocabulary(path)
         self.write_xmp()
-        return change
+        return self._vocabulary_edited(change)
 
     def pin_threshold(self, tag: str, value: float | None) -> ThresholdChange:
         """Pin a tag's threshold by hand (None: give it back to learning); the tag is
@@ -788,5 +863,12 @@ class LibrarySession:
     def _all_or_none(self) -> Iterator[None]:
         """Several of the user's actions as one unit of work and one durable transaction
         (after a rollback the tagger reads the library again by itself)."""
-        with self.unit(), self.store.transaction(durable=True):
-            yield
+        mark = self._activity.mark()
+        try:
+            with self.unit(), self.store.transaction(durable=True):
+                yield
+        except BaseException:
+            if self._activity.mark() != mark:
+                self._activity.drop_from(mark)
+                self._emit(ActivityChanged("rollback", ""))
+            raise

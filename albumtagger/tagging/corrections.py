@@ -1,9 +1,11 @@
-"""Corrections and their undo: the user accepts, rejects, adds or removes a tag of a
+"""Corrections, their undo and redo: the user accepts, rejects, adds or removes a tag of a
 photo (or answers the review queue), and the tag's threshold learns from it.
 
 A correction is one transaction: the feedback event, the user's decision, the corrected
 tag's new threshold and every photo that changes with it, and a snapshot of what it
-replaced, so that undo puts back exactly what was there.
+replaced, so that undo puts back exactly what was there. Undo in turn keeps what it
+replaced, so that redo puts the correction back exactly; a new correction ends what can
+be redone.
 
 Adding a tag that is not in the vocabulary yet creates it. With the model at hand it is
 scored across the library at once from the stored photo vectors (only its prompts go
@@ -29,6 +31,8 @@ from albumtagger.tagging.vocabulary import TextEncoder, parse_spec
 
 NEW_TAG_WAITS = "a new tag, not scored yet; it will be scored when the model is loaded"
 """The note of a correction that created a tag without the model at hand."""
+REDO_PREFIX = "redo_"
+"""Keys of an undone event's undo data that keep what its undo replaced (for redo)."""
 
 
 class Corrections(DecisionState):
@@ -127,6 +131,7 @@ class Corrections(DecisionState):
                 previous=previous,
                 review=review,
             )
+            self.store.forget_redo()
             self.store.set_user_decision(photo.id, tag.id, state, source, score)
             after = None
             changes = SuggestionChanges()
@@ -159,6 +164,7 @@ class Corrections(DecisionState):
                 new_tag=created is not None,
                 photos_scored=scored,
                 seconds=scoring if scored else 0.0,
+                feedback_id=feedback_id,
             )
 
     def _score_new_tag(self, tag: TagRow, encoder: TextEncoder | None) -> str:
@@ -200,9 +206,18 @@ class Corrections(DecisionState):
             j = self._column(tag.id)
             before = None if j is None else float(self.thresholds()[j])
             self.store.mark_feedback_undone(event.id)
-            if data is not None and data.get("generation") == self._generation():
+            exact = data is not None and data.get("generation") == self._generation()
+            photos = list(data["photos"]) if exact and data is not None else [event.photo_id]
+            redo: dict[str, Any] = {
+                "generation": self._generation(),
+                "photos": photos,
+                "rows": self.store.photo_tag_rows(photos),
+            }
+            policy_before = self.store.tag_policy_rows()
+            if exact and data is not None:
                 self.store.restore_photo_tag_rows(data["photos"], data["rows"])
                 self.store.restore_tag_policy_rows(data["tags"])
+                self._keep_redo(event.id, data, redo, policy_before)
                 if data.get("created_tag") is not None:
                     self.store.remove_tag_if_unused(data["created_tag"])
                 self._forget_all()
@@ -218,6 +233,7 @@ class Corrections(DecisionState):
                     len(changed),
                     changed_photo_ids=(event.photo_id, *changed),
                     undone_action=event.action,
+                    feedback_id=event.id,
                 )
             self.store.restore_cell(
                 event.photo_id,
@@ -232,8 +248,9 @@ class Corrections(DecisionState):
             changes = SuggestionChanges()
             after = None
             if j is not None and self._has_matrix():
-                changes = self._redecide_tags([j])
+                changes = self._redecide_tags([j], redo)
                 after = float(self.thresholds()[j])
+            self._keep_redo(event.id, data, redo, policy_before)
             return _correction(
                 path,
                 tag.name,
@@ -244,6 +261,91 @@ class Corrections(DecisionState):
                 changes,
                 event.photo_id,
                 undone_action=event.action,
+                feedback_id=event.id,
+            )
+
+    def _keep_redo(
+        self,
+        feedback_id: int,
+        data: dict[str, Any] | None,
+        redo: dict[str, Any],
+        policy_before: list[list],
+    ) -> None:
+        """Keep, with the undone event, what its undo replaced (`redo`: the photos' rows;
+        the tags' thresholds as in `policy_before`), so that redo puts it back exactly."""
+        policy_after = {tuple(row) for row in self.store.tag_policy_rows()}
+        redo["tags"] = [row for row in policy_before if tuple(row) not in policy_after]
+        # Top-level keys: the store writes long lists a slice at a time.
+        redo_keys = {f"{REDO_PREFIX}{key}": value for key, value in redo.items()}
+        self.store.set_feedback_undo(feedback_id, {**(data or {}), **redo_keys})
+
+    def redo(self) -> Correction | None:
+        """Put back the correction undone last; None when there is none (nothing was
+        undone, or a correction was made since).
+
+        When no automatic decision was written since the undo, everything it changed is
+        put back exactly as it was before the undo; otherwise the cell is put back and
+        its tag re-fitted and re-decided.
+        """
+        with self._atomic(durable=True):
+            found = self.store.next_redo()
+            if found is None:
+                return None
+            event, data = found
+            redo = {
+                key[len(REDO_PREFIX) :]: value
+                for key, value in (data or {}).items()
+                if key.startswith(REDO_PREFIX)
+            } or None
+            photo = self.store.photo(event.photo_id)
+            path = photo.path if photo else "?"
+            tag = next(t for t in self.store.tags() if t.id == event.tag_id)
+            j = self._column(tag.id)
+            before = None if j is None else float(self.thresholds()[j])
+            self.store.mark_feedback_undone(event.id, undone=False)
+            if redo is not None and redo.get("generation") == self._generation():
+                self.store.restore_photo_tag_rows(redo["photos"], redo["rows"])
+                self.store.restore_tag_policy_rows(redo["tags"])
+                self._forget_all()
+                j = self._column(tag.id)
+                after = None if j is None else float(self.thresholds()[j])
+                changed = [p for p in redo["photos"] if p != event.photo_id]
+                return Correction(
+                    path,
+                    tag.name,
+                    "redo",
+                    before,
+                    after,
+                    len(changed),
+                    changed_photo_ids=(event.photo_id, *changed),
+                    undone_action=event.action,
+                    feedback_id=event.id,
+                )
+            cell = next(
+                (r for r in (redo or {}).get("rows", []) if r[:2] == [event.photo_id, tag.id]),
+                None,
+            )
+            state = "accepted" if event.positive else "rejected"
+            source = cell[3] if cell is not None else "user"
+            self.store.set_user_decision(event.photo_id, tag.id, state, source, event.score)
+            self._forget_all()
+            j = self._column(tag.id)
+            changes = SuggestionChanges()
+            after = None
+            if j is not None and self._has_matrix():
+                changes = self._redecide_tags([j])
+                after = float(self.thresholds()[j])
+            return _correction(
+                path,
+                tag.name,
+                tag.id,
+                "redo",
+                before,
+                after,
+                changes,
+                event.photo_id,
+                undone_action=event.action,
+                feedback_id=event.id,
             )
 
 
@@ -262,6 +364,7 @@ def _correction(
     new_tag: bool = False,
     photos_scored: int = 0,
     seconds: float = 0.0,
+    feedback_id: int = 0,
 ) -> Correction:
     """The report of a correction (or undo) of `photo_id` that made `changes`."""
     others = sorted(changes.photo_ids() - {photo_id})
@@ -282,4 +385,5 @@ def _correction(
         new_tag=new_tag,
         photos_scored=photos_scored,
         seconds=seconds,
+        feedback_id=feedback_id,
     )

@@ -45,6 +45,7 @@ from albumtagger.library.tag_names import clean_name
 from albumtagger.model.encoder import QUERY_INSTRUCTION
 from albumtagger.tagging import thresholds as th
 from albumtagger.tagging.priors import TagStats, tag_stats
+from albumtagger.tagging.results import Redecision, tag_changes
 from albumtagger.tagging.vocabulary import TextEncoder
 
 MATRIX_STATUSES = ("ok",)
@@ -103,6 +104,9 @@ class DecisionState:
         self.policy.validate()
         self._encoder_factory = encoder_factory
         self.model_id, self.image_model_id = self._stored_model()
+        self.redecisions: list[Redecision] = []
+        """What full re-decisions changed, oldest first, for whoever reports them (a
+        session takes them once they are committed)."""
         self._forget_all()
 
     # -- what is kept, and until when ---------------------------------------------------
@@ -386,6 +390,7 @@ class DecisionState:
                 yield
         except BaseException:
             self._forget_all()
+            self.redecisions.clear()
             raise
 
     def _bump_generation(self) -> None:
@@ -513,17 +518,36 @@ class DecisionState:
             ]
         return out
 
-    def redecide(self) -> SuggestionChanges:
+    def redecide(self, trigger: str = "") -> SuggestionChanges:
         """Fit every threshold from the whole library and decide every photo; returns what
-        changed. The result depends on the library only, not on how it was built."""
+        changed. The result depends on the library only, not on how it was built.
+
+        Which tags photos gained and lost is kept in `redecisions`, with `trigger` (one of
+        `results.REDECISION_TRIGGERS`; by default "photos" when photos were decided with
+        stored thresholds since the last re-decision)."""
         with self._atomic():
             self._forget_all()
+            since = self.photos_since_redecide()
             self.store.set_setting(SINCE_REDECIDE_KEY, "0")
             if not self._has_matrix():
                 return SuggestionChanges()
             self._refit(None)
-            changes = self._apply(self._decide_all())
+            decided = self._decide_all()
+            shown = np.bincount(self.store.suggestion_cells()[0]) if decided[1].size else None
+            changes = self._apply(decided)
             self._bump_generation()
+            if shown is not None and (changes.added or changes.removed):
+                tags, _ = self._load_tags()
+                trigger = trigger or ("photos" if since else "library")
+                self.redecisions.append(
+                    Redecision(
+                        trigger,
+                        tag_changes(changes, {t.id: t.name for t in tags}),
+                        len(changes.photo_ids()),
+                        since if trigger == "photos" else 0,
+                        _replaced(shown, changes),
+                    )
+                )
             return changes
 
     def _redecide_tags(
@@ -583,6 +607,20 @@ class DecisionState:
         auto_conf = np.where(auto == 0, 0, decisions.confidence)
         differ = (stored != auto) | (conf != auto_conf)
         return np.flatnonzero(differ.any(axis=1) | extra)
+
+
+def _replaced(shown: np.ndarray, changes: SuggestionChanges) -> int:
+    """Photos that lost every suggestion they had (`shown`: suggestions per photo id
+    before `changes`) and gained others."""
+    if not changes.removed or not changes.added:
+        return 0
+    lost = np.bincount([p for p, _ in changes.removed], minlength=len(shown))
+    had = np.zeros(len(lost), dtype=np.int64)
+    had[: len(shown)] = shown[: len(lost)]
+    gained = np.zeros(len(lost), dtype=bool)
+    ids = np.array([p for p, _ in changes.added], dtype=np.int64)
+    gained[ids[ids < len(lost)]] = True
+    return int(np.count_nonzero((lost > 0) & (lost == had) & gained))
 
 
 def _positions(keys: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -1,8 +1,11 @@
-"""What the tagger's jobs report: a correction, a vocabulary edit, a pinned threshold and
-one tag as the inspector shows it, each with its words for the user."""
+"""What the tagger's jobs report: a correction, a re-decision of the library, a vocabulary
+edit, a pinned threshold and one tag as the inspector shows it, each with its words for
+the user."""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,12 +62,15 @@ class Correction:
     note: str = ""
     """Why nothing was learned, when nothing was: already decided, not scored yet."""
     undone_action: str = ""
+    """The action an undo took back, or a redo put back."""
     new_tag: bool = False
     """The tag was not in the vocabulary: this correction created it."""
     photos_scored: int = 0
     """Photos whose stored vectors scored the new tag at once (0: it was not scored)."""
     seconds: float = 0.0
     """How long scoring the new tag took."""
+    feedback_id: int = 0
+    """The correction's event in the sidecar (undone or redone by an undo or redo)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -91,9 +97,11 @@ class Correction:
         return self.note.rstrip(".") if self.new_tag else ""
 
     def describe(self) -> str:
-        if self.action == "undo":
+        if self.action in ("undo", "redo"):
             what = f"{ACTION_VERBS.get(self.undone_action, 'Changed').lower()} {self.tag!r}"
-            text = f"Undid: {what} on {self.path}"
+            text = f"{'Undid' if self.action == 'undo' else 'Redid'}: {what} on {self.path}"
+            if self.photos_changed and self.action == "redo":
+                return text + f"; {_photos(self.photos_changed)} changed with it again."
             if self.photos_changed:
                 return text + f"; {_photos(self.photos_changed)} are back as they were."
             return text + "."
@@ -143,6 +151,84 @@ class Correction:
                 "the fallback)"
             )
         return text + "."
+
+
+@dataclass(frozen=True)
+class TagChange:
+    """How many photos gained and lost one tag in a change of automatic suggestions."""
+
+    tag: str
+    gained: int
+    lost: int
+
+    def text(self) -> str:
+        """The tag and its counts: "'turtle' +41 -3" (a count of 0 is left out)."""
+        counts = [f"+{self.gained:,}"] if self.gained else []
+        counts += [f"-{self.lost:,}"] if self.lost else []
+        return f"{self.tag!r} {' '.join(counts)}"
+
+
+def tag_changes(changes: SuggestionChanges, names: Mapping[int, str]) -> tuple[TagChange, ...]:
+    """Per tag of `names` (tag id: name), the photos that gained and lost it in `changes`,
+    the most changed first (a tag not in `names`, e.g. removed, is left out)."""
+    gained = Counter(t for _, t in changes.added)
+    lost = Counter(t for _, t in changes.removed)
+    out = [
+        TagChange(names[t], gained[t], lost[t]) for t in gained.keys() | lost.keys() if t in names
+    ]
+    return tuple(sorted(out, key=lambda c: (-(c.gained + c.lost), c.tag)))
+
+
+def tag_changes_text(tags: tuple[TagChange, ...], top: int = 3) -> str:
+    """The first `top` tags with their counts ("'turtle' +41, 'beach' -12") and how many
+    more there are."""
+    text = ", ".join(c.text() for c in tags[:top])
+    more = len(tags) - top
+    if more > 0:
+        text += f" and {_count(more, 'more tag')}"
+    return text
+
+
+REDECISION_TRIGGERS = ("photos", "settings", "vocabulary", "library")
+"""What re-decides a library: new photos arrived, the threshold settings changed, the
+vocabulary was edited (or tags waiting for the model were scored), or anything else."""
+
+
+@dataclass(frozen=True)
+class Redecision:
+    """What deciding the whole library again changed on photos' automatic suggestions
+    (the user's own decisions never change): per tag, the photos that gained or lost it."""
+
+    trigger: str
+    """One of `REDECISION_TRIGGERS`."""
+    tags: tuple[TagChange, ...]
+    photos_changed: int
+    """Photos whose tags changed (a new score or confidence alone included)."""
+    new_photos: int = 0
+    """With the trigger "photos": the photos that arrived since the last re-decision."""
+    photos_replaced: int = 0
+    """Photos that lost every suggestion they had and got others instead."""
+
+    def reason(self) -> str:
+        """What triggered it: "after 60 new photos", "after a settings change", ..."""
+        if self.trigger == "photos":
+            return f"after {_count(self.new_photos, 'new photo')}"
+        if self.trigger == "settings":
+            return "after a settings change"
+        if self.trigger == "vocabulary":
+            return "after a vocabulary change"
+        return "the whole library"
+
+    def describe(self, top: int = 3) -> str:
+        """What it did: "Re-decided after 60 new photos: 'turtle' +41, 'beach' -12 (53
+        photos changed)." """
+        text = f"Re-decided {self.reason()}"
+        changed = f"{_count(self.photos_changed, 'photo')} changed"
+        if self.photos_replaced:
+            changed += f"; {self.photos_replaced:,} got all new suggestions"
+        if not self.tags:
+            return f"{text}: {changed}."
+        return f"{text}: {tag_changes_text(self.tags, top)} ({changed})."
 
 
 @dataclass

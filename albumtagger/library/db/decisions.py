@@ -362,5 +362,33 @@ class DecisionsMixin:
             )
         return event, previous, None if row[13] is None else json.loads(row[13])
 
-    def mark_feedback_undone(self, feedback_id: int) -> None:
-        self.conn.execute("UPDATE feedback SET undone = 1 WHERE id = ?", (feedback_id,))
+    def mark_feedback_undone(self, feedback_id: int, undone: bool = True) -> None:
+        """Mark an event undone (or, with `undone=False`, in effect again: a redo)."""
+        self.conn.execute("UPDATE feedback SET undone = ? WHERE id = ?", (int(undone), feedback_id))
+
+    def next_redo(self) -> tuple[FeedbackEvent, dict | None] | None:
+        """The event a redo puts back, with its undo data: the last one undone, newer than
+        every event in effect (undone = 1; 2 is undone for good, see `forget_redo`)."""
+        row = self.conn.execute(
+            "SELECT id, photo_id, tag_id, action, score, positive, was_suggested, review, at, "
+            "undo_data FROM feedback WHERE undone = 1 AND id > "
+            "COALESCE((SELECT MAX(id) FROM feedback WHERE undone = 0), 0) ORDER BY id LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        event = FeedbackEvent(*row[:5], bool(row[5]), bool(row[6]), bool(row[7]), row[8])
+        return event, None if row[9] is None else json.loads(row[9])
+
+    def undo_redo_ids(self) -> tuple[int | None, int | None]:
+        """(the event undo takes back, the event redo puts back), None where there is none
+        (see `last_feedback` and `next_redo`)."""
+        row = self.conn.execute(
+            "SELECT (SELECT MAX(id) FROM feedback WHERE undone = 0), (SELECT MIN(id) FROM "
+            "feedback WHERE undone = 1 AND id > COALESCE((SELECT MAX(id) FROM feedback "
+            "WHERE undone = 0), 0))"
+        ).fetchone()
+        return row[0], row[1]
+
+    def forget_redo(self) -> None:
+        """A new correction: what was undone can no longer be redone."""
+        self.conn.execute("UPDATE feedback SET undone = 2 WHERE undone = 1")
