@@ -54,6 +54,7 @@ from albumtagger.app.pages import (
     WelcomePage,
 )
 from albumtagger.app.panes import PaneSplitter
+from albumtagger.app.photo_menu import PhotoMenu
 from albumtagger.app.photo_model import PhotoListModel
 from albumtagger.app.tags_panel import NAME_ROLE, TagsPanel
 from albumtagger.app.thumbnails import ThumbnailLoader
@@ -652,13 +653,22 @@ class MainWindow(QMainWindow):
         if pid is not None:
             self.browsing.more_like_this(pid)
 
-    def _grid_menu(self, pos) -> None:
+    def photo_menu(self, pos) -> PhotoMenu | None:
+        """The context menu of the grid at `pos`: for the selection, or for the photo
+        there when it is not selected."""
         index = self.grid.indexAt(pos)
         if not index.isValid():
-            return
-        menu = QMenu(self)
-        menu.addActions([self.act_similar, self.act_add, self.act_select_all])
-        menu.exec(self.grid.viewport().mapToGlobal(pos))
+            return None
+        pid = self.model.photo_id(index.row())
+        selected = self.grid.selected_ids()
+        ids = sorted(selected, key=self.model.row_of) if pid in selected else [pid]
+        return PhotoMenu(self.libraries, self.browsing, ids, self)
+
+    def _grid_menu(self, pos) -> None:
+        menu = self.photo_menu(pos)
+        if menu is not None:
+            menu.exec(self.grid.viewport().mapToGlobal(pos))
+            menu.deleteLater()
 
     # -- the full-size viewer -----------------------------------------------------------
 

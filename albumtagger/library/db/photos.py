@@ -221,14 +221,18 @@ class PhotosMixin:
         )
         self._note("status", ids)
 
-    def remove_missing(self) -> int:
-        """The user's clean-up: forget photos marked missing. Returns how many."""
+    def remove_missing(self, photo_ids: Sequence[int] | None = None) -> int:
+        """The user's clean-up: forget photos marked missing (only those of `photo_ids`,
+        if given). Returns how many."""
         with self.transaction() as conn:
             gone = [r[0] for r in conn.execute("SELECT id FROM photos WHERE status = 'missing'")]
-            cur = conn.execute("DELETE FROM photos WHERE status = 'missing'")
+            if photo_ids is not None:
+                wanted = {int(i) for i in photo_ids}
+                gone = [i for i in gone if i in wanted]
+            conn.executemany("DELETE FROM photos WHERE id = ?", [(i,) for i in gone])
             self._note("removed", gone)
             conn.execute(
                 "DELETE FROM embeddings WHERE content_hash NOT IN "
                 "(SELECT content_hash FROM photos WHERE content_hash IS NOT NULL)"
             )
-        return cur.rowcount
+        return len(gone)
