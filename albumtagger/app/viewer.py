@@ -65,7 +65,9 @@ KEYS_HELP = (
 
 class ImageView(QGraphicsView):
     """One image, fitted to the view (`fitted`) or at 100% (one image pixel on one
-    screen pixel), panned by dragging or scrolling; Ctrl+wheel zooms."""
+    screen pixel), panned by dragging or scrolling; Ctrl+wheel zooms (`zoomed`)."""
+
+    zoomed = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -132,6 +134,7 @@ class ImageView(QGraphicsView):
                 self.fitted = False
                 factor = WHEEL_STEP**steps
                 self.scale(factor, factor)
+                self.zoomed.emit()
             event.accept()
             return
         super().wheelEvent(event)
@@ -184,6 +187,7 @@ class PhotoViewer(QWidget):
         top.addWidget(help_label)
 
         self.view = ImageView()
+        self.view.zoomed.connect(self._update_scale)
         self.message = QLabel()
         self.message.setTextFormat(Qt.TextFormat.PlainText)
         self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -268,8 +272,8 @@ class PhotoViewer(QWidget):
 
     def _update_scale(self) -> None:
         if self.view.has_image():
-            text = "fit" if self.view.fitted else "100%"
-            self.scale_label.setText(f"{text} ({self.view.zoom() * 100:.0f}%)")
+            zoom = f"{self.view.zoom() * self.devicePixelRatioF() * 100:.0f}%"
+            self.scale_label.setText(f"fit ({zoom})" if self.view.fitted else zoom)
 
     def refresh(self, changed: set[int] | None = None) -> None:
         """Read the photo's tags again (when they may have changed)."""

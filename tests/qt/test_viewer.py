@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QWheelEvent
+from PySide6.QtWidgets import QApplication
 
 from albumtagger.app.window import PAGE_LIBRARY, PAGE_VIEWER
 from tests.qt.conftest import PHOTOS
@@ -44,9 +46,7 @@ def size_on_screen(viewer) -> tuple[float, float]:
     return round(size.width(), 3), round(size.height(), 3)
 
 
-def test_enter_opens_the_selected_photo_full_size(
-    qtbot, make_window, indexed_folder: Path
-) -> None:
+def test_enter_opens_the_selected_photo_full_size(qtbot, make_window, indexed_folder: Path) -> None:
     window = open_indexed(qtbot, make_window, indexed_folder)
     viewer = open_viewer(qtbot, window, 2)
     detail = window.libraries.queries.photo_detail(viewer.photo_id)
@@ -95,7 +95,7 @@ def test_one_shows_100_percent_and_f_fits(qtbot, make_window, indexed_folder: Pa
     qtbot.keyClick(viewer, Qt.Key.Key_1)
     assert not viewer.view.fitted
     assert size_on_screen(viewer) == (size.width(), size.height())
-    assert "100%" in viewer.scale_label.text()
+    assert viewer.scale_label.text() == "100%"
 
     qtbot.keyClick(viewer, Qt.Key.Key_F)
     assert viewer.view.fitted
@@ -165,3 +165,31 @@ def test_a_damaged_photo_shows_a_message(qtbot, make_window, indexed_folder: Pat
     qtbot.keyClick(viewer, Qt.Key.Key_1)  # zoom keys on no image do no harm
     qtbot.keyClick(viewer, Qt.Key.Key_Escape)
     assert window.stack.currentIndex() == PAGE_LIBRARY
+
+
+def test_ctrl_wheel_zooms(qtbot, make_window, indexed_folder: Path) -> None:
+    window = open_indexed(qtbot, make_window, indexed_folder)
+    viewer = open_viewer(qtbot, window, 0)
+    qtbot.keyClick(viewer, Qt.Key.Key_1)
+    width = size_on_screen(viewer)[0]
+    view = viewer.view
+    centre = QPointF(view.viewport().rect().center())
+
+    def wheel(modifiers: Qt.KeyboardModifier) -> None:
+        event = QWheelEvent(
+            centre,
+            QPointF(view.viewport().mapToGlobal(centre.toPoint())),
+            QPoint(0, 0),
+            QPoint(0, 120),
+            Qt.MouseButton.NoButton,
+            modifiers,
+            Qt.ScrollPhase.NoScrollPhase,
+            False,
+        )
+        QApplication.sendEvent(view.viewport(), event)
+
+    wheel(Qt.KeyboardModifier.ControlModifier)
+    assert size_on_screen(viewer)[0] == round(width * 1.25, 3)
+    assert viewer.scale_label.text() == "125%"
+    wheel(Qt.KeyboardModifier.NoModifier)  # a plain wheel scrolls, it does not zoom
+    assert size_on_screen(viewer)[0] == round(width * 1.25, 3)
