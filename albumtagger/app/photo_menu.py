@@ -46,6 +46,7 @@ class TagNameDialog(QDialog):
     def __init__(self, title: str, text: str, names: Sequence[str], parent: QWidget) -> None:
         super().__init__(parent)
         self.setWindowTitle(title)
+        self.setMinimumWidth(360)
         self.edit = QLineEdit()
         self.edit.setAccessibleName("Tag name")
         if names:

@@ -4,7 +4,8 @@ chips beneath.
 
 Keys (taken before the window's shortcuts): Left / Right and PageUp / PageDown the
 previous and next photo of the grid's order; F or 0 fit; 1 100%; Z either; A / R /
-Delete act on the focused (or best suggested) tag; Esc back to the grid.
+Delete act on the framed tag (at first the best suggestion) and frame the next; Esc
+back to the grid.
 """
 
 from __future__ import annotations
@@ -159,6 +160,8 @@ class PhotoViewer(QWidget):
         self.detail: PhotoDetail | None = None
         self._chips: list[TagChip] = []
         self._current_chip: TagChip | None = None
+        self._answered: set[str] = set()
+        """Tags of the photo shown acted on (their replies may not be back yet)."""
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setAccessibleName("Photo viewer")
         self._build()
@@ -233,6 +236,8 @@ class PhotoViewer(QWidget):
         detail = queries.photo_detail(photo_id) if queries is not None else None
         if queries is None or detail is None:
             return
+        if photo_id != self.photo_id:
+            self._answered = set()
         self.photo_id = photo_id
         self.detail = detail
         name = detail.path.rpartition("/")[2]
@@ -322,25 +327,35 @@ class PhotoViewer(QWidget):
             chip.hide()
             chip.deleteLater()
         self._chips = []
-        self._current_chip = None
         for info in tags:
             chip = TagChip(info, self.chips_box)
-            chip.acted.connect(self._chip_acted)
+            chip.acted.connect(self._chip_clicked)
+            chip.keyed.connect(self._chip_keyed)
+            chip.stepped.connect(self._chip_stepped)
             chip.focused.connect(self._chip_focused)
             self.chips_layout.addWidget(chip)
             self._chips.append(chip)
-            if info.name == keep:
-                self._current_chip = chip
-        if self._current_chip is None:  # the best suggestion (tags come best first)
-            self._current_chip = next(
-                (c for c in self._chips if c.info.state == "suggested"),
-                self._chips[0] if self._chips else None,
-            )
+        kept = next((c for c in self._chips if c.info.name == keep), None)
+        self._set_current(kept or next(iter(self._open_suggestions()), None))
         if had_focus:
             (self._current_chip or self).setFocus()
         self.no_tags.setVisible(self.photo_id is not None and not tags)
         self.chips_layout.invalidate()
         self.chips_box.updateGeometry()
+
+    def _open_suggestions(self) -> list[TagChip]:
+        """Suggestions not answered yet, best first (the order tags come in)."""
+        return [
+            c
+            for c in self._chips
+            if c.info.state == "suggested" and c.info.name not in self._answered
+        ]
+
+    def _set_current(self, chip: TagChip | None) -> None:
+        """The chip A / R / Delete act on, framed."""
+        self._current_chip = chip
+        for c in self._chips:
+            c.set_marked(c is chip)
 
     def chip_widgets(self) -> list[TagChip]:
         return list(self._chips)
@@ -349,22 +364,53 @@ class PhotoViewer(QWidget):
         return self._current_chip
 
     def act_on_current(self, action: str) -> bool:
-        """A / R / Delete: act on the focused (or best suggested) tag."""
+        """A / R / Delete: act on the framed tag (at first the best suggestion), then
+        frame the next suggestion."""
         chip = self._current_chip
         if chip is None or self.photo_id is None:
             return False
         if chip.info.state == {"accept": "accepted", "reject": "rejected"}.get(action):
             return False
-        self._chip_acted(chip.info.name, action)
+        self._act(chip, action, move_on=True)
         return True
+
+    def _act(self, chip: TagChip, action: str, *, move_on: bool) -> None:
+        """Send the correction; the frame moves on from this chip when it was on it (or
+        a key acted) to the next open suggestion after it, else the first one left."""
+        if self.photo_id is None:
+            return
+        self._answered.add(chip.info.name)
+        self.correct.emit((self.photo_id,), chip.info.name, action)
+        if not move_on and chip is not self._current_chip:
+            return
+        had_focus = chip.hasFocus()
+        open_ = self._open_suggestions()
+        at = self._chips.index(chip)
+        later = [c for c in open_ if self._chips.index(c) > at]
+        following = (later or open_ or [None])[0]
+        self._set_current(following)
+        if had_focus:
+            (following or self).setFocus()
 
     def _chip_focused(self, chip: object) -> None:
         if isinstance(chip, TagChip):
-            self._current_chip = chip
+            self._set_current(chip)
 
-    def _chip_acted(self, name: str, action: str) -> None:
-        if self.photo_id is not None:
-            self.correct.emit((self.photo_id,), name, action)
+    def _chip_clicked(self, name: str, action: str) -> None:
+        chip = next((c for c in self._chips if c.info.name == name), None)
+        if chip is not None:
+            self._act(chip, action, move_on=False)
+
+    def _chip_keyed(self, name: str, action: str) -> None:
+        chip = next((c for c in self._chips if c.info.name == name), None)
+        if chip is not None:
+            self._act(chip, action, move_on=True)
+
+    def _chip_stepped(self, _chip: object, delta: int) -> None:
+        """Left / Right on a focused chip: the previous or next photo, as anywhere in
+        the viewer."""
+        self.step(delta)
+        self.setFocus()
 
     # -- keys -------------------------------------------------------------------------
 

@@ -146,6 +146,7 @@ def test_the_add_dialog_completes_tag_names(qtbot, make_window, indexed_folder: 
     completer = dialog.edit.completer()
     assert completer is not None
     assert sorted(completer.model().stringList()) == sorted(names)
+    assert dialog.minimumWidth() >= 360  # room for a long tag name
 
 
 def test_make_a_tag_from_the_selection(qtbot, make_window, indexed_folder: Path) -> None:

@@ -128,14 +128,36 @@ def test_a_in_the_viewer_accepts_the_best_suggestion(
     viewer = open_viewer(qtbot, window, 1)
     pid = viewer.photo_id
     queries = window.libraries.queries
-    suggested = [t for t in queries.photo_tags(pid) if t.state == "suggested"]
-    best = max(suggested, key=lambda t: t.score).name
+    suggested = sorted(
+        (t for t in queries.photo_tags(pid) if t.state == "suggested"), key=lambda t: -t.score
+    )
+    best, second = suggested[0].name, suggested[1].name
+    assert viewer.current_chip().info.name == best and viewer.current_chip().marked
     with qtbot.waitSignal(window.libraries.correction_done, timeout=30_000) as blocker:
         qtbot.keyClick(viewer, Qt.Key.Key_A)
+        assert viewer.current_chip().info.name == second  # the frame moves on at once
     assert not blocker.args[0].error
     assert {t.name: t.state for t in queries.photo_tags(pid)}[best] == "accepted"
     chip = next(c for c in viewer.chip_widgets() if c.info.name == best)
     assert chip.info.state == "accepted"  # the chips show it at once
+    assert viewer.current_chip().info.name == second and viewer.current_chip().marked
+
+    with qtbot.waitSignal(window.libraries.correction_done, timeout=30_000):
+        qtbot.keyClick(viewer, Qt.Key.Key_R)
+    assert {t.name: t.state for t in queries.photo_tags(pid)}[second] == "rejected"
+
+
+def test_arrows_on_a_focused_chip_still_walk_the_photos(
+    qtbot, make_window, indexed_folder: Path
+) -> None:
+    window = open_indexed(qtbot, make_window, indexed_folder)
+    viewer = open_viewer(qtbot, window, 4)
+    chip = viewer.chip_widgets()[0]
+    chip.setFocus()
+    qtbot.keyClick(chip, Qt.Key.Key_Right)
+    assert viewer.photo_id == window.model.photo_id(5)
+    qtbot.keyClick(viewer, Qt.Key.Key_Left)
+    assert viewer.photo_id == window.model.photo_id(4)
 
 
 def test_edit_menu_accept_acts_on_the_viewer(qtbot, make_window, indexed_folder: Path) -> None:
