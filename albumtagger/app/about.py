@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 GRID_KEYS = (
     ("Arrows, Home, End, Page Up, Page Down", "Move in the grid"),
     ("Shift+arrows, Ctrl+click, Shift+click", "Select several photos"),
-    ("Enter", "Open the photo's details"),
+    ("Enter, double click", "View the photo full size (\u2190 \u2192, F fit, 1 100%, Esc back)"),
     ("Esc (in the search field)", "Clear the search"),
     ("A, R, Delete", "Accept, reject, remove the framed tag; the frame moves to the next one"),
     ("Tab, arrows (in the details)", "Frame another of the photo's tags"),

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from albumtagger.config import Settings
+    from albumtagger.library.export import Exporter
     from albumtagger.service.session import LibrarySession
 
 OnReply = Callable[[Reply], None]
@@ -159,3 +160,26 @@ class SessionClient:
 
     def near_duplicates(self, min_cosine: float = 0.95, *, on_reply: OnReply | None = None) -> bool:
         return self._call("near_duplicates", lambda s: s.near_duplicates(min_cosine), on_reply)
+
+    # -- export and clean-up ------------------------------------------------------------
+
+    def export_tags(
+        self,
+        exporter: Exporter,
+        *,
+        include_suggested: bool = False,
+        photo_ids: Sequence[int] | None = None,
+        on_reply: OnReply | None = None,
+    ) -> bool:
+        return self._call(
+            "export_tags",
+            lambda s: s.export_tags(
+                exporter, include_suggested=include_suggested, photo_ids=photo_ids
+            ),
+            on_reply,
+        )
+
+    def forget_missing(
+        self, photo_ids: Sequence[int] | None = None, *, on_reply: OnReply | None = None
+    ) -> bool:
+        return self._call("forget_missing", lambda s: s.forget_missing(photo_ids), on_reply)

@@ -58,10 +58,12 @@ from albumtagger.app.pages import (
     WelcomePage,
 )
 from albumtagger.app.panes import PaneSplitter
+from albumtagger.app.photo_menu import PhotoMenu
 from albumtagger.app.photo_model import PhotoListModel
 from albumtagger.app.search_cutoff import SearchCutoffBar
 from albumtagger.app.tags_panel import NAME_ROLE, TagsPanel
 from albumtagger.app.thumbnails import ThumbnailLoader
+from albumtagger.app.viewer import PhotoViewer
 from albumtagger.app.worker import SessionFactory
 from albumtagger.config import Settings
 from albumtagger.errors import UserError
@@ -80,7 +82,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PAGE_WELCOME, PAGE_LIBRARY, PAGE_MESSAGE = 0, 1, 2
+PAGE_WELCOME, PAGE_LIBRARY, PAGE_MESSAGE, PAGE_VIEWER = 0, 1, 2, 3
 
 
 class MainWindow(QMainWindow):
@@ -179,7 +181,7 @@ class MainWindow(QMainWindow):
         self.tags_panel.changed.connect(self._filter_changed)
         self.tags_panel.inspect_requested.connect(self.inspect_tag)
         self.grid = PhotoGrid(self.model, self.loader)
-        self.grid.opened.connect(self._open_photo)
+        self.grid.opened.connect(self.view_photo)
         self.grid.selectionModel().selectionChanged.connect(self._selection_changed)
         self.grid.selectionModel().currentChanged.connect(self._selection_changed)
         self.grid.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -221,6 +223,11 @@ class MainWindow(QMainWindow):
         self.stack.addWidget(self.welcome)
         self.stack.addWidget(library)
         self.stack.addWidget(self.message_page)
+        self.viewer = PhotoViewer(self.libraries, self.model)
+        self.viewer.correct.connect(self.libraries.correct)
+        self.viewer.shown.connect(self._viewer_moved)
+        self.viewer.closed.connect(self.close_viewer)
+        self.stack.addWidget(self.viewer)
 
         self.folder_tree = FolderTree()
         self.folder_tree.chosen.connect(self.show_folder)
@@ -291,21 +298,21 @@ class MainWindow(QMainWindow):
             m,
             "&Accept tag",
             "A",
-            lambda: self.detail.act_on_current("accept"),
+            lambda: self._tags_on_screen().act_on_current("accept"),
             "Accept the framed tag, then frame the next suggestion",
         )
         self.act_reject = a(
             m,
             "&Reject tag",
             "R",
-            lambda: self.detail.act_on_current("reject"),
+            lambda: self._tags_on_screen().act_on_current("reject"),
             "Reject the framed tag, then frame the next suggestion",
         )
         self.act_remove = a(
             m,
             "Re&move tag",
             K.Delete,
-            lambda: self.detail.act_on_current("remove"),
+            lambda: self._tags_on_screen().act_on_current("remove"),
             "Remove the framed tag, then frame the next suggestion",
         )
         self.act_add = a(m, "A&dd tag\u2026", "Ctrl+T", self._focus_add, "Add a tag")
@@ -525,6 +532,7 @@ class MainWindow(QMainWindow):
         self.folder_tree.set_counts({}, {})
         self._sync_filter()
         self.detail.show_nothing()
+        self.viewer.clear()
         self.job.set_paused(False)
         self.job.set_idle("")
 
@@ -592,6 +600,7 @@ class MainWindow(QMainWindow):
         self.model.forget(changed)
         self.grid.update_visible()
         self._refresh_detail(changed)
+        self.viewer.refresh(changed)
 
     def _update_empty(self, *_: object) -> None:
         empty = self.model.rowCount() == 0
@@ -796,6 +805,7 @@ class MainWindow(QMainWindow):
 
     def _corrected(self, _reply: object) -> None:
         self._refresh_detail()  # at once; the worker's TagsChanged events follow
+        self.viewer.refresh()
 
     def _open_photo(self, pid: int) -> None:
         sizes = self.splitter.wanted()
@@ -815,13 +825,48 @@ class MainWindow(QMainWindow):
         if pid is not None:
             self.browsing.more_like_this(pid)
 
-    def _grid_menu(self, pos) -> None:
+    def photo_menu(self, pos) -> PhotoMenu | None:
+        """The context menu of the grid at `pos`: for the selection, or for the photo
+        there when it is not selected."""
         index = self.grid.indexAt(pos)
         if not index.isValid():
+            return None
+        pid = self.model.photo_id(index.row())
+        selected = self.grid.selected_ids()
+        ids = sorted(selected, key=self.model.row_of) if pid in selected else [pid]
+        return PhotoMenu(self.libraries, self.browsing, ids, self)
+
+    def _grid_menu(self, pos) -> None:
+        menu = self.photo_menu(pos)
+        if menu is not None:
+            menu.exec(self.grid.viewport().mapToGlobal(pos))
+            menu.deleteLater()
+
+    # -- the full-size viewer -----------------------------------------------------------
+
+    def view_photo(self, pid: int) -> None:
+        """Show this photo full size over the window (Enter or a double click)."""
+        self.stack.setCurrentIndex(PAGE_VIEWER)
+        self.viewer.open(pid)
+
+    def close_viewer(self, pid: int | None = None) -> None:
+        """Back to the grid, with the photo last viewed selected and scrolled to."""
+        if self.stack.currentIndex() != PAGE_VIEWER:
             return
-        menu = QMenu(self)
-        menu.addActions([self.act_similar, self.act_add, self.act_select_all])
-        menu.exec(self.grid.viewport().mapToGlobal(pos))
+        self.stack.setCurrentIndex(PAGE_LIBRARY)
+        pid = pid if pid is not None else self.viewer.photo_id
+        if pid is not None:
+            self.grid.select_photos([pid])
+        self.grid.setFocus()
+
+    def _viewer_moved(self, pid: int) -> None:
+        """The grid follows the viewer (the detail panel and Edit's tag actions too)."""
+        if self.grid.current_id() != pid and self.grid.shows([pid]):
+            self.grid.select_photos([pid])
+
+    def _tags_on_screen(self) -> DetailPanel | PhotoViewer:
+        """Where A / R / Delete act: the viewer while it shows, else the detail panel."""
+        return self.viewer if self.stack.currentIndex() == PAGE_VIEWER else self.detail
 
     # -- what the libraries say ---------------------------------------------------------
 
@@ -1048,6 +1093,7 @@ class MainWindow(QMainWindow):
             self.libraries.close()
             self.loader.shutdown()
             self.detail.shutdown()
+            self.viewer.shutdown()
             self.download_panel.shutdown()
             log.debug("closed in %.2f s", time.perf_counter() - t0)
         event.accept()

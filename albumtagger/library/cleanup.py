@@ -25,11 +25,15 @@ class Cleanup:
     """albumtagger's XMP sidecars of them, deleted or stripped of its part."""
 
 
-def forget_missing(library: Library) -> Cleanup:
-    """Remove albumtagger's sidecars of the photos marked missing, then forget them."""
-    missing = [r.path for r in library.store.photos(statuses=("missing",))]
-    sidecars = remove_sidecars(library, missing)
-    return Cleanup(library.store.remove_missing(), sidecars)
+def forget_missing(library: Library, photo_ids: Sequence[int] | None = None) -> Cleanup:
+    """Remove albumtagger's sidecars of the photos marked missing (only those of
+    `photo_ids`, if given), then forget them."""
+    rows = library.store.photos(statuses=("missing",))
+    if photo_ids is not None:
+        wanted = {int(i) for i in photo_ids}
+        rows = [r for r in rows if r.id in wanted]
+    sidecars = remove_sidecars(library, [r.path for r in rows])
+    return Cleanup(library.store.remove_missing(photo_ids), sidecars)
 
 
 @dataclass(frozen=True)

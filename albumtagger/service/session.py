@@ -833,17 +833,26 @@ class LibrarySession:
         self.write_xmp()
         return changes
 
-    def export_tags(self, exporter: Exporter, *, include_suggested: bool = False) -> ExportReport:
-        """Write the tags of every present photo in an export format (see
-        `library.export`), as one unit of work. Raises `ExportError`, with the report,
-        if some files could not be written (the others are)."""
+    def export_tags(
+        self,
+        exporter: Exporter,
+        *,
+        include_suggested: bool = False,
+        photo_ids: Sequence[int] | None = None,
+    ) -> ExportReport:
+        """Write the tags of every present photo (only `photo_ids`, if given) in an export
+        format (see `library.export`), as one unit of work. Raises `ExportError`, with
+        the report, if some files could not be written (the others are)."""
         with self.unit():
-            return exporter.export(self.library, include_suggested=include_suggested)
+            return exporter.export(
+                self.library, include_suggested=include_suggested, photo_ids=photo_ids
+            )
 
-    def forget_missing(self) -> Cleanup:
-        """Forget the photos marked missing, and take out albumtagger's sidecars of them."""
+    def forget_missing(self, photo_ids: Sequence[int] | None = None) -> Cleanup:
+        """Forget the photos marked missing (only those of `photo_ids`, if given), and
+        take out albumtagger's sidecars of them."""
         with self.unit():
-            return forget_missing(self.library)
+            return forget_missing(self.library, photo_ids)
 
     def trash_photos(self, photo_ids: Sequence[int]) -> Trashed:
         """Move these photos to the system's trash and forget them (see

@@ -330,8 +330,10 @@ def test_keyboard_navigation_and_shortcuts(qtbot, make_window, indexed_folder: P
     assert grid.currentIndex().row() > 0
     qtbot.keyClick(grid, Qt.Key.Key_Home)
     with qtbot.waitSignal(grid.opened) as blocker:
-        qtbot.keyClick(grid, Qt.Key.Key_Return)
+        qtbot.keyClick(grid, Qt.Key.Key_Return)  # the viewer; Esc comes back
     pid = blocker.args[0]
+    assert window.viewer.photo_id == pid
+    qtbot.keyClick(window.viewer, Qt.Key.Key_Escape)
     assert window.detail.photo_ids == (pid,)
 
     # A accepts the focused (first suggested) tag

@@ -222,25 +222,24 @@ class PhotosMixin:
         self._note("status", ids)
 
     def remove_photos(self, photo_ids: Iterable[int]) -> int:
-        """Forget these photos (moved to the trash by the user). Returns how many."""
+        """Forget these photos (and the vectors no photo uses any more). Returns how
+        many."""
         ids = [int(i) for i in photo_ids]
         with self.transaction() as conn:
-            cur = conn.executemany("DELETE FROM photos WHERE id = ?", [(i,) for i in ids])
+            conn.executemany("DELETE FROM photos WHERE id = ?", [(i,) for i in ids])
             self._note("removed", ids)
             conn.execute(
                 "DELETE FROM embeddings WHERE content_hash NOT IN "
                 "(SELECT content_hash FROM photos WHERE content_hash IS NOT NULL)"
             )
-        return cur.rowcount
+        return len(ids)
 
-    def remove_missing(self) -> int:
-        """The user's clean-up: forget photos marked missing. Returns how many."""
+    def remove_missing(self, photo_ids: Sequence[int] | None = None) -> int:
+        """The user's clean-up: forget photos marked missing (only those of `photo_ids`,
+        if given). Returns how many."""
         with self.transaction() as conn:
             gone = [r[0] for r in conn.execute("SELECT id FROM photos WHERE status = 'missing'")]
-            cur = conn.execute("DELETE FROM photos WHERE status = 'missing'")
-            self._note("removed", gone)
-            conn.execute(
-                "DELETE FROM embeddings WHERE content_hash NOT IN "
-                "(SELECT content_hash FROM photos WHERE content_hash IS NOT NULL)"
-            )
-        return cur.rowcount
+            if photo_ids is not None:
+                wanted = {int(i) for i in photo_ids}
+                gone = [i for i in gone if i in wanted]
+            return self.remove_photos(gone)
