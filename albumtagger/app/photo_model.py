@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import numpy as np
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 
+from albumtagger.app.numbers import fixed
 from albumtagger.app.qtcompat import plain_tooltip
 from albumtagger.app.reads import ReadPool
 from albumtagger.library.db.queries import PhotoSummary
@@ -223,7 +224,7 @@ class PhotoListModel(QAbstractListModel):
             if summary.needs_review:
                 lines.append("a suggestion needs review")
             if self._scores is not None:
-                lines.append(f"match {float(self._scores[row]):.3f}")
+                lines.append(f"match {fixed(float(self._scores[row]))}")
             return plain_tooltip("\n".join(lines))
         return None
 

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from albumtagger.app.detail import PreviewLoader, plain_label
+from albumtagger.app.numbers import fixed, score_and_threshold
 from albumtagger.app.photo_model import file_name
 from albumtagger.app.worker import Reply
 from albumtagger.tagging.results import Correction
@@ -87,9 +88,9 @@ def threshold_text(c: Correction) -> str:
     if before is None or after is None:
         return f"The threshold of \u201c{c.tag}\u201d is not learned yet."
     if abs(after - before) < MOVED:
-        return f"The threshold of \u201c{c.tag}\u201d stayed at {after:.3f}."
+        return f"The threshold of \u201c{c.tag}\u201d stayed at {fixed(after)}."
     way = "stricter" if after > before else "looser"
-    return f"Threshold of \u201c{c.tag}\u201d: {before:.3f} \u2192 {after:.3f} ({way})"
+    return f"Threshold of \u201c{c.tag}\u201d: {fixed(before)} \u2192 {fixed(after)} ({way})"
 
 
 class PreviewView(QWidget):
@@ -538,9 +539,8 @@ class ReviewDialog(QDialog):
         self.question_start.setText(f"Is this {article(item.tag)} ")
         self.tag_label.setText(item.tag)
         guess = "suggested" if item.suggested else "not suggested"
-        self.detail.setText(
-            f"Score {item.score:.3f}, threshold {item.threshold:.3f}: {guess}, but only just"
-        )
+        score, threshold = score_and_threshold(item.score, item.threshold)
+        self.detail.setText(f"Score {score}, threshold {threshold}: {guess}, but only just")
         self._show_preview(item)
         self.item_shown.emit(item)
 
