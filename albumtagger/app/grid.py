@@ -217,7 +217,7 @@ class PhotoGrid(QListView):
         s = self._loader.size + 2 * _MARGIN
         width = self.viewport().width()
         cols = max(1, width // s)
-        cell = QSize(max(s, width // cols), s)
+        cell = QSize(max(s, (width - 1) // cols), s)  # a row wraps once it reaches the edge
         if self.gridSize() != cell:
             self.setGridSize(cell)
         self.setIconSize(QSize(self._loader.size, self._loader.size))
@@ -241,6 +241,7 @@ class PhotoGrid(QListView):
     def update_visible(self) -> None:
         """Fetch summaries of what is on screen (and a page around) and drop thumbnail
         jobs for rows scrolled away."""
+        self._apply_size()  # the viewport may have changed since (a scroll bar came)
         model = self.photo_model()
         first, last = self.visible_rows()
         span = last - first + 1

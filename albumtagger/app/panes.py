@@ -1,8 +1,8 @@
 """The library page's three panes side by side (tags list, grid, detail) in a splitter
 that keeps the grid the largest part at any width: as the window narrows, the side
-panes give way first (in proportion, down to their minimum widths, then the detail pane
-folds, then the tags list), and as it widens again they come back to the widths the
-user gave them."""
+panes give way first (in proportion, down to their minimum widths; then the tags list
+folds, then the detail pane, which shows the tags the keyboard corrects), and as it
+widens again they come back to the widths the user gave them."""
 
 from __future__ import annotations
 
@@ -21,16 +21,19 @@ widgets' own least width, when larger)."""
 def balance(wanted: Sequence[int], total: int, minimum: Sequence[int] = SIDE_MINIMUM) -> list[int]:
     """Widths of (tags, grid, detail) for `total` pixels: the side panes as `wanted`
     while the grid keeps `GRID_SHARE` of the width; past that they narrow in
-    proportion down to `minimum`, then fold (0), the detail pane first."""
+    proportion down to `minimum`, then fold (0): the tags list first, then the detail
+    pane (the tags that A / R / Delete correct are there)."""
     left, right = max(0, int(wanted[0])), max(0, int(wanted[2]))
     room = int(total * (1 - GRID_SHARE))
     if left + right > room:
         scale = room / (left + right)
         left = max(int(left * scale), min(left, minimum[0])) if left else 0
         right = max(int(right * scale), min(right, minimum[1])) if right else 0
-        if left + right > room:
-            right = 0
-            left = min(left, room) if room >= minimum[0] else 0
+        if left + right > room:  # the tags list folds first: the detail pane holds
+            left = 0  # the tags the keyboard corrects
+            right = min(int(wanted[2]), room) if room >= minimum[1] else 0
+            if not right and wanted[0]:
+                left = min(int(wanted[0]), room) if room >= minimum[0] else 0
     return [left, max(0, total - left - right), right]
 
 

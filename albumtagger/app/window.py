@@ -335,11 +335,6 @@ class MainWindow(QMainWindow):
         self.act_settings.setMenuRole(QAction.MenuRole.PreferencesRole)
 
         m = bar.addMenu("&View")
-        self.act_folders = self.folders_dock.toggleViewAction()
-        self.act_folders.setText("Fo&lders")
-        self.act_folders.setStatusTip("The library's folders: click one to show only its photos")
-        m.addAction(self.act_folders)
-        m.addSeparator()
         self.act_zoom_in = a(m, "Zoom &in", K.ZoomIn, lambda: self._zoom_by(24))
         self.act_zoom_out = a(m, "Zoom &out", K.ZoomOut, lambda: self._zoom_by(-24))
         self.act_detail = a(m, "Show &details", "Ctrl+Return", self._open_current)
@@ -375,7 +370,14 @@ class MainWindow(QMainWindow):
             lambda: self.inspect_tag(None),
             "The threshold, score histogram and nearest photos of the tag chosen in the tags list",
         )
+        m.addSeparator()
+        self.act_folders = self.folders_dock.toggleViewAction()
+        self.act_folders.setText("Fo&lders")
+        self.act_folders.setShortcut(QKeySequence("Ctrl+Shift+F"))
+        self.act_folders.setStatusTip("The library's folders: click one to show only its photos")
+        m.addAction(self.act_folders)
         self.act_activity = self.activity.toggleViewAction()
+        self.act_activity.setShortcut(QKeySequence("Ctrl+Shift+A"))
         self.act_activity.setText("&Activity")
         self.act_activity.setStatusTip("What changed lately: corrections and re-decisions")
         m.addAction(self.act_activity)

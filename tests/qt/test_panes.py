@@ -17,7 +17,9 @@ def test_balance_keeps_what_fits_and_gives_way_in_order() -> None:
     assert narrow[0] < 240 and narrow[2] < 300  # both side panes narrowed
     assert narrow[0] >= SIDE_MINIMUM[0] and narrow[2] >= SIDE_MINIMUM[1]
     folded = balance([240, 500, 300], 600)  # no room for both at their least
-    assert folded[2] == 0 and folded[0] >= SIDE_MINIMUM[0] and sum(folded) == 600
+    assert folded == [0, 300, 300]  # the tags list folds: the detail holds the chips
+    assert balance([240, 500, 0], 600) == [240, 360, 0]  # the detail folded by the user
+    assert balance([240, 500, 300], 350) == [175, 175, 0]  # no room for the detail's least
     assert balance([240, 500, 300], 250) == [0, 250, 0]  # the grid alone
     assert balance([0, 500, 0], 300) == [0, 300, 0]  # folded by the user: stay folded
 
@@ -53,5 +55,12 @@ def test_the_grid_fills_its_width(qtbot, make_window, indexed_folder: Path) -> N
         window.resize(width, 700)
         qtbot.waitUntil(lambda w=width: window.width() == w)
         cell, room = grid.gridSize().width(), grid.viewport().width()
-        assert room - columns(grid) * cell < columns(grid)  # no strip a cell could fill
-        assert cell >= grid.thumb_size()
+        fit = room // (grid.thumb_size() + 12)  # the columns of unwidened cells that fit
+        assert room - fit * cell <= fit  # no strip a cell could fill
+        first_row = {
+            grid.visualRect(grid.model().index(r, 0)).x()
+            for r in range(grid.model().rowCount())
+            if grid.visualRect(grid.model().index(r, 0)).y()
+            == grid.visualRect(grid.model().index(0, 0)).y()
+        }
+        assert len(first_row) == min(fit, grid.model().rowCount())  # as laid out
