@@ -63,6 +63,17 @@ class PaneSplitter(QSplitter):
             self._balance()
         return done
 
+    def saveState(self):
+        """The state with the widths the user gave, not those squeezed to fit now (a
+        window closed narrow would otherwise open wide with its panes folded)."""
+        if self._wanted is None or len(self._wanted) != self.count():
+            return super().saveState()
+        shown = self.sizes()
+        super().setSizes(self._wanted)
+        state = super().saveState()
+        super().setSizes(shown)
+        return state
+
     def _user_moved(self, *_: object) -> None:
         if not self._balancing:
             self._wanted = self.sizes()

@@ -43,6 +43,11 @@ def test_the_grid_stays_the_largest_part(qtbot, make_window, indexed_folder: Pat
     assert middle >= max(tags, detail) and middle >= sum(splitter.sizes()) * GRID_SHARE
     assert columns(grid) >= 2
 
+    state = splitter.saveState()  # closed narrow: what it keeps is what the user gave
+    splitter.setSizes([100, 100, 100])
+    splitter.restoreState(state)
+    assert splitter.wanted()[0] == 240 and splitter.wanted()[2] == 300
+
     window.resize(1400, 900)  # wide again: the panes come back as the user left them
     qtbot.waitUntil(lambda: splitter.sizes()[2] == 300)
     assert splitter.sizes()[0] == 240
