@@ -54,11 +54,15 @@ class PhotoDelegate(QStyledItemDelegate):
         self.painted = 0
         """Cells painted (for tests and benchmarks)."""
         self._badge_font: QFont | None = None
+        self.cell: QSize | None = None
+        """The grid's cell (widened to share out the view's width), once known."""
         self._score_font: QFont | None = None
         self.scores_painted = 0
         """Score badges painted (for tests)."""
 
     def sizeHint(self, option, index) -> QSize:  # constant: uniform items
+        if self.cell is not None:
+            return self.cell
         s = self._loader.size + 2 * _MARGIN
         return QSize(s, s)
 
@@ -71,7 +75,9 @@ class PhotoDelegate(QStyledItemDelegate):
         painter.save()
         if selected:
             painter.fillRect(cell, palette.color(QPalette.ColorRole.Highlight))
-        area = cell.adjusted(_MARGIN, _MARGIN, -_MARGIN, -_MARGIN)
+        side = self._loader.size  # the thumbnail's box, centred in the (widened) cell
+        area = QRect(0, 0, side, side)
+        area.moveCenter(cell.center())
         summary: PhotoSummary | None = index.data(SUMMARY_ROLE)
         pix = self._loader.pixmap(summary) if summary is not None else None
         image = area
@@ -219,6 +225,7 @@ class PhotoGrid(QListView):
         cols = max(1, width // s)
         cell = QSize(max(s, (width - 1) // cols), s)  # a row wraps once it reaches the edge
         if self.gridSize() != cell:
+            self._delegate.cell = cell  # items fill their cells: the photo sits centred
             self.setGridSize(cell)
         self.setIconSize(QSize(self._loader.size, self._loader.size))
 

@@ -69,3 +69,4 @@ def test_the_grid_fills_its_width(qtbot, make_window, indexed_folder: Path) -> N
             == grid.visualRect(grid.model().index(0, 0)).y()
         }
         assert len(first_row) == min(fit, grid.model().rowCount())  # as laid out
+        assert grid.visualRect(grid.model().index(0, 0)).width() == cell  # photo centred
