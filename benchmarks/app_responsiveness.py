@@ -19,6 +19,7 @@ so the grid draws real thumbnails there; other cells show placeholders.
 - `max_blocked_ms`: the longest stall of the GUI thread, measured by a 5 ms QTimer
   probe, while the worker re-decides tags after corrections (each re-decides the tag
   over the whole library) and answers a search (loading the vectors of every photo).
+- The folder tree and the activity panel are open throughout (`panels_open`).
 - The library is a copy (corrections change it); its daily backup is not made in the
   run, as it would be on the first opening of the day.
 - With `--real-photos N`: also a small real library of N generated photos tagged by the
@@ -215,6 +216,8 @@ def _measure_window(
     from albumtagger.library.db.queries import PhotoFilter
 
     window.resize(1400, 900)
+    window.folders_dock.show()  # as a user who keeps the folder tree and the activity
+    window.activity.show()  # panel open: both follow every change the worker reports
     window.show()
     window.open_folder(root)
     spin_until(lambda: window.model.rowCount() == args.photos)
@@ -224,6 +227,7 @@ def _measure_window(
     out["usable_s"] = round(time.perf_counter() - t0, 3)
     out["startup_max_blocked_ms"] = probe.stop()
     out["visible_cells"] = len(window.grid.visible_ids())
+    out["panels_open"] = window.folders_dock.isVisible() and window.activity.isVisible()
 
     # -- filters ------------------------------------------------------------------------
     panel = window.tags_panel
