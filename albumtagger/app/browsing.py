@@ -87,6 +87,9 @@ class FilterState:
         return json.dumps(asdict(self), sort_keys=True)
 
 
+SHOW_ALL_KEY = "search/show_all"
+
+
 def filters_key(root: Path) -> str:
     """Where a library's filters are kept in the window's QSettings: keyed by the
     library's folder (a digest: paths hold characters QSettings keys cannot)."""
@@ -130,8 +133,9 @@ class Browsing(QObject):
         self.cutoff: float | None = None
         """The text search's relevance cutoff in use (None: no text search on screen)."""
         self.learned_cutoff: float | None = None
-        self.show_all = False
-        """Show a text search's photos below the cutoff too (kept for later searches)."""
+        self.show_all = str(libraries.qsettings.value(SHOW_ALL_KEY, "false")) == "true"
+        """Show a text search's photos below the cutoff too (kept for later searches and
+        the next start)."""
         self._cutoff_text = ""
         self._changed_ids: set[int] = set()
         self._ids_stale = True
@@ -432,6 +436,7 @@ class Browsing(QObject):
     def set_show_all(self, on: bool) -> None:
         """Show the search's photos under the cutoff too (or the matches alone again)."""
         self.show_all = bool(on)
+        self.libraries.qsettings.setValue(SHOW_ALL_KEY, "true" if on else "false")
         if self.results is not None:
             self._show_results()
 

@@ -47,6 +47,7 @@ def test_filters_come_back_when_the_library_is_opened_again(
     ):
         with qtbot.waitSignal(first.browsing.filter_applied, timeout=30_000):
             action()
+    first.browsing.set_show_all(True)  # every photo, ranked: kept for the next window
     first.search.setText("a red photo")
     with qtbot.waitSignal(first.browsing.search_done, timeout=60_000):
         first.run_search()
