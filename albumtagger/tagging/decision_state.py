@@ -165,8 +165,9 @@ class DecisionState:
     def _forget_library(self) -> None:
         self._photo_ids: np.ndarray | None = None
         self._scores: np.ndarray | None = None
-        self._vectors: np.ndarray | None = None
-        """The photos' vectors, kept only while tags learn their look (`learn_look`)."""
+        self._vectors: tuple[np.ndarray, np.ndarray] | None = None
+        """The photos' vectors and their mean, kept only while tags learn their look
+        (`learn_look`)."""
         self._forget_policy()
 
     def _forget_policy(self) -> None:
@@ -247,13 +248,14 @@ class DecisionState:
         if self._vectors is None:
             if not any(rows for rows, _ in answers.values()):
                 return  # every column is its text scores already
-            vector_ids, self._vectors = self.store.photo_vectors(
+            vector_ids, vectors = self.store.photo_vectors(
                 self.image_model_id or "", statuses=MATRIX_STATUSES
             )
             assert np.array_equal(vector_ids, ids)
-        mean = self._vectors.mean(axis=0, dtype=np.float64)
+            self._vectors = vectors, vectors.mean(axis=0, dtype=np.float64)
+        vectors, mean = self._vectors
         for j, (rows, positive) in sorted(answers.items()):
-            scores[:, j] = learned_column(self._vectors, tag_matrix[j], rows, positive, mean=mean)
+            scores[:, j] = learned_column(vectors, tag_matrix[j], rows, positive, mean=mean)
 
     def _has_matrix(self) -> bool:
         ids, scores = self._library()
