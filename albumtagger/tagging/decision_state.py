@@ -165,9 +165,9 @@ class DecisionState:
     def _forget_library(self) -> None:
         self._photo_ids: np.ndarray | None = None
         self._scores: np.ndarray | None = None
-        self._vectors: tuple[np.ndarray, np.ndarray] | None = None
-        """The photos' vectors and their mean, kept only while tags learn their look
-        (`learn_look`)."""
+        self._vectors: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        """The photos' vectors, their mean and the text scores, kept only while tags
+        learn their look (`learn_look`)."""
         self._forget_policy()
 
     def _forget_policy(self) -> None:
@@ -252,10 +252,13 @@ class DecisionState:
                 self.image_model_id or "", statuses=MATRIX_STATUSES
             )
             assert np.array_equal(vector_ids, ids)
-            self._vectors = vectors, vectors.mean(axis=0, dtype=np.float64)
-        vectors, mean = self._vectors
+            # `scores` are the text scores still: nothing was learned since they were read
+            self._vectors = vectors, vectors.mean(axis=0, dtype=np.float64), scores.copy()
+        vectors, mean, text_scores = self._vectors
         for j, (rows, positive) in sorted(answers.items()):
-            scores[:, j] = learned_column(vectors, tag_matrix[j], rows, positive, mean=mean)
+            scores[:, j] = learned_column(
+                vectors, tag_matrix[j], rows, positive, mean=mean, text_scores=text_scores[:, j]
+            )
 
     def _has_matrix(self) -> bool:
         ids, scores = self._library()

@@ -216,6 +216,7 @@ def learned_column(
     *,
     mean: np.ndarray | None = None,
     reference: tuple[float, float] | None = None,
+    text_scores: np.ndarray | None = None,
     settings: LookSettings | None = None,
 ) -> np.ndarray:
     """One tag's library scores (float32 [N]) under its learned look.
@@ -224,23 +225,20 @@ def learned_column(
     oldest first (a photo's latest counts). No answers and a text vector: exactly
     `vectors @ text`. Otherwise the learned scores, moved onto the scale of the text
     scores (or of `reference`, the (median, robust std) to use for a wordless tag).
+    `text_scores`: `vectors @ text` when the caller has it (a pass over the vectors less).
     """
     X = np.asarray(vectors, dtype=np.float32)
+    s = settings or LookSettings()
     rows_, pos_ = latest_answers(rows, positive)
-    text_scores = None if text is None else X @ np.asarray(text, dtype=np.float32)
+    t = None if text is None else np.asarray(text, dtype=np.float32).ravel()
+    if t is not None and text_scores is None:
+        text_scores = X @ t
     if rows_.size == 0 and text_scores is not None:
         return text_scores
     mu = X.mean(axis=0, dtype=np.float64) if mean is None else np.asarray(mean, np.float64)
-    ref = reference
-    if text_scores is not None:
-        ref = robust_center_scale(text_scores)
+    ref = reference if text_scores is None else robust_center_scale(text_scores)
     w = learned_direction(
-        text,
-        X[rows_],
-        pos_,
-        mean=mu,
-        text_scale=ref[1] if ref is not None else 0.03,
-        settings=settings,
+        t, X[rows_], pos_, mean=mu, text_scale=ref[1] if ref else 0.03, settings=s
     )
     raw = X @ w
     return comparable_scores(raw, ref) if ref is not None else raw
