@@ -366,6 +366,13 @@ def simulate(
         "worded_learned": metrics(learned_pass[:, :nw], tw),
         "worded_thresholds_only": metrics(only_pass[:, :nw], tw),
         "wordless_learned": metrics(learned_pass[:, nw:], tl),
+        "decide_worded_learned": metrics(learned_dec[:, :nw], tw),
+        "decide_worded_thresholds_only": metrics(only_dec[:, :nw], tw),
+        "tags_per_photo": {
+            "truth": round(float(truth.sum(axis=1).mean()), 3),
+            "learned_passed": round(float(learned_pass.sum(axis=1).mean()), 3),
+            "learned_decided": round(float(learned_dec.sum(axis=1).mean()), 3),
+        },
     }
     return result
 
