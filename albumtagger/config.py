@@ -104,6 +104,9 @@ class ThresholdSettings:
     """Medium confidence: margin of at least this many robust stds."""
     review_per_tag: int = 1
     """At most this many review-queue items per tag (0: no limit)."""
+    learn_look: bool = False
+    """Answers also teach a tag its look: a tag's score becomes a direction learned from
+    the photos answered about (`tagging.look`), anchored to its text while they are few."""
 
     def validate(self) -> None:
         """Raise `UserError` for a value that makes no sense."""

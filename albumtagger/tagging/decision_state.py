@@ -44,6 +44,7 @@ from albumtagger.library.db.store import AutoTag, Store, SuggestionChanges, TagR
 from albumtagger.library.tag_names import clean_name
 from albumtagger.model.encoder import QUERY_INSTRUCTION
 from albumtagger.tagging import thresholds as th
+from albumtagger.tagging.look import learned_column
 from albumtagger.tagging.priors import TagStats, tag_stats
 from albumtagger.tagging.results import Redecision, tag_changes
 from albumtagger.tagging.vocabulary import TextEncoder
@@ -164,6 +165,9 @@ class DecisionState:
     def _forget_library(self) -> None:
         self._photo_ids: np.ndarray | None = None
         self._scores: np.ndarray | None = None
+        self._vectors: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        """The photos' vectors, their mean and the text scores, kept only while tags
+        learn their look (`learn_look`)."""
         self._forget_policy()
 
     def _forget_policy(self) -> None:
@@ -219,8 +223,42 @@ class DecisionState:
                 )
                 scores = np.zeros((len(ids), len(tags)), np.float32)
             self._photo_ids, self._scores = ids, scores
+            self._learn_looks(None)
             self._forget_policy()
         return self._photo_ids, self._scores
+
+    def _learn_looks(self, columns: Sequence[int] | None) -> None:
+        """With `learn_look`, score the tags that have answers (all, or these `columns`)
+        by their learned look instead of their text (`tagging.look`): a function of the
+        vectors, the tag's vector and its answers in order, so one run, two halves and a
+        fresh state agree, and an undone answer leaves the column as it was."""
+        ids, scores = self._photo_ids, self._scores
+        if not self.policy.learn_look or ids is None or scores is None or not scores.size:
+            return
+        tags, tag_matrix = self._load_tags()
+        row = {pid: i for i, pid in enumerate(ids.tolist())}
+        col = {t.id: j for j, t in enumerate(tags)}
+        wanted = set(range(len(tags)) if columns is None else columns)
+        answers: dict[int, tuple[list[int], list[bool]]] = {j: ([], []) for j in wanted}
+        for e in self.store.feedback():  # oldest first; a photo's latest answer counts
+            j = col.get(e.tag_id, -1)
+            if j in wanted and e.photo_id in row:
+                answers[j][0].append(row[e.photo_id])
+                answers[j][1].append(e.positive)
+        if self._vectors is None:
+            if not any(rows for rows, _ in answers.values()):
+                return  # every column is its text scores already
+            vector_ids, vectors = self.store.photo_vectors(
+                self.image_model_id or "", statuses=MATRIX_STATUSES
+            )
+            assert np.array_equal(vector_ids, ids)
+            # `scores` are the text scores still: nothing was learned since they were read
+            self._vectors = vectors, vectors.mean(axis=0, dtype=np.float64), scores.copy()
+        vectors, mean, text_scores = self._vectors
+        for j, (rows, positive) in sorted(answers.items()):
+            scores[:, j] = learned_column(
+                vectors, tag_matrix[j], rows, positive, mean=mean, text_scores=text_scores[:, j]
+            )
 
     def _has_matrix(self) -> bool:
         ids, scores = self._library()
@@ -476,11 +514,14 @@ class DecisionState:
                 changes = self._apply(self._decide_all())
                 self._bump_generation()
                 return changes
+            learned = self._library() if self.policy.learn_look else None
             self._ensure_policy_without_library()
             ids, vectors = self.store.photo_vectors(
                 self.image_model_id or "", statuses=("ok",), photo_ids=photo_ids
             )
             scores = vectors @ tag_matrix.T if len(ids) else np.zeros((0, len(tags)), np.float32)
+            if learned is not None:  # learned looks are scored against the whole library
+                scores = learned[1][_positions(learned[0], ids)]
             assert self._thresholds is not None
             decisions = th.decide(
                 scores, self._thresholds, self._user_state(ids), self.policy, stats=self._stats
@@ -563,6 +604,7 @@ class DecisionState:
         self._ensure_policy()
         cells = self._user_cells(ids)
         previous = self._kept_decisions(cells, tag_indices)
+        self._learn_looks(tag_indices)  # these tags' answers changed
         if pinned is None:
             self._refit(tag_indices)
         else:
