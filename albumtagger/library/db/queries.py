@@ -60,6 +60,9 @@ When the sidecar has it, the queries here use it; without it they scan photo_tag
 # this condition means one table lookup per row (0.5 s at 100k photos, not 30 ms).
 _REVIEW_SCAN_SQL = NEEDS_REVIEW_SQL.replace("state =", "+state =", 1)
 
+QUICK_BY_ID_INDEX = "photos_quick_by_id"
+"""Schema 1.6's index of each photo's status and tag counts by id."""
+
 _UNTAGGED_COLUMN = "p.tags_carried = 0"
 _REVIEW_COLUMN = "p.tags_to_review > 0"
 """Untagged and needs review, from the counts schema 1.6 keeps on each photo row."""
@@ -373,10 +376,11 @@ class LibraryQueries:
                 "AND instr(sql, ?) > 0",
                 (REVIEW_INDEX, f"WHERE {NEEDS_REVIEW_SQL}"),
             ).fetchone()
-            count_triggers = conn.execute(
-                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' "
-                f"AND tbl_name = 'photo_tags' AND name IN ({_marks(len(COUNT_TRIGGERS))})",
-                COUNT_TRIGGERS,
+            counts_kept = conn.execute(
+                "SELECT COUNT(*) FROM sqlite_master WHERE (type = 'trigger' "
+                f"AND tbl_name = 'photo_tags' AND name IN ({_marks(len(COUNT_TRIGGERS))})) "
+                "OR (type = 'index' AND name = ?)",
+                (*COUNT_TRIGGERS, QUICK_BY_ID_INDEX),
             ).fetchone()[0]
         except sqlite3.Error as exc:
             self.close()
@@ -403,7 +407,7 @@ class LibraryQueries:
             )
         self._review_sql = NEEDS_REVIEW_SQL if has_review_index else _REVIEW_SCAN_SQL
         # A sidecar from before 1.6 (not yet opened for writing) lacks them.
-        self._columns = count_triggers == len(COUNT_TRIGGERS)
+        self._columns = counts_kept == len(COUNT_TRIGGERS) + 1
 
     @property
     def uses_review_index(self) -> bool:
@@ -535,12 +539,16 @@ class LibraryQueries:
         # says how many it would show; the total, untagged and needs review count what
         # `f` shows (less the missing bucket when it hides them). With the tag counts
         # of schema 1.6 the pass reads only the photos_quick_counts index (no filter)
-        # or the photo rows `f` picks.
+        # or the index entries of the photos `f` picks.
         where, args = self._filter(replace(f, hide_missing=False))
         sql = (
             f"SELECT p.status, COUNT(*), SUM({_untagged_sql(self._columns)}), "
             f"SUM({_needs_review_sql(self._review_sql, self._columns)}) FROM photos p"
         )
+        if f.tags and self._columns:
+            # The tagged photos' ids, looked up in the narrow index rather than their
+            # rows (3x quicker at 100k photos); SQLite picks it only with ANALYZE stats.
+            sql += f" INDEXED BY {QUICK_BY_ID_INDEX}"
         if where:
             sql += " WHERE " + " AND ".join(where)
         rows = {

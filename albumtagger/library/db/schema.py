@@ -151,6 +151,7 @@ UPDATE photos SET
     tags_to_review = (SELECT COUNT(*) FROM photo_tags
                       WHERE photo_id = photos.id AND {NEEDS_REVIEW_CONDITION});
 CREATE INDEX photos_quick_counts ON photos(status, tags_carried, tags_to_review);
+CREATE INDEX photos_quick_by_id ON photos(id, status, tags_carried, tags_to_review);
 CREATE TRIGGER photo_tags_counts_insert AFTER INSERT ON photo_tags
 WHEN {_CARRIED["NEW"]} OR {_REVIEW["NEW"]}
 BEGIN
@@ -173,8 +174,9 @@ END;
 # photos.tags_carried / tags_to_review: how many of the photo's tag rows it carries
 # (CARRIES_SQL) and how many need review (NEEDS_REVIEW_CONDITION), kept by the triggers
 # in the transaction of every photo_tags write, so the quick-filter counts are one pass
-# over photos_quick_counts. A change to either condition needs a migration that
-# recounts and recreates the triggers.
+# over photos_quick_counts (every photo) or photos_quick_by_id (the photos of a tag
+# filter, without reading their rows). A change to either condition needs a migration
+# that recounts and recreates the triggers.
 
 # (version reached, script): ordered; each runs in its own transaction.
 MIGRATIONS: tuple[tuple[int, str], ...] = (
