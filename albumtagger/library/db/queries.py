@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from albumtagger.errors import SchemaTooNewError, SidecarError
-from albumtagger.library.db.schema import SCHEMA_MAJOR, version_text
+from albumtagger.library.db.schema import COUNT_TRIGGERS, SCHEMA_MAJOR, version_text
 from albumtagger.library.db.sql import (
     CARRIED_STATES,
     CARRIES_SQL,
@@ -59,6 +59,13 @@ When the sidecar has it, the queries here use it; without it they scan photo_tag
 # Without the partial index: `+state` keeps SQLite off photo_tags_by_tag, whose use for
 # this condition means one table lookup per row (0.5 s at 100k photos, not 30 ms).
 _REVIEW_SCAN_SQL = NEEDS_REVIEW_SQL.replace("state =", "+state =", 1)
+
+QUICK_BY_ID_INDEX = "photos_quick_by_id"
+"""Schema 1.6's index of each photo's status and tag counts by id."""
+
+_UNTAGGED_COLUMN = "p.tags_carried = 0"
+_REVIEW_COLUMN = "p.tags_to_review > 0"
+"""Untagged and needs review, from the counts schema 1.6 keeps on each photo row."""
 
 ORDERS: tuple[str, ...] = ("path", "name", "taken", "added")
 """Orders of `PhotoFilter.order`: path (folder, then file name), file name, date taken,
@@ -262,8 +269,19 @@ def _untagged(alias: str = "p") -> str:
     )
 
 
-def _where(f: PhotoFilter, review_sql: str = _REVIEW_SCAN_SQL) -> tuple[list[str], list[Any]]:
-    """WHERE clauses over `photos p` and their arguments."""
+def _untagged_sql(columns: bool) -> str:
+    return _UNTAGGED_COLUMN if columns else _untagged()
+
+
+def _needs_review_sql(review_sql: str, columns: bool) -> str:
+    return _REVIEW_COLUMN if columns else f"p.id IN ({_review_ids(review_sql)})"
+
+
+def _where(
+    f: PhotoFilter, review_sql: str = _REVIEW_SCAN_SQL, columns: bool = False
+) -> tuple[list[str], list[Any]]:
+    """WHERE clauses over `photos p` and their arguments; `columns`: the sidecar keeps
+    each photo's tag counts (schema 1.6), which say untagged and needs review."""
     where: list[str] = []
     args: list[Any] = []
     if f.statuses:
@@ -295,9 +313,9 @@ def _where(f: PhotoFilter, review_sql: str = _REVIEW_SCAN_SQL) -> tuple[list[str
         where.append(f"p.id NOT IN ({_carried_ids(f'tag_id IN ({_marks(len(f.exclude))})')})")
         args.extend(f.exclude)
     if f.untagged:
-        where.append(_untagged())
+        where.append(_untagged_sql(columns))
     if f.needs_review:
-        where.append(f"p.id IN ({_review_ids(review_sql)})")
+        where.append(_needs_review_sql(review_sql, columns))
     return where, args
 
 
@@ -358,6 +376,12 @@ class LibraryQueries:
                 "AND instr(sql, ?) > 0",
                 (REVIEW_INDEX, f"WHERE {NEEDS_REVIEW_SQL}"),
             ).fetchone()
+            counts_kept = conn.execute(
+                "SELECT COUNT(*) FROM sqlite_master WHERE (type = 'trigger' "
+                f"AND tbl_name = 'photo_tags' AND name IN ({_marks(len(COUNT_TRIGGERS))})) "
+                "OR (type = 'index' AND name = ?)",
+                (*COUNT_TRIGGERS, QUICK_BY_ID_INDEX),
+            ).fetchone()[0]
         except sqlite3.Error as exc:
             self.close()
             if out_of_space(exc, self.db_path.parent):
@@ -382,11 +406,22 @@ class LibraryQueries:
                 f"for writing first (the app does) so it is brought up to date."
             )
         self._review_sql = NEEDS_REVIEW_SQL if has_review_index else _REVIEW_SCAN_SQL
+        # A sidecar from before 1.6 (not yet opened for writing) lacks them.
+        self._columns = counts_kept == len(COUNT_TRIGGERS) + 1
 
     @property
     def uses_review_index(self) -> bool:
         """Whether the sidecar has the partial index of `REVIEW_INDEX_SQL`."""
         return self._review_sql == NEEDS_REVIEW_SQL
+
+    @property
+    def uses_tag_counts(self) -> bool:
+        """Whether the sidecar keeps each photo's tag counts (schema 1.6), so untagged
+        and needs review are read from the photo rows."""
+        return self._columns
+
+    def _filter(self, f: PhotoFilter) -> tuple[list[str], list[Any]]:
+        return _where(f, self._review_sql, self._columns)
 
     # -- connection -------------------------------------------------------------------
 
@@ -426,7 +461,7 @@ class LibraryQueries:
     def photo_ids(self, f: PhotoFilter | None = None) -> np.ndarray:
         """Ids (int64) of the photos the filter matches, in the filter's order."""
         f = f or PhotoFilter()
-        where, args = _where(f, self._review_sql)
+        where, args = self._filter(f)
         sql = "SELECT p.id FROM photos p"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -437,7 +472,7 @@ class LibraryQueries:
 
     def count(self, f: PhotoFilter | None = None) -> int:
         """How many photos the filter matches."""
-        where, args = _where(f or PhotoFilter(), self._review_sql)
+        where, args = self._filter(f or PhotoFilter())
         sql = "SELECT COUNT(*) FROM photos p"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -486,7 +521,7 @@ class LibraryQueries:
         return counts
 
     def _carried_counts(self, conn: sqlite3.Connection, f: PhotoFilter) -> dict[int, int]:
-        where, args = _where(f, self._review_sql)
+        where, args = self._filter(f)
         sql = f"SELECT tag_id, COUNT(*) FROM photo_tags WHERE {CARRIES_SQL}"
         if where:
             sql += f" AND photo_id IN (SELECT p.id FROM photos p WHERE {' AND '.join(where)})"
@@ -500,35 +535,33 @@ class LibraryQueries:
         return replace(counts, by_status=dict(counts.by_status))
 
     def _quick_counts(self, conn: sqlite3.Connection, f: PhotoFilter) -> QuickCounts:
-        # Per status with the missing photos in, so the Missing quick filter says how many
-        # it would show; the total, untagged and needs review count what `f` shows.
-        status_where, status_args = _where(replace(f, hide_missing=False), self._review_sql)
-        base = "FROM photos p" + (" WHERE " + " AND ".join(status_where) if status_where else "")
-        by_status = {s: 0 for s in PHOTO_STATUSES}
-        by_status.update(
-            {
-                str(s): int(n)
-                for s, n in conn.execute(
-                    f"SELECT p.status, COUNT(*) {base} GROUP BY 1", status_args
-                )
-            }
+        # One pass, per status with the missing photos in, so the Missing quick filter
+        # says how many it would show; the total, untagged and needs review count what
+        # `f` shows (less the missing bucket when it hides them). With the tag counts
+        # of schema 1.6 the pass reads only the photos_quick_counts index (no filter)
+        # or the index entries of the photos `f` picks.
+        where, args = self._filter(replace(f, hide_missing=False))
+        sql = (
+            f"SELECT p.status, COUNT(*), SUM({_untagged_sql(self._columns)}), "
+            f"SUM({_needs_review_sql(self._review_sql, self._columns)}) FROM photos p"
         )
-        hidden = by_status["missing"] if f.hide_missing and not f.statuses else 0
-        where, args = _where(f, self._review_sql)
-        where_sql = " AND ".join(where)
-        and_where = f" AND {where_sql}" if where else ""
-        untagged = conn.execute(
-            f"SELECT COUNT(*) FROM photos p WHERE {_untagged()}{and_where}", args
-        ).fetchone()[0]
-        review = conn.execute(
-            f"SELECT COUNT(*) FROM photos p WHERE p.id IN ({_review_ids(self._review_sql)})"
-            + and_where,
-            args,
-        ).fetchone()[0]
+        if f.tags and self._columns:
+            # The tagged photos' ids, looked up in the narrow index rather than their
+            # rows (3x quicker at 100k photos); SQLite picks it only with ANALYZE stats.
+            sql += f" INDEXED BY {QUICK_BY_ID_INDEX}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = {
+            str(r[0]): (int(r[1]), int(r[2] or 0), int(r[3] or 0))
+            for r in conn.execute(sql + " GROUP BY p.status", args)
+        }
+        by_status = {s: rows.get(s, (0, 0, 0))[0] for s in PHOTO_STATUSES}
+        hidden = "missing" if f.hide_missing and not f.statuses else None
+        shown = [counts for status, counts in rows.items() if status != hidden]
         return QuickCounts(
-            total=sum(by_status.values()) - hidden,
-            untagged=int(untagged or 0),
-            needs_review=int(review or 0),
+            total=sum(c[0] for c in shown),
+            untagged=sum(c[1] for c in shown),
+            needs_review=sum(c[2] for c in shown),
             damaged=by_status["damaged"],
             missing=by_status["missing"],
             pending=by_status["pending"],
@@ -543,7 +576,7 @@ class LibraryQueries:
         return dict(self._counted("folders", f, self._folder_counts))
 
     def _folder_counts(self, conn: sqlite3.Connection, f: PhotoFilter) -> dict[str, int]:
-        where, args = _where(f, self._review_sql)
+        where, args = self._filter(f)
         sql = "SELECT folder_of(p.path), COUNT(*) FROM photos p"
         if where:
             sql += " WHERE " + " AND ".join(where)

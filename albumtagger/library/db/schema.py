@@ -8,10 +8,13 @@ version of albumtagger opens it as it is; a newer major version is refused.
 
 from __future__ import annotations
 
-from albumtagger.library.db.sql import NEEDS_REVIEW_CONDITION, TAKEN_SQL
+import re
+import sqlite3
+
+from albumtagger.library.db.sql import CARRIES_SQL, NEEDS_REVIEW_CONDITION, TAKEN_SQL
 
 SCHEMA_MAJOR = 1
-SCHEMA_VERSION = 105  # 1.5
+SCHEMA_VERSION = 106  # 1.6
 
 _SCHEMA_1_0 = """
 CREATE TABLE photos (
@@ -123,6 +126,58 @@ CREATE INDEX photos_by_taken ON photos({TAKEN_SQL}, id);
 # photos.taken_at: when the photo was taken, from its EXIF (NULL: it does not say; the
 # file's modification time stands in, as TAKEN_SQL says).
 
+
+def _of(row: str, condition: str) -> str:
+    """A `photo_tags` condition on a trigger's OLD or NEW row, as 0 or 1."""
+    return "(" + re.sub(r"\b(state|fallback|confidence)\b", rf"{row}.\1", condition) + ")"
+
+
+_CARRIED = {row: _of(row, CARRIES_SQL) for row in ("OLD", "NEW")}
+_REVIEW = {row: _of(row, NEEDS_REVIEW_CONDITION) for row in ("OLD", "NEW")}
+
+
+def _count_change(row: str, sign: str) -> str:
+    return (
+        f"UPDATE photos SET tags_carried = tags_carried {sign} {_CARRIED[row]}, "
+        f"tags_to_review = tags_to_review {sign} {_REVIEW[row]} WHERE id = {row}.photo_id;"
+    )
+
+
+_SCHEMA_1_6 = f"""
+ALTER TABLE photos ADD COLUMN tags_carried INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE photos ADD COLUMN tags_to_review INTEGER NOT NULL DEFAULT 0;
+UPDATE photos SET
+    tags_carried = (SELECT COUNT(*) FROM photo_tags WHERE photo_id = photos.id AND {CARRIES_SQL}),
+    tags_to_review = (SELECT COUNT(*) FROM photo_tags
+                      WHERE photo_id = photos.id AND {NEEDS_REVIEW_CONDITION});
+CREATE INDEX photos_quick_counts ON photos(status, tags_carried, tags_to_review);
+CREATE INDEX photos_quick_by_id ON photos(id, status, tags_carried, tags_to_review);
+CREATE TRIGGER photo_tags_counts_insert AFTER INSERT ON photo_tags
+WHEN {_CARRIED["NEW"]} OR {_REVIEW["NEW"]}
+BEGIN
+    {_count_change("NEW", "+")}
+END;
+CREATE TRIGGER photo_tags_counts_delete AFTER DELETE ON photo_tags
+WHEN {_CARRIED["OLD"]} OR {_REVIEW["OLD"]}
+BEGIN
+    {_count_change("OLD", "-")}
+END;
+CREATE TRIGGER photo_tags_counts_update
+AFTER UPDATE OF photo_id, state, fallback, confidence ON photo_tags
+WHEN OLD.photo_id != NEW.photo_id OR {_CARRIED["OLD"]} != {_CARRIED["NEW"]}
+    OR {_REVIEW["OLD"]} != {_REVIEW["NEW"]}
+BEGIN
+    {_count_change("OLD", "-")}
+    {_count_change("NEW", "+")}
+END;
+"""
+# photos.tags_carried / tags_to_review: how many of the photo's tag rows it carries
+# (CARRIES_SQL) and how many need review (NEEDS_REVIEW_CONDITION), kept by the triggers
+# in the transaction of every photo_tags write, so the quick-filter counts are one pass
+# over photos_quick_counts (every photo) or photos_quick_by_id (the photos of a tag
+# filter, without reading their rows). A change to either condition needs a migration
+# that recounts and recreates the triggers.
+
 # (version reached, script): ordered; each runs in its own transaction.
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (100, _SCHEMA_1_0),
@@ -131,7 +186,15 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (103, _SCHEMA_1_3),
     (104, _SCHEMA_1_4),
     (105, _SCHEMA_1_5),
+    (106, _SCHEMA_1_6),
 )
+
+COUNT_TRIGGERS: tuple[str, ...] = (
+    "photo_tags_counts_insert",
+    "photo_tags_counts_delete",
+    "photo_tags_counts_update",
+)
+"""The triggers of schema 1.6 that keep photos.tags_carried and tags_to_review."""
 
 
 def version_text(version: int) -> str:
@@ -139,5 +202,16 @@ def version_text(version: int) -> str:
 
 
 def statements(script: str) -> list[str]:
-    """The statements of a migration script, one by one."""
-    return [s.strip() for s in script.split(";") if s.strip()]
+    """The statements of a migration script, one by one (a trigger's body, semicolons
+    and all, stays within its statement)."""
+    out: list[str] = []
+    part = ""
+    for piece in script.split(";"):
+        part += piece + ";"
+        if sqlite3.complete_statement(part):
+            if part.strip(" \n;"):
+                out.append(part.strip()[:-1].strip())
+            part = ""
+    if part.strip(" \n;"):
+        out.append(part.strip().rstrip(";").strip())
+    return out
