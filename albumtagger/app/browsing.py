@@ -35,6 +35,9 @@ from albumtagger.events import (
 )
 from albumtagger.library.db.queries import LibraryQueries, PhotoFilter
 
+FOLDERS_AFTER_MS = 300
+"""The folder tree's counts are read this long after the other counts, when no other
+filter came meanwhile."""
 VIEW_DWELL_MS = 1000
 """A photo in the detail panel this long counts as viewed."""
 REQUERY_MS = 250
@@ -143,6 +146,8 @@ class Browsing(QObject):
         self._viewed: int | None = None
         self._requery_timer = self._timer(REQUERY_MS, self._requery)
         self._counts_timer = self._timer(0, self._update_counts)
+        self._folders_timer = self._timer(FOLDERS_AFTER_MS, self._read_folders)
+        self._folders_filter = PhotoFilter()
         self._view_timer = self._timer(VIEW_DWELL_MS, self._note_view)
         libraries.library_opened.connect(self._library_opened)
         libraries.library_closed.connect(self._library_closed)
@@ -235,27 +240,34 @@ class Browsing(QObject):
             return
         f = self.filter
 
-        want_folders = self.want_folders
-
         def count(q: LibraryQueries) -> tuple:
             quick = q.quick_counts(f)
             total = quick.total if unfiltered(f) else q.count(EVERY_PHOTO)
-            folders = None
-            if want_folders:
-                folders = (q.folder_counts(f), q.folder_counts(EVERY_PHOTO))
-            return q.tag_counts(f), quick, total, folders
+            return q.tag_counts(f), quick, total
 
-        reads.read("counts", count, self._counts_ready)
+        reads.read("counts", count, lambda result: self._counts_ready(result, f))
 
     def counts_pending(self) -> bool:
         reads = self.libraries.reads
         return reads is not None and reads.pending("counts")
 
-    def _counts_ready(self, result: object) -> None:
-        tags, quick, self.total, folders = result  # type: ignore[misc]
+    def _counts_ready(self, result: object, f: PhotoFilter) -> None:
+        tags, quick, self.total = result  # type: ignore[misc]
         self.counts_ready.emit(tags, quick)
-        if folders is not None:
-            self.folders_ready.emit(*folders)
+        if self.want_folders:
+            self._folders_filter = f
+            self._folders_timer.start()
+
+    def _read_folders(self) -> None:
+        """The photos per folder under the filter, once the filter has settled (a scan
+        of every path: it must not compete with the grid and the counts)."""
+        reads, f = self.libraries.reads, self._folders_filter
+        if reads is not None and self.want_folders:
+            reads.read(
+                "folders",
+                lambda q: (q.folder_counts(f), q.folder_counts(EVERY_PHOTO)),
+                lambda folders: self.folders_ready.emit(*folders),
+            )
 
     def reload_tags(self) -> None:
         reads = self.libraries.reads
