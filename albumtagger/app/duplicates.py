@@ -26,7 +26,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QInputDialog,
     QLabel,
-    QMessageBox,
     QPushButton,
     QScrollArea,
     QSizePolicy,
@@ -37,7 +36,7 @@ from PySide6.QtWidgets import (
 
 from albumtagger.app.detail import plain_label
 from albumtagger.app.photo_model import file_name
-from albumtagger.app.qtcompat import plain_tooltip
+from albumtagger.app.qtcompat import confirm, plain_tooltip
 from albumtagger.app.thumbnails import ThumbnailLoader
 from albumtagger.app.worker import Reply
 from albumtagger.library.cleanup import Trashed
@@ -421,16 +420,7 @@ class DuplicatesDialog(QDialog):
     # -- the others: to the trash, or tagged ----------------------------------------------
 
     def _confirm(self, title: str, text: str, action: str) -> bool:
-        box = QMessageBox(self)
-        box.setIcon(QMessageBox.Icon.Question)
-        box.setWindowTitle(title)
-        box.setTextFormat(Qt.TextFormat.PlainText)
-        box.setText(text)
-        yes = box.addButton(action, QMessageBox.ButtonRole.DestructiveRole)
-        box.addButton(QMessageBox.StandardButton.Cancel)
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        box.exec()
-        return box.clickedButton() is yes
+        return confirm(self, title, text, action)
 
     def _ask_tag(self) -> str:
         """The tag for the others ("" when the person cancels)."""

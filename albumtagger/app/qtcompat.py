@@ -75,3 +75,21 @@ def plain_tooltip(text: str) -> str:
 
     body = html.escape(text, quote=False).replace("\n", "<br>")
     return f"<p style='white-space:pre'>{body}</p>"
+
+
+def confirm(parent, title: str, text: str, action: str) -> bool:
+    """Ask before something that cannot be taken back: `action` names the button that
+    does it; Cancel is the default."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QMessageBox
+
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Question)
+    box.setWindowTitle(title)
+    box.setTextFormat(Qt.TextFormat.PlainText)
+    box.setText(text)
+    yes = box.addButton(action, QMessageBox.ButtonRole.DestructiveRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    box.exec()
+    return box.clickedButton() is yes

@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
-    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QVBoxLayout,
@@ -33,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from albumtagger.app.detail import plain_label
+from albumtagger.app.qtcompat import confirm
 from albumtagger.app.worker import Reply
 from albumtagger.events import VocabularyChanged
 from albumtagger.tagging.results import VocabularyChange
@@ -482,13 +482,4 @@ class VocabularyEditor(QDialog):
         self._edit(self._libraries.client.restore_default_vocabulary, select=self.selected)
 
     def _confirm(self, title: str, text: str, action: str) -> bool:
-        box = QMessageBox(self)
-        box.setIcon(QMessageBox.Icon.Question)
-        box.setWindowTitle(title)
-        box.setTextFormat(Qt.TextFormat.PlainText)
-        box.setText(text)
-        yes = box.addButton(action, QMessageBox.ButtonRole.DestructiveRole)
-        box.addButton(QMessageBox.StandardButton.Cancel)
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        box.exec()
-        return box.clickedButton() is yes
+        return confirm(self, title, text, action)

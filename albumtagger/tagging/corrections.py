@@ -220,21 +220,7 @@ class Corrections(DecisionState):
                 self._keep_redo(event.id, data, redo, policy_before)
                 if data.get("created_tag") is not None:
                     self.store.remove_tag_if_unused(data["created_tag"])
-                self._forget_all()
-                j = self._column(tag.id)
-                after = None if j is None else float(self.thresholds()[j])
-                changed = [p for p in data["photos"] if p != event.photo_id]
-                return Correction(
-                    path,
-                    tag.name,
-                    "undo",
-                    before,
-                    after,
-                    len(changed),
-                    changed_photo_ids=(event.photo_id, *changed),
-                    undone_action=event.action,
-                    feedback_id=event.id,
-                )
+                return self._restored("undo", event, path, tag.name, before, data["photos"])
             self.store.restore_cell(
                 event.photo_id,
                 event.tag_id,
@@ -263,6 +249,27 @@ class Corrections(DecisionState):
                 undone_action=event.action,
                 feedback_id=event.id,
             )
+
+    def _restored(
+        self, kind: str, event: Any, path: str, tag_name: str, before: float | None, photos
+    ) -> Correction:
+        """What an exact undo or redo (`kind`) of `event` did, once the rows it kept are
+        back: `photos`, the photos those rows are of."""
+        self._forget_all()
+        j = self._column(event.tag_id)
+        after = None if j is None else float(self.thresholds()[j])
+        changed = [p for p in photos if p != event.photo_id]
+        return Correction(
+            path,
+            tag_name,
+            kind,
+            before,
+            after,
+            len(changed),
+            changed_photo_ids=(event.photo_id, *changed),
+            undone_action=event.action,
+            feedback_id=event.id,
+        )
 
     def _keep_redo(
         self,
@@ -306,21 +313,7 @@ class Corrections(DecisionState):
             if redo is not None and redo.get("generation") == self._generation():
                 self.store.restore_photo_tag_rows(redo["photos"], redo["rows"])
                 self.store.restore_tag_policy_rows(redo["tags"])
-                self._forget_all()
-                j = self._column(tag.id)
-                after = None if j is None else float(self.thresholds()[j])
-                changed = [p for p in redo["photos"] if p != event.photo_id]
-                return Correction(
-                    path,
-                    tag.name,
-                    "redo",
-                    before,
-                    after,
-                    len(changed),
-                    changed_photo_ids=(event.photo_id, *changed),
-                    undone_action=event.action,
-                    feedback_id=event.id,
-                )
+                return self._restored("redo", event, path, tag.name, before, redo["photos"])
             cell = next(
                 (r for r in (redo or {}).get("rows", []) if r[:2] == [event.photo_id, tag.id]),
                 None,
