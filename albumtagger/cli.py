@@ -172,6 +172,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--add", action="append", metavar="T", help='add a tag: "name" or "name: prompt | prompt"'
     )
+    p.add_argument(
+        "--like",
+        action="append",
+        default=[],
+        metavar="PHOTO",
+        help="with --add NAME: learn the tag from these photos (repeat it; each gets the "
+        "tag). A new tag gets no prompts: its name is never read as a description, and it "
+        "is suggested on other photos once it has 3 of them",
+    )
     g.add_argument("--remove", action="append", metavar="T", help="remove a tag")
     g.add_argument(
         "--rename",
@@ -647,9 +656,15 @@ def _prompt_spec(text: str) -> tuple[str, list[str]]:
 
 def cmd_vocab(args: argparse.Namespace) -> int:
     prompt_specs = [_prompt_spec(t) for t in args.prompts or []]
+    if args.like and len(args.add or ()) != 1:
+        raise UsageError("--like needs one --add NAME: the tag these photos are examples of.")
     with _session(args, create=True, backup=False, write=not args.list) as session:
         changes = []
-        if args.add:
+        if args.like:
+            ids = [_photo_id(session, photo) for photo in args.like]
+            added, examples = session.learn_tag(args.add[0], ids)
+            changes.extend([added] if added is not None else [])
+        elif args.add:
             changes.append(session.add_tags(args.add))
         elif args.remove:
             changes.append(session.remove_tags(args.remove))
@@ -679,11 +694,16 @@ def cmd_vocab(args: argparse.Namespace) -> int:
         )
     elif args.list:
         for t in tags:
-            print(_printable(t.name) + ("  (not scored yet)" if t.name in unscored else ""))
+            note = "  (learned from its photos)" if not t.prompts else ""
+            note += "  (not scored yet)" if t.name in unscored else ""
+            print(_printable(t.name) + note)
     else:
         for change in changes:
             for line in change.lines():
                 print(_printable(line))
+        if args.like:
+            for r in examples:
+                print(_printable(r.describe()))
     return 0
 
 

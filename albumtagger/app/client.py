@@ -51,6 +51,11 @@ class SessionClient:
     ) -> bool:
         return self._call("correct", lambda s: s.correct(photo_ids, tag, action), on_reply)
 
+    def learn_tag(
+        self, tag: str, photo_ids: Sequence[int], *, on_reply: OnReply | None = None
+    ) -> bool:
+        return self._call("learn_tag", lambda s: s.learn_tag(tag, photo_ids), on_reply)
+
     def answer(
         self, photo_id: int, tag: str, yes: bool, *, on_reply: OnReply | None = None
     ) -> bool:

@@ -52,6 +52,7 @@ from albumtagger.app.thumbnails import ThumbnailLoader
 from albumtagger.app.worker import Reply
 from albumtagger.events import ThresholdsChanged, VocabularyChanged
 from albumtagger.library.db.queries import PhotoSummary
+from albumtagger.tagging.decision_state import MIN_EXAMPLES
 from albumtagger.tagging.results import TagInspection, ThresholdChange
 
 if TYPE_CHECKING:
@@ -768,6 +769,8 @@ class TagInspector(QDialog):
         self.prompts.setText(
             ("Prompt: " if len(report.prompts) == 1 else "Prompts (averaged): ")
             + " \u00b7 ".join(report.prompts)
+            if report.prompts
+            else "No description: learned from the photos it was given, never from its name"
         )
         threshold = "no threshold yet" if report.threshold is None else f"{fixed(report.threshold)}"
         self.source.setText(f"Threshold {threshold}. {report.source_text}")
@@ -777,6 +780,10 @@ class TagInspector(QDialog):
             self.state.setText(f"Pinned by hand at {fixed(report.pinned)}")
         elif report.source == "not_scored":
             self.state.setText("Not scored yet")
+        elif not report.prompts and yes < MIN_EXAMPLES:
+            self.state.setText(
+                f"Suggested on other photos once {MIN_EXAMPLES} photos have it (now {yes})"
+            )
         else:
             self.state.setText("Learning from answers")
         self.histogram.set_data(

@@ -26,6 +26,7 @@ from albumtagger.errors import UserError
 from albumtagger.events import FolderState, JobProgress, ModelStatus, Notice
 from albumtagger.library.db.queries import LibraryQueries
 from albumtagger.library.db.store import SIDECAR_DIR
+from albumtagger.tagging.decision_state import MIN_EXAMPLES
 
 log = logging.getLogger(__name__)
 
@@ -306,6 +307,30 @@ class Libraries(QObject):
         """`action` ("accept", "reject", "add" or "remove") `tag` on these photos."""
         ids = [int(i) for i in photo_ids]
         self.client.correct(ids, tag, action, on_reply=self._correction_reply)
+
+    def learn_tag(self, photo_ids: Iterable[int], tag: str) -> None:
+        """Give `tag` these photos as examples; a new tag is learned from them alone."""
+        ids = [int(i) for i in photo_ids]
+        self.client.learn_tag(tag, ids, on_reply=self._learned_reply)
+
+    def _learned_reply(self, reply: Reply) -> None:
+        if reply.error:
+            self.show_error(reply)
+        else:
+            added, examples = reply.result  # type: ignore[misc]
+            n = len(examples)
+            photos = f"{n:,} photo{'s' if n != 1 else ''}"
+            name = examples[0].tag if examples else ""
+            if added is not None:
+                wait = (
+                    f"; it is suggested on other photos once it has {MIN_EXAMPLES}"
+                    if n < MIN_EXAMPLES
+                    else ""
+                )
+                self.show_notice(f"New tag {name!r}, learned from {photos}{wait}.")
+            else:
+                self.show_notice(f"Added {photos} as examples of {name!r}.")
+        self.correction_done.emit(reply)
 
     def undo(self) -> None:
         self.client.undo(on_reply=partial(self._correction_reply, undo=True))

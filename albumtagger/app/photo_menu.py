@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from albumtagger.app.detail import plain_label
 from albumtagger.app.worker import Reply
 from albumtagger.library.db.queries import PhotoDetail
+from albumtagger.tagging.decision_state import MIN_EXAMPLES
 
 if TYPE_CHECKING:
     from albumtagger.app.browsing import Browsing
@@ -148,7 +149,10 @@ class PhotoMenu(QMenu):
         self.act_add = self._add("Add tag\u2026", self.add_tag)
         self.remove_menu = self.addMenu("Remove tag")
         self._fill_remove_menu()
-        self.act_make = self._add("Make a tag from these photos\u2026", self.make_tag)
+        self.act_make = self._add("New tag from these photos\u2026", self.make_tag)
+        self.act_make.setToolTip(
+            "A tag learned from how these photos look, not from its name: a person, a pet, a place"
+        )
         self.addSeparator()
         self.act_export = self._add("Export XMP sidecars", self.export_xmp)
         self.act_export.setEnabled(bool(self.present))
@@ -233,14 +237,7 @@ class PhotoMenu(QMenu):
         self._libraries.correct(self.ids, name, "remove")
 
     def make_tag(self) -> None:
-        name = ask_tag_name(
-            "Make a tag",
-            "Name of the new tag (these photos get it; others as the model finds them):",
-            [],
-            self.parentWidget(),
-        )
-        if name:
-            self._libraries.correct(self.ids, name, "add")
+        new_tag_from_photos(self._libraries, self.ids, self.parentWidget())
 
     # -- the rest ---------------------------------------------------------------------
 
@@ -265,6 +262,24 @@ class PhotoMenu(QMenu):
             self._libraries.client.forget_missing(
                 list(self.missing), on_reply=partial(_forgotten, self._libraries)
             )
+
+
+def new_tag_from_photos(libraries: Libraries, photo_ids: Sequence[int], parent: QWidget) -> None:
+    """Ask for a name, then make a tag learned from these photos (an existing name gets
+    them as examples)."""
+    if not photo_ids:
+        return
+    n = len(photo_ids)
+    name = ask_tag_name(
+        "New tag from these photos",
+        f"Name of the tag ({'these ' + format(n, ',') + ' photos' if n > 1 else 'this photo'} "
+        f"get it). It is learned from how they look, never from its name, and suggested on "
+        f"other photos once it has {MIN_EXAMPLES}:",
+        [],
+        parent,
+    )
+    if name:
+        libraries.learn_tag(photo_ids, name)
 
 
 def _exported(libraries: Libraries, reply: Reply) -> None:

@@ -58,7 +58,7 @@ from albumtagger.app.pages import (
     WelcomePage,
 )
 from albumtagger.app.panes import PaneSplitter
-from albumtagger.app.photo_menu import PhotoMenu
+from albumtagger.app.photo_menu import PhotoMenu, new_tag_from_photos
 from albumtagger.app.photo_model import PhotoListModel
 from albumtagger.app.search_cutoff import SearchCutoffBar
 from albumtagger.app.tags_panel import NAME_ROLE, TagsPanel
@@ -316,6 +316,13 @@ class MainWindow(QMainWindow):
             "Remove the framed tag, then frame the next suggestion",
         )
         self.act_add = a(m, "A&dd tag\u2026", "Ctrl+T", self._focus_add, "Add a tag")
+        self.act_learn = a(
+            m,
+            "&New tag from selected photos\u2026",
+            None,
+            lambda: new_tag_from_photos(self.libraries, self.grid.selected_ids(), self),
+            "A tag learned from how the selected photos look, not from its name",
+        )
         m.addSeparator()
         self.act_find = a(m, "&Search\u2026", K.Find, self._focus_search)
         self.act_similar = a(m, "More &like this", "Ctrl+L", self._similar_current)

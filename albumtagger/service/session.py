@@ -47,6 +47,7 @@ from albumtagger.library.folder import WriteAccess, open_library
 from albumtagger.library.listing import PhotoListing, photo_listing
 from albumtagger.library.lock import Holder, LibraryBusyError
 from albumtagger.library.scanner import CancelToken, LinkedCancel
+from albumtagger.library.tag_names import clean_name
 from albumtagger.library.thumbnails import ThumbnailCache
 from albumtagger.model.encoder import QUERY_INSTRUCTION
 from albumtagger.model.loading import load_encoder
@@ -524,6 +525,22 @@ class LibrarySession:
         self._record(results)
         self.write_xmp()
         return results
+
+    def learn_tag(
+        self, tag: str, photo_ids: Sequence[int]
+    ) -> tuple[VocabularyChange | None, list[Correction]]:
+        """Give `tag` these photos as examples of its look (each gets it, as added by the
+        user), all or none. A tag not in the vocabulary yet is added without prompts,
+        learned from its photos alone (`add_learned_tag`); the vocabulary change is
+        returned then, else None."""
+        with self._all_or_none():
+            added = None
+            if self.store.tag_by_name(clean_name(tag)) is None:
+                added = self.tagger().add_learned_tag(tag)
+            results = self.correct(photo_ids, tag, "add")
+        if added is not None:
+            self._vocabulary_edited(added)
+        return added, results
 
     def answer(self, photo_id: int, tag: str, yes: bool) -> Correction:
         """A review answer: does `tag` apply to this photo?"""

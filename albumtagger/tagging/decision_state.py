@@ -16,6 +16,10 @@ corrections) and not of the path that built it:
 - Only tags whose prompts have text vectors for the library's model are scored; a tag
   added without the model is kept "not scored yet" (its user decisions work) until the
   model is next loaded. Nothing here needs the model unless it is given one.
+- A tag without prompts ("wordless": a name, a keyword from another program, a tag made
+  from example photos) is scored by the look learned from the photos it was given
+  (`tagging.look`), never by its name, and suggests nothing on other photos until it
+  has `MIN_EXAMPLES` of them.
 
 What is kept in memory, and until when:
 - the scored tags, their vectors and thresholds, and the model ids: each operation
@@ -44,11 +48,14 @@ from albumtagger.library.db.store import AutoTag, Store, SuggestionChanges, TagR
 from albumtagger.library.tag_names import clean_name
 from albumtagger.model.encoder import QUERY_INSTRUCTION
 from albumtagger.tagging import thresholds as th
-from albumtagger.tagging.look import learned_column
+from albumtagger.tagging.look import learned_column, wordless_prior
 from albumtagger.tagging.priors import TagStats, tag_stats
 from albumtagger.tagging.results import Redecision, tag_changes
 from albumtagger.tagging.vocabulary import TextEncoder
 
+MIN_EXAMPLES = 3
+"""Photos a wordless tag needs (accepted or added by the user) before it is suggested
+on others: fewer say too little about its look."""
 MATRIX_STATUSES = ("ok",)
 """Photos whose scores shape the thresholds and are re-decided: missing ones keep
 their tags as they were (until cleanup) but do not weigh on the library's thresholds."""
@@ -165,9 +172,10 @@ class DecisionState:
     def _forget_library(self) -> None:
         self._photo_ids: np.ndarray | None = None
         self._scores: np.ndarray | None = None
-        self._vectors: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        """The photos' vectors, their mean and the text scores, kept only while tags
-        learn their look (`learn_look`)."""
+        self._vectors: tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float]] | None
+        self._vectors = None
+        """The photos' vectors, their mean, the text scores and the worded tags' typical
+        (median, robust std), kept only while tags learn their look (`_learned`)."""
         self._forget_policy()
 
     def _forget_policy(self) -> None:
@@ -193,11 +201,20 @@ class DecisionState:
             scored = [t for t in tags if all(p in cached for p in t.prompts)]
             scored_ids = {t.id for t in scored}
             self._unscored = [t for t in tags if t.id not in scored_ids]
-            if scored:
-                matrix = np.stack([np.mean([cached[p] for p in t.prompts], axis=0) for t in scored])
+            dim = len(next(iter(cached.values()))) if cached else 0
+            if scored and dim:
+                # a wordless tag's row stays zero: its name says nothing about its look
+                matrix = np.stack(
+                    [
+                        np.mean([cached[p] for p in t.prompts], axis=0)
+                        if t.prompts
+                        else np.zeros(dim, dtype=np.float32)
+                        for t in scored
+                    ]
+                )
                 matrix /= np.linalg.norm(matrix, axis=1, keepdims=True).clip(min=1e-12)
             else:
-                matrix = np.zeros((0, 0), dtype=np.float32)
+                matrix = np.zeros((len(scored), dim), dtype=np.float32)
             self._tags, self._tag_matrix = scored, matrix.astype(np.float32)
         return self._tags, self._tag_matrix
 
@@ -227,18 +244,28 @@ class DecisionState:
             self._forget_policy()
         return self._photo_ids, self._scores
 
+    def _learned(self, tags: Sequence[TagRow]) -> np.ndarray:
+        """Which scored tags are scored by a learned look: the wordless ones, and with
+        `learn_look` every one."""
+        return np.array([self.policy.learn_look or not t.prompts for t in tags], dtype=bool)
+
     def _learn_looks(self, columns: Sequence[int] | None) -> None:
-        """With `learn_look`, score the tags that have answers (all, or these `columns`)
-        by their learned look instead of their text (`tagging.look`): a function of the
-        vectors, the tag's vector and its answers in order, so one run, two halves and a
-        fresh state agree, and an undone answer leaves the column as it was."""
+        """Score the tags that learn their look (`_learned`; all, or these `columns`) by
+        the look learned from their answers (`tagging.look`): a function of the vectors,
+        the tag's vector and its answers in order, so one run, two halves and a fresh
+        state agree, and an undone answer leaves the column as it was. A wordless tag's
+        scores are put on the scale of the worded tags' text scores."""
         ids, scores = self._photo_ids, self._scores
-        if not self.policy.learn_look or ids is None or scores is None or not scores.size:
+        if ids is None or scores is None or not scores.size:
             return
         tags, tag_matrix = self._load_tags()
+        learned = self._learned(tags)
+        wanted = {j for j in (range(len(tags)) if columns is None else columns) if learned[j]}
+        if not wanted:
+            return
+        wordless = {j for j in wanted if not tags[j].prompts}
         row = {pid: i for i, pid in enumerate(ids.tolist())}
         col = {t.id: j for j, t in enumerate(tags)}
-        wanted = set(range(len(tags)) if columns is None else columns)
         answers: dict[int, tuple[list[int], list[bool]]] = {j: ([], []) for j in wanted}
         for e in self.store.feedback():  # oldest first; a photo's latest answer counts
             j = col.get(e.tag_id, -1)
@@ -246,19 +273,62 @@ class DecisionState:
                 answers[j][0].append(row[e.photo_id])
                 answers[j][1].append(e.positive)
         if self._vectors is None:
-            if not any(rows for rows, _ in answers.values()):
+            if not wordless and not any(rows for rows, _ in answers.values()):
                 return  # every column is its text scores already
             vector_ids, vectors = self.store.photo_vectors(
                 self.image_model_id or "", statuses=MATRIX_STATUSES
             )
             assert np.array_equal(vector_ids, ids)
             # `scores` are the text scores still: nothing was learned since they were read
-            self._vectors = vectors, vectors.mean(axis=0, dtype=np.float64), scores.copy()
-        vectors, mean, text_scores = self._vectors
-        for j, (rows, positive) in sorted(answers.items()):
-            scores[:, j] = learned_column(
-                vectors, tag_matrix[j], rows, positive, mean=mean, text_scores=text_scores[:, j]
+            worded = [j for j, t in enumerate(tags) if t.prompts]
+            self._vectors = (
+                vectors,
+                vectors.mean(axis=0, dtype=np.float64),
+                scores.copy(),
+                _typical_scale(scores[:, worded]),
             )
+        vectors, mean, text_scores, reference = self._vectors
+        for j, (rows, positive) in sorted(answers.items()):
+            if j in wordless:
+                scores[:, j] = learned_column(
+                    vectors, None, rows, positive, mean=mean, reference=reference
+                )
+            else:
+                scores[:, j] = learned_column(
+                    vectors, tag_matrix[j], rows, positive, mean=mean, text_scores=text_scores[:, j]
+                )
+
+    def _wordless_priors(self) -> dict[int, float]:
+        """The prior threshold of each wordless tag (by column): halfway from the library
+        to its examples (`look.wordless_prior`)."""
+        tags, _ = self._load_tags()
+        wordless = [j for j, t in enumerate(tags) if not t.prompts]
+        if not wordless or self._vectors is None:
+            return {}
+        return dict.fromkeys(wordless, wordless_prior(self._vectors[3]))
+
+    def _first(self) -> np.ndarray | None:
+        """The tags ranked first among a photo's suggestions: the wordless ones (names
+        the user taught by example); None when there are none."""
+        tags, _ = self._load_tags()
+        first = np.array([not t.prompts for t in tags], dtype=bool)
+        return first if first.any() else None
+
+    def _silenced(self, thresholds: np.ndarray) -> np.ndarray:
+        """`thresholds` to decide by: a wordless tag with fewer than `MIN_EXAMPLES`
+        photos the user gave it passes on no other photo (its threshold is infinite)."""
+        tags, _ = self._load_tags()
+        wordless = np.flatnonzero([not t.prompts for t in tags])
+        if wordless.size == 0:
+            return thresholds
+        _, tag, code = self.store.user_cells()
+        given = tag[code == th.USER_ACCEPTED]
+        few = [j for j in wordless if np.count_nonzero(given == tags[j].id) < MIN_EXAMPLES]
+        if not few:
+            return thresholds
+        out = np.array(thresholds, dtype=np.float64, copy=True)
+        out[few] = np.inf
+        return out
 
     def _has_matrix(self) -> bool:
         ids, scores = self._library()
@@ -366,7 +436,9 @@ class DecisionState:
         feedback = self._feedback()
         if tag_indices is None or self._base_moves_all() or self._thresholds is None:
             self._stats = tag_stats(scores)
-            self._thresholds = th.fit_thresholds(scores, feedback, self.policy, stats=self._stats)
+            self._thresholds = th.fit_thresholds(
+                scores, feedback, self.policy, stats=self._stats, priors=self._wordless_priors()
+            )
             idx = np.arange(len(tags))
         else:
             idx = np.unique(np.asarray(tag_indices, dtype=np.int64))
@@ -375,7 +447,9 @@ class DecisionState:
             for name in ("median", "scale", "mean", "std"):
                 getattr(self._stats, name)[idx] = getattr(fresh, name)
             self._thresholds = self._thresholds.copy()
-            self._thresholds[idx] = th.fit_thresholds(scores, feedback, self.policy, tags=idx)
+            self._thresholds[idx] = th.fit_thresholds(
+                scores, feedback, self.policy, tags=idx, priors=self._wordless_priors()
+            )
         pins = self._pins()
         pinned = idx[~np.isnan(pins[idx])]
         self._thresholds[pinned] = pins[pinned]  # a threshold set by hand is not learned
@@ -461,8 +535,14 @@ class DecisionState:
         ids, scores = self._library()
         self._ensure_policy()
         cells = self._user_cells(ids)
+        thresholds = self._silenced(self.thresholds())
         decisions = th.decide(
-            scores, self.thresholds(), self._user_state(ids, cells), self.policy, stats=self._stats
+            scores,
+            thresholds,
+            self._user_state(ids, cells),
+            self.policy,
+            stats=self._stats,
+            first=self._first(),
         )
         rows = self._rows_differing_from_store(ids, decisions)
         self._keep_decisions(decisions, cells)
@@ -514,7 +594,7 @@ class DecisionState:
                 changes = self._apply(self._decide_all())
                 self._bump_generation()
                 return changes
-            learned = self._library() if self.policy.learn_look else None
+            learned = self._library() if self._learned(tags).any() else None
             self._ensure_policy_without_library()
             ids, vectors = self.store.photo_vectors(
                 self.image_model_id or "", statuses=("ok",), photo_ids=photo_ids
@@ -524,7 +604,12 @@ class DecisionState:
                 scores = learned[1][_positions(learned[0], ids)]
             assert self._thresholds is not None
             decisions = th.decide(
-                scores, self._thresholds, self._user_state(ids), self.policy, stats=self._stats
+                scores,
+                self._silenced(self._thresholds),
+                self._user_state(ids),
+                self.policy,
+                stats=self._stats,
+                first=self._first(),
             )
             suggestions = self._suggestions(ids, scores, decisions, np.arange(len(ids)))
             changes = self.store.replace_suggestions(suggestions)
@@ -609,11 +694,18 @@ class DecisionState:
             self._refit(tag_indices)
         else:
             self._set_threshold(tag_indices[0], pinned)
-        thresholds = self.thresholds()
+        thresholds = self._silenced(self.thresholds())
         if previous is not None:
             user = self._user_state(ids, cells)
             decisions = th.redecide_tags(
-                scores, thresholds, user, previous, tag_indices, self.policy, stats=self._stats
+                scores,
+                thresholds,
+                user,
+                previous,
+                tag_indices,
+                self.policy,
+                stats=self._stats,
+                first=self._first(),
             )
             # Only rows that could change were re-decided: compare those alone.
             maybe = th.rows_to_redecide(
@@ -663,6 +755,17 @@ def _replaced(shown: np.ndarray, changes: SuggestionChanges) -> int:
     ids = np.array([p for p, _ in changes.added], dtype=np.int64)
     gained[ids[ids < len(lost)]] = True
     return int(np.count_nonzero((lost > 0) & (lost == had) & gained))
+
+
+def _typical_scale(text_scores: np.ndarray) -> tuple[float, float]:
+    """The median (median, robust std) of these text score columns, every 7th photo of
+    them (a wordless tag's scores are put on it); (0, 0.03) without any."""
+    if text_scores.size == 0:
+        return 0.0, 0.03
+    sample = text_scores[::7] if text_scores.shape[0] >= 700 else text_scores
+    med = np.median(sample, axis=0)
+    scale = 1.4826 * np.median(np.abs(sample - med), axis=0)
+    return float(np.median(med)), max(float(np.median(scale)), 1e-6)
 
 
 def _positions(keys: np.ndarray, values: np.ndarray) -> np.ndarray:

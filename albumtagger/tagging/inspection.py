@@ -123,7 +123,11 @@ class Inspection(DecisionState):
         ids, scores = self._library()
         tags, _ = self._load_tags()
         counts = th.review_remaining(
-            scores, self.thresholds(), self._user_state(ids), self.policy, stats=self._stats
+            scores,
+            self._silenced(self.thresholds()),
+            self._user_state(ids),
+            self.policy,
+            stats=self._stats,
         )
         return {tags[j].name: int(n) for j, n in enumerate(counts) if n > 0}
 

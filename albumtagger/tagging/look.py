@@ -55,6 +55,9 @@ class LookSettings:
     """prototype: t weighs this / (this + examples) of the blend."""
     prototype_counter_weight: float = 0.5
     """prototype: beta, the weight of the counter-examples' mean."""
+    example_position: float = 4.0
+    """wordless tags: the examples' median score sits this many robust stds of the
+    reference above its median (where a photo that plainly matches a prompt sits)."""
 
 
 def latest_answers(
@@ -244,4 +247,30 @@ def learned_column(
         t, X[rows_], pos_, mean=mu, text_scale=ref[1] if ref else 0.03, settings=s
     )
     raw = X @ w
+    if t is None and ref is not None and pos_.any():
+        return _anchored_scores(raw, raw[rows_[pos_]], ref, s.example_position)
     return comparable_scores(raw, ref) if ref is not None else raw
+
+
+def _anchored_scores(
+    raw: np.ndarray, examples: np.ndarray, reference: tuple[float, float], position: float
+) -> np.ndarray:
+    """A wordless tag's `raw` scores on the scale of `reference` (median, robust std) by
+    two anchors: the library's median goes to the reference median, the examples' median
+    `position` reference stds above it. (Its own spread would say little: the photos
+    that carry the tag may be many.) Falls back to `comparable_scores` when the examples
+    do not score above the library's median."""
+    med = float(np.median(raw))
+    top = float(np.median(examples))
+    if top - med <= MIN_SCALE:
+        return comparable_scores(raw, reference)
+    ref_med, ref_scale = reference
+    out = (raw.astype(np.float64) - med) * (position * ref_scale / (top - med)) + ref_med
+    return out.astype(np.float32)
+
+
+def wordless_prior(reference: tuple[float, float], settings: LookSettings | None = None) -> float:
+    """A wordless tag's threshold before any answer but its examples: halfway between the
+    library's median and its examples' (on the scale `_anchored_scores` puts it on)."""
+    s = settings or LookSettings()
+    return reference[0] + 0.5 * s.example_position * reference[1]

@@ -94,7 +94,7 @@ class Pins(DecisionState):
         if j is None or not self._has_matrix():
             return out
         ids, scores = self._library()
-        thresholds = self.thresholds()
+        thresholds = self._silenced(self.thresholds())
         if value is None:
             value = float(th.fit_thresholds(scores, self._feedback(), self.policy, tags=[j])[0])
         assert self._stats is not None
@@ -108,9 +108,10 @@ class Pins(DecisionState):
             value,
             self.policy,
             stats=self._stats,
+            first=self._first(),
         )
         out.update(
-            threshold_now=float(thresholds[j]),
+            threshold_now=float(self.thresholds()[j]),
             threshold_after=float(value),
             carries_after=carries + int(gain.size) - int(lose.size),
             gain=int(gain.size),
@@ -126,10 +127,11 @@ class Pins(DecisionState):
             _, scores = self._library()
             decisions = th.decide(
                 scores,
-                self.thresholds(),
+                self._silenced(self.thresholds()),
                 self._user_state(ids, cells),
                 self.policy,
                 stats=self._stats,
+                first=self._first(),
             )
             self._keep_decisions(decisions, cells)
         return decisions

@@ -35,7 +35,7 @@ delete the event, restore the user state, fit and decide again.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -350,6 +350,7 @@ def fit_thresholds(
     stats: TagStats | None = None,
     tags: Sequence[int] | np.ndarray | None = None,
     base: float | None = None,
+    priors: Mapping[int, float] | None = None,
 ) -> np.ndarray:
     """Per-tag thresholds from the library scores and the feedback, float64 [len(tags)].
 
@@ -361,7 +362,8 @@ def fit_thresholds(
     found) is moved n / (n + shrinkage_events) of the way from c, n = the tag's labels,
     and only where a label contradicts the threshold. Events are replayed oldest first,
     each moving the threshold only its own way. A pure function of its arguments: fit
-    after an event and its undo equals fit before.
+    after an event and its undo equals fit before. `priors`: c of some tags (by column),
+    given by the caller.
     """
     scores = as_scores(scores)
     n_photos, n_tags = scores.shape
@@ -370,8 +372,11 @@ def fit_thresholds(
     if base is None:
         base = controller_base(feedback.controller_kinds, settings)
     st = stats_for(scores, stats, idx, subset)
-    prior = tag_priors(scores, settings, float(base), st, idx, subset)
-    out = prior.astype(np.float64).copy()
+    prior = tag_priors(scores, settings, float(base), st, idx, subset).astype(np.float64)
+    for k, t in enumerate(idx.tolist()):
+        if priors and t in priors:
+            prior[k] = priors[t]  # a prior the caller knows better (a wordless tag's)
+    out = prior.copy()
     if len(feedback) == 0:
         return out
     photo, tag, positive = feedback.photo, feedback.tag, feedback.positive  # oldest first
@@ -492,6 +497,20 @@ def _top_k(keys: np.ndarray, eligible: np.ndarray, k: np.ndarray) -> np.ndarray:
     return out
 
 
+FIRST = 10.0
+"""Added to the ranking key of the tags ranked first (scores are cosines: a margin is
+never as large)."""
+
+
+def _rank_keys(
+    scores: np.ndarray, th: np.ndarray, settings: ThresholdSettings, first: np.ndarray | None
+) -> np.ndarray:
+    """What ranks a row's cells for the `max_tags` slots and the fallback (`rank_by`);
+    the tags `first` (bool per tag) come before the others."""
+    keys = scores - th if settings.rank_by == "margin" else scores
+    return keys if first is None else keys + np.where(first, FIRST, 0.0).astype(keys.dtype)
+
+
 def _prepare(
     scores: np.ndarray, thresholds: np.ndarray, settings: ThresholdSettings
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -510,6 +529,7 @@ def _decide_rows(
     median: np.ndarray,
     scale: np.ndarray,
     settings: ThresholdSettings,
+    first: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decide a block of rows: (state, confidence) int8 arrays of the block's shape."""
     accepted = user == USER_ACCEPTED
@@ -518,14 +538,12 @@ def _decide_rows(
     n_acc = np.count_nonzero(accepted, axis=1)
     n_pass = np.count_nonzero(passed, axis=1)
     slots = np.maximum(settings.max_tags - n_acc, 0)
-    margin_rank = settings.rank_by == "margin"
-
     chosen = passed
     capped = np.flatnonzero(n_pass > slots)
     if capped.size:
         chosen = passed.copy()
         sub = scores[capped]
-        keys = sub - th if margin_rank else sub
+        keys = _rank_keys(sub, th, settings, first)
         chosen[capped] = _top_k(keys, passed[capped], slots[capped])
 
     fill = min(settings.fallback_tags, settings.max_tags)
@@ -543,7 +561,7 @@ def _decide_rows(
         sub = scores[fb]
         cand = auto[fb] & ~passed[fb] & (sub >= lowered)
         if cand.any():
-            keys = sub - th if margin_rank else sub
+            keys = _rank_keys(sub, th, settings, first)
             pick = _top_k(keys, cand, need[fb])
             r, c = np.nonzero(pick)
             state[fb[r], c] = STATE_FALLBACK
@@ -565,15 +583,17 @@ def decide(
     settings: ThresholdSettings,
     *,
     stats: TagStats | None = None,
+    first: np.ndarray | None = None,
 ) -> Decisions:
     """Decide every photo's tags (vectorised, in row blocks).
 
-    Per photo: user-accepted tags are in (STATE_USER) and rejected ones never; auto tags
-    with score >= threshold pass and the best `max_tags` minus the accepted ones are
-    suggested; if fewer than `min_tags` are in, the best remaining auto tags above
-    threshold * `fallback_factor` fill the photo up to `fallback_tags` (STATE_FALLBACK,
-    low confidence). "Best" is by `rank_by`; ties go to the lower tag index.
-    `stats` (from `tag_stats`) is used for confidence; computed when not given.
+        Per photo: user-accepted tags are in (STATE_USER) and rejected ones never; auto tags
+        with score >= threshold pass and the best `max_tags` minus the accepted ones are
+        suggested; if fewer than `min_tags` are in, the best remaining auto tags above
+        threshold * `fallback_factor` fill the photo up to `fallback_tags` (STATE_FALLBACK,
+        low confidence). "Best" is by `rank_by`, the tags `first` (bool per tag: the user's
+    own, learned from their photos) before the others; ties go to the lower tag index.
+        `stats` (from `tag_stats`) is used for confidence; computed when not given.
     """
     scores = as_scores(scores)
     user_state = np.asarray(user_state)
@@ -586,7 +606,14 @@ def decide(
     for start in range(0, n_photos, ROW_CHUNK):
         block = slice(start, min(start + ROW_CHUNK, n_photos))
         state[block], conf[block] = _decide_rows(
-            scores[block], th, lowered, user_state[block], stats.median, stats.scale, settings
+            scores[block],
+            th,
+            lowered,
+            user_state[block],
+            stats.median,
+            stats.scale,
+            settings,
+            first,
         )
     return Decisions(state, conf)
 
@@ -632,6 +659,7 @@ def redecide_tags(
     settings: ThresholdSettings,
     *,
     stats: TagStats | None = None,
+    first: np.ndarray | None = None,
 ) -> Decisions:
     """`decide` after a change confined to `tags`, re-deciding only rows that can change.
 
@@ -652,7 +680,14 @@ def redecide_tags(
     for start in range(0, rows.size, ROW_CHUNK):
         block = rows[start : start + ROW_CHUNK]
         state[block], conf[block] = _decide_rows(
-            scores[block], th, lowered, user_state[block], stats.median, stats.scale, settings
+            scores[block],
+            th,
+            lowered,
+            user_state[block],
+            stats.median,
+            stats.scale,
+            settings,
+            first,
         )
     return Decisions(state, conf)
 
@@ -667,6 +702,7 @@ def threshold_change(
     settings: ThresholdSettings,
     *,
     stats: TagStats,
+    first: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(rows that gain `tag`, rows that lose it) when its threshold alone becomes `value`.
 
@@ -705,7 +741,9 @@ def threshold_change(
         at = position[u_rows] - start
         mine = (at >= 0) & (at < block.size)
         user[at[mine], u_cols[mine]] = u_codes[mine]
-        now[start : start + block.size] = _included(scores[block], th, lowered, user, tag, settings)
+        now[start : start + block.size] = _included(
+            scores[block], th, lowered, user, tag, settings, first
+        )
     before = was[rows]
     return rows[now & ~before], rows[before & ~now]
 
@@ -717,6 +755,7 @@ def _included(
     user: np.ndarray,
     tag: int,
     settings: ThresholdSettings,
+    first: np.ndarray | None = None,
 ) -> np.ndarray:
     """Whether `_decide_rows` includes `tag` in each row of a block (bool [rows]),
     without deciding the other tags: a passing cell is chosen when fewer than the free
@@ -729,11 +768,10 @@ def _included(
     n_pass = np.count_nonzero(passed, axis=1)
     slots = np.maximum(settings.max_tags - n_acc, 0)
     lower = np.arange(scores.shape[1]) < tag
-    margin = settings.rank_by == "margin"
 
     def fewer_ahead(rows: np.ndarray, among: np.ndarray, limit: np.ndarray) -> np.ndarray:
         sub = scores[rows]
-        keys = sub - th if margin else sub
+        keys = _rank_keys(sub, th, settings, first)
         key = keys[:, tag : tag + 1]
         ahead = (keys > key) | ((keys == key) & lower)
         return np.count_nonzero(among[rows] & ahead, axis=1) < limit

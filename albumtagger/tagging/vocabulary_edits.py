@@ -57,6 +57,12 @@ class VocabularyEdits(DecisionState):
         result.seconds = time.perf_counter() - start
         return result
 
+    def add_learned_tag(self, name: str) -> VocabularyChange:
+        """Add a tag without prompts, learned from the photos it is given (accepted or
+        added: see `Corrections.correct`) and never from its name: a person, a pet, a
+        place. It is suggested on other photos once it has `MIN_EXAMPLES` of them."""
+        return self._add_specs([TagSpec(clean_name(name), ())])
+
     def import_vocabulary(self, path: Path | str) -> VocabularyChange:
         """Add the tags listed in a text file: one per line, `name` or
         `name: prompt | prompt`; blank lines and lines starting with # are ignored. Tags

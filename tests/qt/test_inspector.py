@@ -341,3 +341,19 @@ def test_inspecting_needs_a_library(make_window) -> None:
     window = make_window()
     window.act_inspect.trigger()
     assert window.libraries.last_notice == "Open a photo folder first."
+
+
+def test_a_tag_learned_from_photos_says_so(qtbot, make_window, indexed_folder: Path) -> None:
+    window = open_indexed(qtbot, make_window, indexed_folder)
+    ids = [int(i) for i in window.model.ids[:2]]
+    with qtbot.waitSignal(window.libraries.correction_done, timeout=60_000):
+        window.libraries.learn_tag(ids, "Rex")
+    dialog = open_inspector(qtbot, window, "rex")
+    assert dialog.prompts.text().startswith("No description: learned from the photos")
+    assert dialog.state.text() == "Suggested on other photos once 3 photos have it (now 2)"
+    dialog.reject()
+    with qtbot.waitSignal(window.libraries.correction_done, timeout=60_000):
+        window.libraries.learn_tag([int(window.model.ids[2])], "rex")
+    dialog = open_inspector(qtbot, window, "rex")
+    assert dialog.state.text() == "Learning from answers"
+    dialog.reject()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from PySide6.QtCore import QItemSelectionModel, QTimer, QUrl
@@ -63,7 +64,7 @@ def test_the_menu_is_for_the_selection_or_the_photo_clicked(
         "Copy paths",
         "Add tag\u2026",
         "Remove tag",
-        "Make a tag from these photos\u2026",
+        "New tag from these photos\u2026",
         "Export XMP sidecars",
         "Find similar",
         "Forget missing photo",
@@ -159,17 +160,36 @@ def test_the_add_dialog_completes_tag_names(qtbot, make_window, indexed_folder: 
     assert dialog.minimumWidth() >= 360  # room for a long tag name
 
 
-def test_make_a_tag_from_the_selection(qtbot, make_window, indexed_folder: Path) -> None:
+def test_new_tag_from_the_selection_is_learned_from_them(
+    qtbot, make_window, indexed_folder: Path
+) -> None:
     window = open_indexed(qtbot, make_window, indexed_folder)
     ids = select_rows(window, [1, 4])
     assert "grandma's garden" not in {t.name for t in window.libraries.queries.tags()}
     menu = menu_at(window, 1)
+    assert menu.act_make.text().startswith("New tag from these photos")
     answer_dialog(qtbot, "grandma's garden")
-    with qtbot.waitSignal(window.libraries.correction_done, timeout=60_000):
+    with qtbot.waitSignal(window.libraries.notice_shown, timeout=60_000) as blocker:
         menu.act_make.trigger()
-    assert "grandma's garden" in {t.name for t in window.libraries.queries.tags()}
+    assert blocker.args[0] == (
+        "New tag \"grandma's garden\", learned from 2 photos; it is suggested on other "
+        "photos once it has 3."
+    )
+    db = sqlite3.connect(window.libraries.queries.db_path)
+    try:  # its name is never read as a description
+        assert db.execute(
+            "SELECT prompts FROM tags WHERE name = ?", ("grandma's garden",)
+        ).fetchone() == ("[]",)
+    finally:
+        db.close()
     for pid in ids:
         assert tag_states(window, pid)["grandma's garden"] == "accepted"
+    # Edit > New tag from selected photos: the third photo; now it is suggested
+    select_rows(window, [6])
+    answer_dialog(qtbot, "grandma's garden")
+    with qtbot.waitSignal(window.libraries.notice_shown, timeout=60_000) as blocker:
+        window.act_learn.trigger()
+    assert blocker.args[0] == "Added 1 photo as examples of \"grandma's garden\"."
 
 
 def test_export_xmp_writes_sidecars_of_just_the_selection(

@@ -38,6 +38,7 @@ from albumtagger.tagging.thresholds import (
     fit_thresholds,
     redecide_tags,
     review_queue,
+    threshold_change,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,21 +53,23 @@ def one_photo(scores, thresholds, user=None, settings=None):
     return d.state[0], d.confidence[0]
 
 
-def _ranking(s, th, rank_by):
+def _ranking(s, th, rank_by, first=None):
+    ahead = (lambda t: not first[t]) if first is not None else (lambda t: False)
     if rank_by == "margin":
-        return lambda t: (-(s[t] - th[t]), t)
-    return lambda t: (-s[t], t)
+        return lambda t: (ahead(t), -(s[t] - th[t]), t)
+    return lambda t: (ahead(t), -s[t], t)
 
 
-def reference_state(scores, thresholds, user, settings):
-    """Plain per-photo reading of the rules (DESIGN.md, "Tags and thresholds")."""
+def reference_state(scores, thresholds, user, settings, first=None):
+    """Plain per-photo reading of the rules (DESIGN.md, "Tags and thresholds"); the tags
+    `first` rank before the others."""
     th = thresholds.astype(scores.dtype)
     low = np.minimum(th, th * np.asarray(settings.fallback_factor, scores.dtype))
     out = np.zeros(scores.shape, np.int8)
     for r in range(scores.shape[0]):
         s, u = scores[r], user[r]
         acc = [t for t in range(s.size) if u[t] == 1]
-        key = _ranking(s, th, settings.rank_by)
+        key = _ranking(s, th, settings.rank_by, first)
         passed = sorted((t for t in range(s.size) if u[t] == 0 and s[t] >= th[t]), key=key)
         for t in passed[: max(settings.max_tags - len(acc), 0)]:
             out[r, t] = STATE_SUGGESTED
@@ -204,6 +207,45 @@ def test_decide_matches_plain_reading_of_rules():
         assert (d.confidence[d.state == STATE_FALLBACK] == CONF_LOW).all()
         assert (d.confidence[d.state == STATE_USER] == CONF_HIGH).all()
         assert (d.confidence[d.state == STATE_NONE] == CONF_NONE).all()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_tags_ranked_first_take_the_slots_before_the_others(seed):
+    """The user's own tags (learned from their photos) come first among a photo's
+    suggestions and fallback, whatever their margin; ties and the rest as before."""
+    rng = np.random.default_rng(40 + seed)
+    settings = ThresholdSettings(max_tags=3, min_tags=3, fallback_tags=4)
+    scores, thresholds, user = random_library(rng, n_photos=200, n_tags=12)
+    first = np.zeros(12, dtype=bool)
+    first[[2, 9]] = True
+    d = decide(scores, thresholds, user, settings, first=first)
+    assert np.array_equal(d.state, reference_state(scores, thresholds, user, settings, first))
+    plain = decide(scores, thresholds, user, settings)
+    assert not np.array_equal(d.state, plain.state)  # it changes who gets the slots
+    free = (user == USER_ACCEPTED).sum(axis=1) == 0  # 3 slots: two tags first fit
+    passed = (scores >= thresholds.astype(np.float32)) & (user == 0)
+    assert (d.state[passed[:, 2] & free, 2] == STATE_SUGGESTED).all()
+    # the partial re-decision and the preview agree with it
+    new = thresholds.copy()
+    new[9] *= 0.8
+    full = decide(scores, new, user, settings, first=first)
+    fast = redecide_tags(scores, new, user, d, [9], settings, first=first)
+    assert np.array_equal(fast.state, full.state)
+    rows, cols = np.nonzero(user)
+    gain, lose = threshold_change(
+        scores,
+        thresholds,
+        (rows, cols, user[rows, cols]),
+        d,
+        9,
+        float(new[9]),
+        settings,
+        stats=tag_stats(scores),
+        first=first,
+    )
+    had, has = d.included()[:, 9], full.included()[:, 9]
+    assert np.array_equal(gain, np.flatnonzero(has & ~had))
+    assert np.array_equal(lose, np.flatnonzero(had & ~has))
 
 
 # ---------------------------------------------------------------------------- redecide
