@@ -56,6 +56,7 @@ from albumtagger.tagging.look import (
     LookSettings,
     learned_column,
     robust_center_scale,
+    wordless_column,
 )
 from albumtagger.tagging.thresholds import (
     USER_ACCEPTED,
@@ -179,6 +180,7 @@ class TagTeacher:
         self.suggested: list[bool] = []
         self.review: list[bool] = []
         self.user = np.zeros((len(X), 1), dtype=np.int8)
+        self.bounds: tuple[float, float] | None = None
         self.column = self._column()
         self.threshold = self._fit()
 
@@ -186,6 +188,17 @@ class TagTeacher:
         if self.look is None:  # thresholds only: the text scores stay
             assert self.text_scores is not None
             return self.text_scores
+        if self.text is None:  # wordless: as the decision state learns it
+            assert self.reference is not None
+            column, self.bounds = wordless_column(
+                self.X,
+                self.rows,
+                self.positive,
+                mean=self.mean,
+                reference=self.reference,
+                settings=self.look,
+            )
+            return column
         return learned_column(
             self.X,
             self.text,
@@ -205,7 +218,8 @@ class TagTeacher:
             np.array(self.suggested, dtype=bool),
             np.array(self.review, dtype=bool),
         )
-        return float(fit_thresholds(self.column[:, None], fb, self.settings)[0])
+        bounds = None if self.bounds is None else {0: self.bounds}
+        return float(fit_thresholds(self.column[:, None], fb, self.settings, bounds=bounds)[0])
 
     def answer(self, row: int, *, review: bool) -> None:
         yes = bool(self.truth[row])
@@ -233,16 +247,20 @@ class TagTeacher:
 
 
 def _decided(
-    columns: list[np.ndarray], thresholds: list[float], users: list[np.ndarray], settings
+    columns: list[np.ndarray],
+    thresholds: list[float],
+    users: list[np.ndarray],
+    settings,
+    first: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(tags that pass their thresholds or that the user gave, tags `decide` gives: the
-    cap and the fallback included), bool [photos x tags]."""
+    cap and the fallback included, the tags `first` ranked first), bool [photos x tags]."""
     scores = np.stack(columns, axis=1).astype(np.float32)
     user = np.concatenate(users, axis=1)
     passed = ((scores >= np.array(thresholds, dtype=np.float32)) & (user == USER_NONE)) | (
         user == USER_ACCEPTED
     )
-    return passed, decide(scores, np.array(thresholds), user, settings).included()
+    return passed, decide(scores, np.array(thresholds), user, settings, first=first).included()
 
 
 def _f1(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -323,6 +341,7 @@ def simulate(
             [t.threshold for t in everyone],
             [t.user for t in everyone],
             settings,
+            np.array([t.text is None for t in everyone]),
         )
 
     prior_pass, prior_dec = run(prior)

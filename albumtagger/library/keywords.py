@@ -39,7 +39,7 @@ from albumtagger import safe_io
 from albumtagger.errors import UserError
 from albumtagger.library.db.store import PhotoRow, Store
 from albumtagger.library.folder import Library
-from albumtagger.library.tag_names import clean_name, default_prompts
+from albumtagger.library.tag_names import clean_name
 
 log = logging.getLogger(__name__)
 
@@ -419,8 +419,10 @@ def accept_keywords(
 ) -> Accepted:
     """Make keywords accepted user tags of a photo (inside the caller's transaction).
 
-    Missing tags are created with the default prompts, at most `new_tags` of them (None:
-    no limit; the keywords that would need more are counted in `left_out`); cells the
+    Missing tags are created without prompts, at most `new_tags` of them (None:
+    no limit; the keywords that would need more are counted in `left_out`): a name from
+    another program (a person, a place) says nothing about a look, so they are learned
+    from the photos that carry them (`tagging.look`); cells the
     user decided keep their decision (a rejected tag stays rejected, an accepted one
     stays).
     """
@@ -437,7 +439,7 @@ def accept_keywords(
                 out.left_out += 1
                 continue
             if tag is None:
-                tag_id = store.add_tag(name, default_prompts(name))
+                tag_id = store.add_tag(name, ())
                 out.created.append(name)
             else:
                 tag_id, name = tag.id, tag.name

@@ -48,7 +48,7 @@ from albumtagger.library.db.store import AutoTag, Store, SuggestionChanges, TagR
 from albumtagger.library.tag_names import clean_name
 from albumtagger.model.encoder import QUERY_INSTRUCTION
 from albumtagger.tagging import thresholds as th
-from albumtagger.tagging.look import learned_column, wordless_prior
+from albumtagger.tagging.look import learned_column, wordless_column
 from albumtagger.tagging.priors import TagStats, tag_stats
 from albumtagger.tagging.results import Redecision, tag_changes
 from albumtagger.tagging.vocabulary import TextEncoder
@@ -172,6 +172,9 @@ class DecisionState:
     def _forget_library(self) -> None:
         self._photo_ids: np.ndarray | None = None
         self._scores: np.ndarray | None = None
+        self._bounds: dict[int, tuple[float, float]] = {}
+        """The range each wordless tag's threshold starts in (by column), as its look was
+        learned from its examples (`look.wordless_column`)."""
         self._vectors: tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float]] | None
         self._vectors = None
         """The photos' vectors, their mean, the text scores and the worded tags' typical
@@ -251,10 +254,10 @@ class DecisionState:
 
     def _learn_looks(self, columns: Sequence[int] | None) -> None:
         """Score the tags that learn their look (`_learned`; all, or these `columns`) by
-        the look learned from their answers (`tagging.look`): a function of the vectors,
-        the tag's vector and its answers in order, so one run, two halves and a fresh
-        state agree, and an undone answer leaves the column as it was. A wordless tag's
-        scores are put on the scale of the worded tags' text scores."""
+        the look learned from the user's decisions on them (`tagging.look`): a function
+        of the vectors, the tag's vector and those decisions, so one run, two halves and
+        a fresh state agree, and an undone answer leaves the column as it was. A wordless
+        tag's scores are put on the scale of the worded tags' text scores."""
         ids, scores = self._photo_ids, self._scores
         if ids is None or scores is None or not scores.size:
             return
@@ -264,16 +267,12 @@ class DecisionState:
         if not wanted:
             return
         wordless = {j for j in wanted if not tags[j].prompts}
-        row = {pid: i for i, pid in enumerate(ids.tolist())}
-        col = {t.id: j for j, t in enumerate(tags)}
-        answers: dict[int, tuple[list[int], list[bool]]] = {j: ([], []) for j in wanted}
-        for e in self.store.feedback():  # oldest first; a photo's latest answer counts
-            j = col.get(e.tag_id, -1)
-            if j in wanted and e.photo_id in row:
-                answers[j][0].append(row[e.photo_id])
-                answers[j][1].append(e.positive)
+        # The user's decisions: accepted or added, examples; rejected or removed,
+        # counter-examples (keywords imported from other programs count as accepted).
+        rows, cols, codes = self._user_cells(ids)
+        answers = {j: (rows[cols == j], codes[cols == j] == th.USER_ACCEPTED) for j in wanted}
         if self._vectors is None:
-            if not wordless and not any(rows for rows, _ in answers.values()):
+            if not wordless and not any(r.size for r, _ in answers.values()):
                 return  # every column is its text scores already
             vector_ids, vectors = self.store.photo_vectors(
                 self.image_model_id or "", statuses=MATRIX_STATUSES
@@ -288,24 +287,23 @@ class DecisionState:
                 _typical_scale(scores[:, worded]),
             )
         vectors, mean, text_scores, reference = self._vectors
-        for j, (rows, positive) in sorted(answers.items()):
+        for j, (given, positive) in sorted(answers.items()):
             if j in wordless:
-                scores[:, j] = learned_column(
-                    vectors, None, rows, positive, mean=mean, reference=reference
+                scores[:, j], bounds = wordless_column(
+                    vectors, given, positive, mean=mean, reference=reference
                 )
+                self._bounds.pop(j, None)
+                if bounds is not None:
+                    self._bounds[j] = bounds
             else:
                 scores[:, j] = learned_column(
-                    vectors, tag_matrix[j], rows, positive, mean=mean, text_scores=text_scores[:, j]
+                    vectors,
+                    tag_matrix[j],
+                    given,
+                    positive,
+                    mean=mean,
+                    text_scores=text_scores[:, j],
                 )
-
-    def _wordless_priors(self) -> dict[int, float]:
-        """The prior threshold of each wordless tag (by column): halfway from the library
-        to its examples (`look.wordless_prior`)."""
-        tags, _ = self._load_tags()
-        wordless = [j for j, t in enumerate(tags) if not t.prompts]
-        if not wordless or self._vectors is None:
-            return {}
-        return dict.fromkeys(wordless, wordless_prior(self._vectors[3]))
 
     def _first(self) -> np.ndarray | None:
         """The tags ranked first among a photo's suggestions: the wordless ones (names
@@ -437,7 +435,7 @@ class DecisionState:
         if tag_indices is None or self._base_moves_all() or self._thresholds is None:
             self._stats = tag_stats(scores)
             self._thresholds = th.fit_thresholds(
-                scores, feedback, self.policy, stats=self._stats, priors=self._wordless_priors()
+                scores, feedback, self.policy, stats=self._stats, bounds=self._bounds
             )
             idx = np.arange(len(tags))
         else:
@@ -448,7 +446,7 @@ class DecisionState:
                 getattr(self._stats, name)[idx] = getattr(fresh, name)
             self._thresholds = self._thresholds.copy()
             self._thresholds[idx] = th.fit_thresholds(
-                scores, feedback, self.policy, tags=idx, priors=self._wordless_priors()
+                scores, feedback, self.policy, tags=idx, bounds=self._bounds
             )
         pins = self._pins()
         pinned = idx[~np.isnan(pins[idx])]

@@ -55,9 +55,6 @@ class LookSettings:
     """prototype: t weighs this / (this + examples) of the blend."""
     prototype_counter_weight: float = 0.5
     """prototype: beta, the weight of the counter-examples' mean."""
-    example_position: float = 4.0
-    """wordless tags: the examples' median score sits this many robust stds of the
-    reference above its median (where a photo that plainly matches a prompt sits)."""
 
 
 def latest_answers(
@@ -235,6 +232,8 @@ def learned_column(
     """
     X = np.asarray(vectors, dtype=np.float32)
     s = settings or LookSettings()
+    if text is None and reference is not None and mean is not None:
+        return wordless_column(X, rows, positive, mean=mean, reference=reference, settings=s)[0]
     rows_, pos_ = latest_answers(rows, positive)
     t = None if text is None else np.asarray(text, dtype=np.float32).ravel()
     if t is not None and text_scores is None:
@@ -247,30 +246,48 @@ def learned_column(
         t, X[rows_], pos_, mean=mu, text_scale=ref[1] if ref else 0.03, settings=s
     )
     raw = X @ w
-    if t is None and ref is not None and pos_.any():
-        return _anchored_scores(raw, raw[rows_[pos_]], ref, s.example_position)
     return comparable_scores(raw, ref) if ref is not None else raw
 
 
-def _anchored_scores(
-    raw: np.ndarray, examples: np.ndarray, reference: tuple[float, float], position: float
-) -> np.ndarray:
-    """A wordless tag's `raw` scores on the scale of `reference` (median, robust std) by
-    two anchors: the library's median goes to the reference median, the examples' median
-    `position` reference stds above it. (Its own spread would say little: the photos
-    that carry the tag may be many.) Falls back to `comparable_scores` when the examples
-    do not score above the library's median."""
-    med = float(np.median(raw))
-    top = float(np.median(examples))
-    if top - med <= MIN_SCALE:
-        return comparable_scores(raw, reference)
-    ref_med, ref_scale = reference
-    out = (raw.astype(np.float64) - med) * (position * ref_scale / (top - med)) + ref_med
-    return out.astype(np.float32)
-
-
-def wordless_prior(reference: tuple[float, float], settings: LookSettings | None = None) -> float:
-    """A wordless tag's threshold before any answer but its examples: halfway between the
-    library's median and its examples' (on the scale `_anchored_scores` puts it on)."""
+def wordless_column(
+    vectors: np.ndarray,
+    rows: Sequence[int] | np.ndarray,
+    positive: Sequence[bool] | np.ndarray,
+    *,
+    mean: np.ndarray,
+    reference: tuple[float, float],
+    settings: LookSettings | None = None,
+) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """A wordless tag's library scores (as `learned_column`: on the scale of `reference`)
+    and the range its threshold starts in: at most its typical example's score, at least
+    halfway from the library's median to it; each example scored by the look learned from
+    the other answers (left out in turn: scored by the look it helped make, an example
+    would look more typical than a new photo of the same thing). So a photo that looks
+    like the examples gets the tag, and one that looks more like the average photo than
+    like them does not. None with fewer than two examples. The left-out looks are
+    prototypes whatever the method (a logistic fit per example would cost as many
+    fits)."""
     s = settings or LookSettings()
-    return reference[0] + 0.5 * s.example_position * reference[1]
+    X = np.asarray(vectors, dtype=np.float32)
+    rows_, pos_ = latest_answers(rows, positive)
+    mu = np.asarray(mean, dtype=np.float64)
+    raw = X @ learned_direction(None, X[rows_], pos_, mean=mu, settings=s)
+    med, scale = robust_center_scale(raw)
+    column = comparable_scores(raw, reference, (med, scale))
+    examples = X[rows_[pos_]].astype(np.float64)
+    n = examples.shape[0]
+    if n < 2:
+        return column, None
+    counter = X[rows_[~pos_]].astype(np.float64)
+    away = _unit(counter.mean(axis=0) - mu) if counter.size else np.zeros(mu.size)
+    total = examples.sum(axis=0)
+    left_out = [
+        float(x @ _unit(_unit((total - x) / (n - 1) - mu) - s.prototype_counter_weight * away))
+        for x in examples
+    ]
+    to_column = reference[1] / max(scale, MIN_SCALE)
+    typical = (float(np.median(left_out)) - med) * to_column
+    best = (max(left_out) - med) * to_column
+    if typical <= 0:
+        return column, None  # the examples look like any photo: nothing to go by
+    return column, (reference[0] + 0.5 * typical, reference[0] + best)

@@ -350,7 +350,7 @@ def fit_thresholds(
     stats: TagStats | None = None,
     tags: Sequence[int] | np.ndarray | None = None,
     base: float | None = None,
-    priors: Mapping[int, float] | None = None,
+    bounds: Mapping[int, tuple[float, float]] | None = None,
 ) -> np.ndarray:
     """Per-tag thresholds from the library scores and the feedback, float64 [len(tags)].
 
@@ -362,8 +362,8 @@ def fit_thresholds(
     found) is moved n / (n + shrinkage_events) of the way from c, n = the tag's labels,
     and only where a label contradicts the threshold. Events are replayed oldest first,
     each moving the threshold only its own way. A pure function of its arguments: fit
-    after an event and its undo equals fit before. `priors`: c of some tags (by column),
-    given by the caller.
+    after an event and its undo equals fit before. `bounds` (by tag): the range the prior
+    of some tags is kept in (a wordless tag's, from its examples: `look.wordless_column`).
     """
     scores = as_scores(scores)
     n_photos, n_tags = scores.shape
@@ -374,8 +374,8 @@ def fit_thresholds(
     st = stats_for(scores, stats, idx, subset)
     prior = tag_priors(scores, settings, float(base), st, idx, subset).astype(np.float64)
     for k, t in enumerate(idx.tolist()):
-        if priors and t in priors:
-            prior[k] = priors[t]  # a prior the caller knows better (a wordless tag's)
+        if bounds and t in bounds:
+            prior[k] = min(max(prior[k], bounds[t][0]), bounds[t][1])
     out = prior.copy()
     if len(feedback) == 0:
         return out
@@ -512,13 +512,18 @@ def _rank_keys(
 
 
 def _prepare(
-    scores: np.ndarray, thresholds: np.ndarray, settings: ThresholdSettings
+    scores: np.ndarray,
+    thresholds: np.ndarray,
+    settings: ThresholdSettings,
+    first: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
+    """(thresholds, the fallback's lowered thresholds): the tags `first` are never a
+    fallback guess (their lowered threshold is their threshold)."""
     th = np.asarray(thresholds, dtype=scores.dtype).ravel()
     if th.size != scores.shape[1]:
         raise ValueError("thresholds must have one value per tag")
-    lowered = th * np.asarray(settings.fallback_factor, dtype=scores.dtype)
-    return th, np.minimum(th, lowered)
+    lowered = np.minimum(th, th * np.asarray(settings.fallback_factor, dtype=scores.dtype))
+    return th, lowered if first is None else np.where(first, th, lowered)
 
 
 def _decide_rows(
@@ -587,18 +592,19 @@ def decide(
 ) -> Decisions:
     """Decide every photo's tags (vectorised, in row blocks).
 
-        Per photo: user-accepted tags are in (STATE_USER) and rejected ones never; auto tags
-        with score >= threshold pass and the best `max_tags` minus the accepted ones are
-        suggested; if fewer than `min_tags` are in, the best remaining auto tags above
-        threshold * `fallback_factor` fill the photo up to `fallback_tags` (STATE_FALLBACK,
-        low confidence). "Best" is by `rank_by`, the tags `first` (bool per tag: the user's
-    own, learned from their photos) before the others; ties go to the lower tag index.
-        `stats` (from `tag_stats`) is used for confidence; computed when not given.
+    Per photo: user-accepted tags are in (STATE_USER) and rejected ones never; auto tags
+    with score >= threshold pass and the best `max_tags` minus the accepted ones are
+    suggested; if fewer than `min_tags` are in, the best remaining auto tags above
+    threshold * `fallback_factor` fill the photo up to `fallback_tags` (STATE_FALLBACK,
+    low confidence). "Best" is by `rank_by`, the tags `first` (bool per tag: the user's
+    own, learned from their photos) before the others, and those never a fallback guess;
+    ties go to the lower tag index.
+    `stats` (from `tag_stats`) is used for confidence; computed when not given.
     """
     scores = as_scores(scores)
     user_state = np.asarray(user_state)
     _check_shapes(scores, user_state)
-    th, lowered = _prepare(scores, thresholds, settings)
+    th, lowered = _prepare(scores, thresholds, settings, first)
     stats = stats if stats is not None else tag_stats(scores)
     n_photos = scores.shape[0]
     state = np.empty(scores.shape, dtype=np.int8)
@@ -675,7 +681,7 @@ def redecide_tags(
     conf = previous.confidence.copy()
     if rows.size == 0:
         return Decisions(state, conf)
-    th, lowered = _prepare(scores, thresholds, settings)
+    th, lowered = _prepare(scores, thresholds, settings, first)
     stats = stats if stats is not None else tag_stats(scores)
     for start in range(0, rows.size, ROW_CHUNK):
         block = rows[start : start + ROW_CHUNK]
@@ -716,7 +722,7 @@ def threshold_change(
     n, k = scores.shape
     new = np.asarray(thresholds, dtype=np.float64).copy()
     new[tag] = float(value)
-    th, lowered = _prepare(scores, new, settings)
+    th, lowered = _prepare(scores, new, settings, first)
     u_rows, u_cols, u_codes = (np.asarray(a) for a in user_cells)
     user_col = np.zeros(n, dtype=np.int8)
     on_tag = u_cols == tag

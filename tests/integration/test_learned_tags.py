@@ -1,5 +1,6 @@
 """Tags learned from example photos (wordless tags), on a real sidecar indexed with the
-golden checkpoint: photos of two distinct looks, a tag made from three photos of one."""
+golden checkpoint: photos of two distinct looks among many others, a tag made from three
+photos of one look."""
 
 from __future__ import annotations
 
@@ -17,21 +18,28 @@ from albumtagger.tagging.decision_state import MIN_EXAMPLES
 from tests.conftest import GOLDEN_SETTINGS_ENV, run_cli
 
 GOLDEN_ENV = {**GOLDEN_SETTINGS_ENV, "HF_HUB_OFFLINE": "1"}
-PER_LOOK = 14
+PER_LOOK = 12
+OTHERS = 180
+"""Photos of neither look: the looks are a minority, as a person or a pet is in a real
+library (and the library is large enough for the usual score-mixture prior)."""
 
 
 def look_photo(path: Path, look: str, seed: int) -> None:
-    """A photo of one of two looks: warm horizontal stripes, or cool checks; each photo
-    its own shift, shade and noise."""
+    """A photo of one of two looks, warm horizontal stripes or cool checks, or of neither
+    ("other"); each photo its own shift, shade and noise."""
     rng = np.random.default_rng(seed)
     h, w = 90, 120
     y, x = np.mgrid[0:h, 0:w]
     if look == "stripes":
         pattern = ((y + rng.integers(0, 12)) // 6) % 2
         low, high = np.array([150, 40, 20]), np.array([250, 190, 60])
-    else:
+    elif look == "checks":
         pattern = (((x + rng.integers(0, 20)) // 10) + (y // 10)) % 2
         low, high = np.array([10, 40, 120]), np.array([60, 160, 230])
+    else:  # anything else: soft diagonal bands of greens and greys, each its own
+        pattern = ((x + y + rng.integers(0, 40)) // rng.integers(15, 40)) % 2
+        low = rng.integers(40, 110, size=3) * np.array([0.8, 1.0, 0.8])
+        high = low + rng.integers(20, 80)
     shade = rng.integers(-25, 25, size=3)
     pixels = np.where(pattern[..., None] == 1, high, low) + shade
     pixels = pixels + rng.integers(-20, 20, size=(h, w, 3))
@@ -52,6 +60,8 @@ def indexed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for i in range(PER_LOOK):
         look_photo(root / f"stripes{i:02d}.jpg", "stripes", 100 + i)
         look_photo(root / f"checks{i:02d}.jpg", "checks", 200 + i)
+    for i in range(OTHERS):
+        look_photo(root / f"other{i:03d}.jpg", "other", 1000 + i)
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
@@ -93,7 +103,8 @@ def test_a_tag_learned_from_three_photos_finds_the_rest_of_their_look(album: Pat
     others = {f"stripes{i:02d}.jpg" for i in range(3, PER_LOOK)}
     found = {p for p, s in on.items() if s == "suggested"}
     assert len(found & others) >= 0.8 * len(others), on
-    assert len({p for p in found if p.startswith("checks")}) <= 1, on
+    rest = found - others  # of the 192 photos of another look: almost none
+    assert len(rest) <= 0.05 * (PER_LOOK + OTHERS), on
 
 
 def test_fewer_than_three_examples_suggest_nothing(album: Path) -> None:
@@ -166,7 +177,7 @@ def test_undo_is_exact_and_a_fresh_redecision_agrees(album: Path) -> None:
         added, examples = session.learn_tag("Rex", ids)
         assert added is not None and added.added == ["rex"] and len(examples) == 4
     learned = _photo_tags(album)
-    assert len(learned) > len(before)
+    assert learned != before and carriers(album, "rex")
     with LibrarySession(album, load_settings(), backup=False) as session:
         # decided from scratch (thresholds fitted anew, every photo): nothing moves
         changes = session.tagger().redecide()

@@ -360,7 +360,8 @@ def test_first_read_imports_sidecar_embedded_and_iptc_keywords(fresh: Library) -
     assert row is not None
     assert {t.source for t in fresh.store.photo_tags([row.id])} == {"user"}
     tag = fresh.store.tag_by_name("paris")
-    assert tag is not None and tag.prompts == ("paris", "a photo of paris")
+    # a name from another program: learned from the photos that carry it, not read as text
+    assert tag is not None and tag.prompts == ()
 
 
 @needs_exiftool

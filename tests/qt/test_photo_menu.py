@@ -172,7 +172,7 @@ def test_new_tag_from_the_selection_is_learned_from_them(
     with qtbot.waitSignal(window.libraries.notice_shown, timeout=60_000) as blocker:
         menu.act_make.trigger()
     assert blocker.args[0] == (
-        "New tag \"grandma's garden\", learned from 2 photos; it is suggested on other "
+        'New tag "grandma\'s garden", learned from 2 photos; it is suggested on other '
         "photos once it has 3."
     )
     db = sqlite3.connect(window.libraries.queries.db_path)
@@ -189,7 +189,7 @@ def test_new_tag_from_the_selection_is_learned_from_them(
     answer_dialog(qtbot, "grandma's garden")
     with qtbot.waitSignal(window.libraries.notice_shown, timeout=60_000) as blocker:
         window.act_learn.trigger()
-    assert blocker.args[0] == "Added 1 photo as examples of \"grandma's garden\"."
+    assert blocker.args[0] == 'Added 1 photo as examples of "grandma\'s garden".'
 
 
 def test_export_xmp_writes_sidecars_of_just_the_selection(

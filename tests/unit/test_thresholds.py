@@ -62,9 +62,11 @@ def _ranking(s, th, rank_by, first=None):
 
 def reference_state(scores, thresholds, user, settings, first=None):
     """Plain per-photo reading of the rules (DESIGN.md, "Tags and thresholds"); the tags
-    `first` rank before the others."""
+    `first` rank before the others and are never a fallback guess."""
     th = thresholds.astype(scores.dtype)
     low = np.minimum(th, th * np.asarray(settings.fallback_factor, scores.dtype))
+    if first is not None:
+        low = np.where(first, th, low)
     out = np.zeros(scores.shape, np.int8)
     for r in range(scores.shape[0]):
         s, u = scores[r], user[r]
@@ -212,7 +214,7 @@ def test_decide_matches_plain_reading_of_rules():
 @pytest.mark.parametrize("seed", range(3))
 def test_tags_ranked_first_take_the_slots_before_the_others(seed):
     """The user's own tags (learned from their photos) come first among a photo's
-    suggestions and fallback, whatever their margin; ties and the rest as before."""
+    suggestions, whatever their margin, and are never a fallback guess."""
     rng = np.random.default_rng(40 + seed)
     settings = ThresholdSettings(max_tags=3, min_tags=3, fallback_tags=4)
     scores, thresholds, user = random_library(rng, n_photos=200, n_tags=12)
@@ -225,6 +227,8 @@ def test_tags_ranked_first_take_the_slots_before_the_others(seed):
     free = (user == USER_ACCEPTED).sum(axis=1) == 0  # 3 slots: two tags first fit
     passed = (scores >= thresholds.astype(np.float32)) & (user == 0)
     assert (d.state[passed[:, 2] & free, 2] == STATE_SUGGESTED).all()
+    assert not (d.state[:, first] == STATE_FALLBACK).any()
+    assert (plain.state[:, first] == STATE_FALLBACK).any()
     # the partial re-decision and the preview agree with it
     new = thresholds.copy()
     new[9] *= 0.8
