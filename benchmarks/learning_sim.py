@@ -180,7 +180,7 @@ class TagTeacher:
         self.suggested: list[bool] = []
         self.review: list[bool] = []
         self.user = np.zeros((len(X), 1), dtype=np.int8)
-        self.bounds: tuple[float, float] | None = None
+        self.floor: float | None = None
         self.column = self._column()
         self.threshold = self._fit()
 
@@ -190,7 +190,7 @@ class TagTeacher:
             return self.text_scores
         if self.text is None:  # wordless: as the decision state learns it
             assert self.reference is not None
-            column, self.bounds = wordless_column(
+            column, self.floor = wordless_column(
                 self.X,
                 self.rows,
                 self.positive,
@@ -218,8 +218,8 @@ class TagTeacher:
             np.array(self.suggested, dtype=bool),
             np.array(self.review, dtype=bool),
         )
-        bounds = None if self.bounds is None else {0: self.bounds}
-        return float(fit_thresholds(self.column[:, None], fb, self.settings, bounds=bounds)[0])
+        floors = None if self.floor is None else {0: self.floor}
+        return float(fit_thresholds(self.column[:, None], fb, self.settings, floors=floors)[0])
 
     def answer(self, row: int, *, review: bool) -> None:
         yes = bool(self.truth[row])

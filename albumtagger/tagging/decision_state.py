@@ -172,9 +172,9 @@ class DecisionState:
     def _forget_library(self) -> None:
         self._photo_ids: np.ndarray | None = None
         self._scores: np.ndarray | None = None
-        self._bounds: dict[int, tuple[float, float]] = {}
-        """The range each wordless tag's threshold starts in (by column), as its look was
-        learned from its examples (`look.wordless_column`)."""
+        self._floors: dict[int, float] = {}
+        """The lowest threshold each wordless tag may start from (by column), as its look
+        was learned from its examples (`look.wordless_column`)."""
         self._vectors: tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float]] | None
         self._vectors = None
         """The photos' vectors, their mean, the text scores and the worded tags' typical
@@ -289,12 +289,12 @@ class DecisionState:
         vectors, mean, text_scores, reference = self._vectors
         for j, (given, positive) in sorted(answers.items()):
             if j in wordless:
-                scores[:, j], bounds = wordless_column(
+                scores[:, j], floor = wordless_column(
                     vectors, given, positive, mean=mean, reference=reference
                 )
-                self._bounds.pop(j, None)
-                if bounds is not None:
-                    self._bounds[j] = bounds
+                self._floors.pop(j, None)
+                if floor is not None:
+                    self._floors[j] = floor
             else:
                 scores[:, j] = learned_column(
                     vectors,
@@ -435,7 +435,7 @@ class DecisionState:
         if tag_indices is None or self._base_moves_all() or self._thresholds is None:
             self._stats = tag_stats(scores)
             self._thresholds = th.fit_thresholds(
-                scores, feedback, self.policy, stats=self._stats, bounds=self._bounds
+                scores, feedback, self.policy, stats=self._stats, floors=self._floors
             )
             idx = np.arange(len(tags))
         else:
@@ -446,7 +446,7 @@ class DecisionState:
                 getattr(self._stats, name)[idx] = getattr(fresh, name)
             self._thresholds = self._thresholds.copy()
             self._thresholds[idx] = th.fit_thresholds(
-                scores, feedback, self.policy, tags=idx, bounds=self._bounds
+                scores, feedback, self.policy, tags=idx, floors=self._floors
             )
         pins = self._pins()
         pinned = idx[~np.isnan(pins[idx])]

@@ -257,16 +257,16 @@ def wordless_column(
     mean: np.ndarray,
     reference: tuple[float, float],
     settings: LookSettings | None = None,
-) -> tuple[np.ndarray, tuple[float, float] | None]:
+) -> tuple[np.ndarray, float | None]:
     """A wordless tag's library scores (as `learned_column`: on the scale of `reference`)
-    and the range its threshold starts in: at most its typical example's score, at least
-    halfway from the library's median to it; each example scored by the look learned from
-    the other answers (left out in turn: scored by the look it helped make, an example
-    would look more typical than a new photo of the same thing). So a photo that looks
-    like the examples gets the tag, and one that looks more like the average photo than
-    like them does not. None with fewer than two examples. The left-out looks are
-    prototypes whatever the method (a logistic fit per example would cost as many
-    fits)."""
+    and the lowest threshold it may start from: halfway from the library's median to its
+    typical example, each example scored by the look learned from the other answers (left
+    out in turn: scored by the look it helped make, an example would look more typical
+    than a new photo of the same thing). So a photo that looks more like the average
+    photo than like the examples is not suggested, however many photos carry the tag
+    (the usual prior, made for text scores, may sit lower then). None with fewer than two
+    examples. The left-out looks are prototypes whatever the method (a logistic fit per
+    example would cost as many fits)."""
     s = settings or LookSettings()
     X = np.asarray(vectors, dtype=np.float32)
     rows_, pos_ = latest_answers(rows, positive)
@@ -285,9 +285,7 @@ def wordless_column(
         float(x @ _unit(_unit((total - x) / (n - 1) - mu) - s.prototype_counter_weight * away))
         for x in examples
     ]
-    to_column = reference[1] / max(scale, MIN_SCALE)
-    typical = (float(np.median(left_out)) - med) * to_column
-    best = (max(left_out) - med) * to_column
+    typical = (float(np.median(left_out)) - med) * (reference[1] / max(scale, MIN_SCALE))
     if typical <= 0:
         return column, None  # the examples look like any photo: nothing to go by
-    return column, (reference[0] + 0.5 * typical, reference[0] + best)
+    return column, reference[0] + 0.5 * typical

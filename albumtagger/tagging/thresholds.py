@@ -350,7 +350,7 @@ def fit_thresholds(
     stats: TagStats | None = None,
     tags: Sequence[int] | np.ndarray | None = None,
     base: float | None = None,
-    bounds: Mapping[int, tuple[float, float]] | None = None,
+    floors: Mapping[int, float] | None = None,
 ) -> np.ndarray:
     """Per-tag thresholds from the library scores and the feedback, float64 [len(tags)].
 
@@ -362,8 +362,8 @@ def fit_thresholds(
     found) is moved n / (n + shrinkage_events) of the way from c, n = the tag's labels,
     and only where a label contradicts the threshold. Events are replayed oldest first,
     each moving the threshold only its own way. A pure function of its arguments: fit
-    after an event and its undo equals fit before. `bounds` (by tag): the range the prior
-    of some tags is kept in (a wordless tag's, from its examples: `look.wordless_column`).
+    after an event and its undo equals fit before. `floors` (by tag): the lowest prior
+    some tags may have (a wordless tag's, from its examples: `look.wordless_column`).
     """
     scores = as_scores(scores)
     n_photos, n_tags = scores.shape
@@ -374,8 +374,8 @@ def fit_thresholds(
     st = stats_for(scores, stats, idx, subset)
     prior = tag_priors(scores, settings, float(base), st, idx, subset).astype(np.float64)
     for k, t in enumerate(idx.tolist()):
-        if bounds and t in bounds:
-            prior[k] = min(max(prior[k], bounds[t][0]), bounds[t][1])
+        if floors and t in floors:
+            prior[k] = max(prior[k], floors[t])
     out = prior.copy()
     if len(feedback) == 0:
         return out

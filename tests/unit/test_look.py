@@ -15,6 +15,7 @@ from albumtagger.tagging.look import (
     learned_column,
     learned_direction,
     robust_center_scale,
+    wordless_column,
 )
 
 D = 256
@@ -101,3 +102,24 @@ def test_a_refit_with_200_answers_at_full_width_is_fast() -> None:
         learned_direction(text, answered, positive, mean=mean, settings=settings)
         best = min(best, time.perf_counter() - start)
     assert best < 0.05
+
+
+def test_a_wordless_tags_floor_sits_between_the_library_and_its_examples(library) -> None:
+    X, _, shows = library
+    mean = X.mean(axis=0, dtype=np.float64)
+    reference = (0.25, 0.03)
+    given = shows[:5]
+    column, floor = wordless_column(X, given, np.ones(5, bool), mean=mean, reference=reference)
+    assert np.array_equal(
+        column, learned_column(X, None, given, np.ones(5, bool), mean=mean, reference=reference)
+    )
+    assert floor is not None
+    assert abs(float(np.median(column)) - reference[0]) < 1e-6
+    # above the library's median, below the examples (each judged by the others' look)
+    assert reference[0] < floor < float(np.median(column[given]))
+    rest = np.setdiff1d(shows, given)
+    others = np.setdiff1d(np.arange(len(X)), shows)
+    assert np.mean(column[rest] >= floor) >= 0.9  # the look's other photos clear it
+    assert np.mean(column[others] >= floor) <= 0.05  # the average photo does not
+    # one example says nothing about how alike its photos are
+    assert wordless_column(X, shows[:1], [True], mean=mean, reference=reference)[1] is None
