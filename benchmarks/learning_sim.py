@@ -54,9 +54,10 @@ from threshold_sim import _best_cut, metrics
 from albumtagger.config import ThresholdSettings
 from albumtagger.tagging.look import (
     LookSettings,
+    example_floor,
     learned_column,
+    learned_look,
     robust_center_scale,
-    wordless_column,
 )
 from albumtagger.tagging.thresholds import (
     USER_ACCEPTED,
@@ -190,12 +191,23 @@ class TagTeacher:
             return self.text_scores
         if self.text is None:  # wordless: as the decision state learns it
             assert self.reference is not None
-            column, self.floor = wordless_column(
+            column, look = learned_look(
                 self.X,
+                None,
                 self.rows,
                 self.positive,
                 mean=self.mean,
                 reference=self.reference,
+                settings=self.look,
+            )
+            assert look is not None
+            self.floor = example_floor(
+                self.X,
+                self.rows,
+                self.positive,
+                look,
+                mean=self.mean,
+                center=self.reference[0],
                 settings=self.look,
             )
             return column

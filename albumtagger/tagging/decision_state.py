@@ -48,7 +48,7 @@ from albumtagger.library.db.store import AutoTag, Store, SuggestionChanges, TagR
 from albumtagger.library.tag_names import clean_name
 from albumtagger.model.encoder import QUERY_INSTRUCTION
 from albumtagger.tagging import thresholds as th
-from albumtagger.tagging.look import learned_column, wordless_column
+from albumtagger.tagging.look import Look, example_floor, learned_look
 from albumtagger.tagging.priors import TagStats, tag_stats
 from albumtagger.tagging.results import Redecision, tag_changes
 from albumtagger.tagging.vocabulary import TextEncoder
@@ -167,6 +167,11 @@ class DecisionState:
         self._fresh: tuple[tuple[int, int], list[TagRow]] | None = None
         self._unscored: list[TagRow] = []
         self._tag_matrix: np.ndarray | None = None
+        self._looks: dict[int, Look] = {}
+        """The learned looks by column (`_learned` tags with a look), kept when the library
+        is read again: photos that arrive are scored by them."""
+        self._looks_learned = False
+        """`_looks` holds every learned tag's look (learned since the tags were read)."""
         self._forget_library()
 
     def _forget_library(self) -> None:
@@ -174,7 +179,7 @@ class DecisionState:
         self._scores: np.ndarray | None = None
         self._floors: dict[int, float] = {}
         """The lowest threshold each wordless tag may start from (by column), as its look
-        was learned from its examples (`look.wordless_column`)."""
+        was learned from its examples (`look.example_floor`)."""
         self._vectors: tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float]] | None
         self._vectors = None
         """The photos' vectors, their mean, the text scores and the worded tags' typical
@@ -264,6 +269,7 @@ class DecisionState:
         tags, tag_matrix = self._load_tags()
         learned = self._learned(tags)
         wanted = {j for j in (range(len(tags)) if columns is None else columns) if learned[j]}
+        self._looks_learned |= columns is None
         if not wanted:
             return
         wordless = {j for j in wanted if not tags[j].prompts}
@@ -288,22 +294,28 @@ class DecisionState:
             )
         vectors, mean, text_scores, reference = self._vectors
         for j, (given, positive) in sorted(answers.items()):
-            if j in wordless:
-                scores[:, j], floor = wordless_column(
-                    vectors, given, positive, mean=mean, reference=reference
-                )
-                self._floors.pop(j, None)
-                if floor is not None:
-                    self._floors[j] = floor
-            else:
-                scores[:, j] = learned_column(
-                    vectors,
-                    tag_matrix[j],
-                    given,
-                    positive,
-                    mean=mean,
-                    text_scores=text_scores[:, j],
-                )
+            alone = j in wordless
+            scores[:, j], look = learned_look(
+                vectors,
+                None if alone else tag_matrix[j],
+                given,
+                positive,
+                mean=mean,
+                reference=reference if alone else None,
+                text_scores=None if alone else text_scores[:, j],
+            )
+            self._looks.pop(j, None)
+            self._floors.pop(j, None)
+            if look is None:
+                continue
+            self._looks[j] = look
+            floor = (
+                example_floor(vectors, given, positive, look, mean=mean, center=reference[0])
+                if alone
+                else None
+            )
+            if floor is not None:
+                self._floors[j] = floor
 
     def _first(self) -> np.ndarray | None:
         """The tags ranked first among a photo's suggestions: the wordless ones (names
@@ -592,14 +604,15 @@ class DecisionState:
                 changes = self._apply(self._decide_all())
                 self._bump_generation()
                 return changes
-            learned = self._library() if self._learned(tags).any() else None
+            if self._learned(tags).any() and not self._looks_learned:
+                self._library()  # learns every look, once
             self._ensure_policy_without_library()
             ids, vectors = self.store.photo_vectors(
                 self.image_model_id or "", statuses=("ok",), photo_ids=photo_ids
             )
             scores = vectors @ tag_matrix.T if len(ids) else np.zeros((0, len(tags)), np.float32)
-            if learned is not None:  # learned looks are scored against the whole library
-                scores = learned[1][_positions(learned[0], ids)]
+            for j, look in self._looks.items():  # as the library was scored
+                scores[:, j] = look.scores(vectors)
             assert self._thresholds is not None
             decisions = th.decide(
                 scores,

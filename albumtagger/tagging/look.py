@@ -211,6 +211,25 @@ def comparable_scores(
     return out.astype(np.float32)
 
 
+@dataclass(frozen=True)
+class Look:
+    """A tag's learned look as a recipe: a photo's score is its vector along `direction`,
+    moved onto the text scores' scale (`factor`, `shift`), so photos that arrive later
+    are scored as the library was without reading it again."""
+
+    direction: np.ndarray
+    """float32 [D], unit."""
+    factor: float
+    shift: float
+
+    def scores(self, vectors: np.ndarray) -> np.ndarray:
+        raw = np.asarray(vectors, dtype=np.float32) @ self.direction
+        return (raw.astype(np.float64) * self.factor + self.shift).astype(np.float32)
+
+    def raw_to_score(self, raw: float) -> float:
+        return raw * self.factor + self.shift
+
+
 def learned_column(
     vectors: np.ndarray,
     text: np.ndarray | None,
@@ -230,54 +249,79 @@ def learned_column(
     scores (or of `reference`, the (median, robust std) to use for a wordless tag).
     `text_scores`: `vectors @ text` when the caller has it (a pass over the vectors less).
     """
+    return learned_look(
+        vectors,
+        text,
+        rows,
+        positive,
+        mean=mean,
+        reference=reference,
+        text_scores=text_scores,
+        settings=settings,
+    )[0]
+
+
+def learned_look(
+    vectors: np.ndarray,
+    text: np.ndarray | None,
+    rows: Sequence[int] | np.ndarray,
+    positive: Sequence[bool] | np.ndarray,
+    *,
+    mean: np.ndarray | None = None,
+    reference: tuple[float, float] | None = None,
+    text_scores: np.ndarray | None = None,
+    settings: LookSettings | None = None,
+) -> tuple[np.ndarray, Look | None]:
+    """`learned_column`'s scores and their recipe (None: the scores are the text
+    scores, or raw ones with neither text nor `reference` to scale them by)."""
     X = np.asarray(vectors, dtype=np.float32)
     s = settings or LookSettings()
-    if text is None and reference is not None and mean is not None:
-        return wordless_column(X, rows, positive, mean=mean, reference=reference, settings=s)[0]
     rows_, pos_ = latest_answers(rows, positive)
     t = None if text is None else np.asarray(text, dtype=np.float32).ravel()
     if t is not None and text_scores is None:
         text_scores = X @ t
     if rows_.size == 0 and text_scores is not None:
-        return text_scores
+        return text_scores, None
     mu = X.mean(axis=0, dtype=np.float64) if mean is None else np.asarray(mean, np.float64)
     ref = reference if text_scores is None else robust_center_scale(text_scores)
     w = learned_direction(
         t, X[rows_], pos_, mean=mu, text_scale=ref[1] if ref else 0.03, settings=s
     )
     raw = X @ w
-    return comparable_scores(raw, ref) if ref is not None else raw
+    if ref is None:
+        return raw, None
+    med, scale = robust_center_scale(raw)
+    factor = ref[1] / max(scale, MIN_SCALE)
+    return comparable_scores(raw, ref, (med, scale)), Look(w, factor, ref[0] - med * factor)
 
 
-def wordless_column(
+def example_floor(
     vectors: np.ndarray,
     rows: Sequence[int] | np.ndarray,
     positive: Sequence[bool] | np.ndarray,
+    look: Look,
     *,
     mean: np.ndarray,
-    reference: tuple[float, float],
+    center: float,
     settings: LookSettings | None = None,
-) -> tuple[np.ndarray, float | None]:
-    """A wordless tag's library scores (as `learned_column`: on the scale of `reference`)
-    and the lowest threshold it may start from: halfway from the library's median to its
-    typical example, each example scored by the look learned from the other answers (left
-    out in turn: scored by the look it helped make, an example would look more typical
-    than a new photo of the same thing). So a photo that looks more like the average
-    photo than like the examples is not suggested, however many photos carry the tag
-    (the usual prior, made for text scores, may sit lower then). None with fewer than two
-    examples. The left-out looks are prototypes whatever the method (a logistic fit per
-    example would cost as many fits)."""
+) -> float | None:
+    """The lowest threshold a wordless tag (scored by `look`, its library median
+    `center`) may start from: halfway from the library's median to its typical example,
+    each example scored by the look learned from the other answers (left out in turn:
+    scored by the look it helped make, an example would look more typical than a new
+    photo of the same thing). So a photo that looks more like the average photo than like
+    the examples is not suggested, however many photos carry the tag (the usual prior,
+    made for text scores, may sit lower then). None with fewer than two examples, or
+    when they look like any photo. The left-out looks are prototypes whatever the method
+    (a logistic fit per example would cost as many fits)."""
     s = settings or LookSettings()
-    X = np.asarray(vectors, dtype=np.float32)
+    X = np.asarray(vectors)
     rows_, pos_ = latest_answers(rows, positive)
-    mu = np.asarray(mean, dtype=np.float64)
-    raw = X @ learned_direction(None, X[rows_], pos_, mean=mu, settings=s)
-    med, scale = robust_center_scale(raw)
-    column = comparable_scores(raw, reference, (med, scale))
     examples = X[rows_[pos_]].astype(np.float64)
     n = examples.shape[0]
     if n < 2:
-        return column, None
+        return None
+    mu = np.asarray(mean, dtype=np.float64)
     counter = X[rows_[~pos_]].astype(np.float64)
     away = _unit(counter.mean(axis=0) - mu) if counter.size else np.zeros(mu.size)
     total = examples.sum(axis=0)
@@ -285,7 +329,5 @@ def wordless_column(
         float(x @ _unit(_unit((total - x) / (n - 1) - mu) - s.prototype_counter_weight * away))
         for x in examples
     ]
-    typical = (float(np.median(left_out)) - med) * (reference[1] / max(scale, MIN_SCALE))
-    if typical <= 0:
-        return column, None  # the examples look like any photo: nothing to go by
-    return column, reference[0] + 0.5 * typical
+    typical = look.raw_to_score(float(np.median(left_out)))
+    return 0.5 * (center + typical) if typical > center else None

@@ -363,7 +363,7 @@ def fit_thresholds(
     and only where a label contradicts the threshold. Events are replayed oldest first,
     each moving the threshold only its own way. A pure function of its arguments: fit
     after an event and its undo equals fit before. `floors` (by tag): the lowest prior
-    some tags may have (a wordless tag's, from its examples: `look.wordless_column`).
+    some tags may have (a wordless tag's, from its examples: `look.example_floor`).
     """
     scores = as_scores(scores)
     n_photos, n_tags = scores.shape

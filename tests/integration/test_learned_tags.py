@@ -186,3 +186,33 @@ def test_undo_is_exact_and_a_fresh_redecision_agrees(album: Path) -> None:
         for _ in examples:
             assert session.undo() is not None
     assert _photo_tags(album) == before
+
+
+def test_photos_that_arrive_are_scored_by_the_learned_look(
+    album: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New photos are scored by the look as learned (a recipe: no read of every vector per
+    batch), and those that look like the examples get the tag."""
+    from albumtagger.library.db.store import Store
+
+    with LibrarySession(album, load_settings(), backup=False) as session:
+        ids = [session.photo_id(f"stripes{i:02d}.jpg") for i in range(3)]
+        session.learn_tag("Rex", ids)
+    for i in range(20):
+        look_photo(album / f"new stripes{i:02d}.jpg", "stripes", 500 + i)
+    reads: list[int] = []
+    every_vector = Store.photo_vectors
+
+    def counted(self, *args, **kwargs):
+        if kwargs.get("photo_ids") is None:
+            reads.append(1)
+        return every_vector(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "photo_vectors", counted)
+    with LibrarySession(album, load_settings(), backup=False) as session:
+        list(session.index())
+    # 20 photos in batches of 8: the looks are learned once, then the closing re-decision
+    assert len(reads) <= 2, reads
+    on = carriers(album, "rex")
+    new = {p for p, s in on.items() if p.startswith("new stripes") and s == "suggested"}
+    assert len(new) >= 16, on

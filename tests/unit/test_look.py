@@ -11,11 +11,12 @@ import pytest
 from albumtagger.tagging.look import (
     LookSettings,
     comparable_scores,
+    example_floor,
     latest_answers,
     learned_column,
     learned_direction,
+    learned_look,
     robust_center_scale,
-    wordless_column,
 )
 
 D = 256
@@ -109,10 +110,10 @@ def test_a_wordless_tags_floor_sits_between_the_library_and_its_examples(library
     mean = X.mean(axis=0, dtype=np.float64)
     reference = (0.25, 0.03)
     given = shows[:5]
-    column, floor = wordless_column(X, given, np.ones(5, bool), mean=mean, reference=reference)
-    assert np.array_equal(
-        column, learned_column(X, None, given, np.ones(5, bool), mean=mean, reference=reference)
-    )
+    column, look = learned_look(X, None, given, np.ones(5, bool), mean=mean, reference=reference)
+    assert look is not None
+    assert np.allclose(look.scores(X), column, atol=1e-6)  # the recipe scores as the library
+    floor = example_floor(X, given, np.ones(5, bool), look, mean=mean, center=reference[0])
     assert floor is not None
     assert abs(float(np.median(column)) - reference[0]) < 1e-6
     # above the library's median, below the examples (each judged by the others' look)
@@ -122,4 +123,4 @@ def test_a_wordless_tags_floor_sits_between_the_library_and_its_examples(library
     assert np.mean(column[rest] >= floor) >= 0.9  # the look's other photos clear it
     assert np.mean(column[others] >= floor) <= 0.05  # the average photo does not
     # one example says nothing about how alike its photos are
-    assert wordless_column(X, shows[:1], [True], mean=mean, reference=reference)[1] is None
+    assert example_floor(X, shows[:1], [True], look, mean=mean, center=reference[0]) is None
