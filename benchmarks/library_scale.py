@@ -445,11 +445,36 @@ def measure_writes(db: Path) -> dict[str, Any]:
             session.undo()
         out["correction_cold_s"] = round(times[0], 3)
         out["correction_s"] = round(statistics.median(times[1:]), 4)
+        out.update(_learned_tag(session, [photo for photo, _ in rows[:: len(rows) // 8][:8]]))
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()) as text:
         cli_main(["tags", str(root), "--json"])
     out["tags_json_s"] = round(time.perf_counter() - t0, 2)
     out["tags_json_mb"] = round(len(text.getvalue()) / 1e6, 1)
+    return out
+
+
+def _learned_tag(session, photos: list[int]) -> dict[str, Any]:
+    """A tag learned from photos (no prompts) made from 5 of `photos`, then given two
+    more answers (each relearns its look over every vector), then taken out again:
+    `learned_tag_s` (making it: its look, the library re-decided for it),
+    `learned_correction_s` (the slower of the two answers), `learned_rss_mb` (the
+    process once it holds every vector to learn from)."""
+    name = "learned benchmark tag"
+    out: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    session.learn_tag(name, photos[:5])
+    out["learned_tag_s"] = round(time.perf_counter() - t0, 2)
+    answers = []
+    for photo, action in ((photos[5], "add"), (photos[6], "reject")):
+        t0 = time.perf_counter()
+        session.correct([photo], name, action)
+        answers.append(time.perf_counter() - t0)
+    out["learned_correction_s"] = round(max(answers), 3)
+    out["learned_rss_mb"] = round(_rss_mb(), 1)
+    for _ in range(7):
+        session.undo()
+    session.remove_tags([name])
     return out
 
 

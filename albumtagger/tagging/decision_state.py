@@ -237,7 +237,16 @@ class DecisionState:
         if self._scores is None or self._photo_ids is None:
             tags, tag_matrix = self._load_tags()
             model = self.image_model_id
-            if model and tag_matrix.size:
+            if model and self._learned(tags).any():
+                # Looks are learned from the vectors: read them once, and score from them.
+                ids, vectors = self.store.photo_vectors(model, statuses=MATRIX_STATUSES)
+                scores = np.zeros((len(ids), len(tags)), np.float32)
+                if tag_matrix.size:
+                    for start in range(0, len(ids), 8192):
+                        block = slice(start, start + 8192)
+                        scores[block] = vectors[block] @ tag_matrix.T
+                self._keep_vectors(vectors, scores, tags)
+            elif model and tag_matrix.size:
                 # Scored a block of vectors at a time, never all vectors in memory at once.
                 ids, scores = self.store.photo_scores(model, tag_matrix, MATRIX_STATUSES)
             else:
@@ -284,14 +293,7 @@ class DecisionState:
                 self.image_model_id or "", statuses=MATRIX_STATUSES
             )
             assert np.array_equal(vector_ids, ids)
-            # `scores` are the text scores still: nothing was learned since they were read
-            worded = [j for j, t in enumerate(tags) if t.prompts]
-            self._vectors = (
-                vectors,
-                vectors.mean(axis=0, dtype=np.float64),
-                scores.copy(),
-                _typical_scale(scores[:, worded]),
-            )
+            self._keep_vectors(vectors, scores, tags)
         vectors, mean, text_scores, reference = self._vectors
         for j, (given, positive) in sorted(answers.items()):
             alone = j in wordless
@@ -316,6 +318,17 @@ class DecisionState:
             )
             if floor is not None:
                 self._floors[j] = floor
+
+    def _keep_vectors(self, vectors: np.ndarray, scores: np.ndarray, tags: list[TagRow]) -> None:
+        """Keep the photos' vectors to learn looks from, with their mean, the text
+        `scores` (nothing learned in them yet) and the worded tags' typical scale."""
+        worded = [j for j, t in enumerate(tags) if t.prompts]
+        self._vectors = (
+            vectors,
+            vectors.mean(axis=0, dtype=np.float64),
+            scores.copy(),
+            _typical_scale(scores[:, worded]),
+        )
 
     def _first(self) -> np.ndarray | None:
         """The tags ranked first among a photo's suggestions: the wordless ones (names
