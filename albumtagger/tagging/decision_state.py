@@ -279,21 +279,13 @@ class DecisionState:
         learned = self._learned(tags)
         wanted = {j for j in (range(len(tags)) if columns is None else columns) if learned[j]}
         self._looks_learned |= columns is None
-        if not wanted:
-            return
+        if not wanted or self._vectors is None:
+            return  # (`_library` keeps the vectors whenever a tag learns its look)
         wordless = {j for j in wanted if not tags[j].prompts}
         # The user's decisions: accepted or added, examples; rejected or removed,
         # counter-examples (keywords imported from other programs count as accepted).
         rows, cols, codes = self._user_cells(ids)
         answers = {j: (rows[cols == j], codes[cols == j] == th.USER_ACCEPTED) for j in wanted}
-        if self._vectors is None:
-            if not wordless and not any(r.size for r, _ in answers.values()):
-                return  # every column is its text scores already
-            vector_ids, vectors = self.store.photo_vectors(
-                self.image_model_id or "", statuses=MATRIX_STATUSES
-            )
-            assert np.array_equal(vector_ids, ids)
-            self._keep_vectors(vectors, scores, tags)
         vectors, mean, text_scores, reference = self._vectors
         for j, (given, positive) in sorted(answers.items()):
             alone = j in wordless

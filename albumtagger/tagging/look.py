@@ -4,7 +4,7 @@ Pure NumPy. A tag is scored `X @ t` by its text vector t; once the user has answ
 about some of its photos (accepted or added: examples; rejected or removed:
 counter-examples), `learned_direction` returns a unit direction w learned from those
 photos, anchored to t while the answers are few, and `X @ w` replaces `X @ t` for it.
-`comparable_scores` puts that column on the scale of the tag's text scores, so the
+The column is put on the scale of the tag's text scores (`Look`), so the
 priors, thresholds, ranking and fallback keep working on numbers of the usual size.
 
 Two learners (`LookSettings.method`); the prototype is the default: in
@@ -197,20 +197,6 @@ def _logistic(
     return w0 + B.T @ v[:k]
 
 
-def comparable_scores(
-    raw: np.ndarray, reference: tuple[float, float], own: tuple[float, float] | None = None
-) -> np.ndarray:
-    """`raw` learned scores (float32) moved onto the scale of `reference` (median,
-    robust std): the tag's text scores over the library, so thresholds, margins and the
-    fallback see numbers of the usual size. `own`: the median and robust std of `raw`
-    over the library (computed from `raw` when not given)."""
-    raw = np.asarray(raw, dtype=np.float32)
-    med, scale = own if own is not None else robust_center_scale(raw)
-    ref_med, ref_scale = reference
-    out = (raw.astype(np.float64) - med) * (ref_scale / max(scale, MIN_SCALE)) + ref_med
-    return out.astype(np.float32)
-
-
 @dataclass(frozen=True)
 class Look:
     """A tag's learned look as a recipe: a photo's score is its vector along `direction`,
@@ -223,8 +209,11 @@ class Look:
     shift: float
 
     def scores(self, vectors: np.ndarray) -> np.ndarray:
-        raw = np.asarray(vectors, dtype=np.float32) @ self.direction
-        return (raw.astype(np.float64) * self.factor + self.shift).astype(np.float32)
+        return self.on_scale(np.asarray(vectors, dtype=np.float32) @ self.direction)
+
+    def on_scale(self, raw: np.ndarray) -> np.ndarray:
+        """Raw scores along `direction`, on the text scores' scale (float32)."""
+        return (np.asarray(raw, dtype=np.float64) * self.factor + self.shift).astype(np.float32)
 
     def raw_to_score(self, raw: float) -> float:
         return raw * self.factor + self.shift
@@ -292,7 +281,8 @@ def learned_look(
         return raw, None
     med, scale = robust_center_scale(raw)
     factor = ref[1] / max(scale, MIN_SCALE)
-    return comparable_scores(raw, ref, (med, scale)), Look(w, factor, ref[0] - med * factor)
+    look = Look(w, factor, ref[0] - med * factor)
+    return look.on_scale(raw), look
 
 
 def example_floor(
