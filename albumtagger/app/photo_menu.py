@@ -26,7 +26,9 @@ from PySide6.QtWidgets import (
 
 from albumtagger.app.detail import plain_label
 from albumtagger.app.worker import Reply
+from albumtagger.errors import UserError
 from albumtagger.library.db.queries import PhotoDetail
+from albumtagger.library.tag_names import clean_name
 from albumtagger.tagging.decision_state import MIN_EXAMPLES
 
 if TYPE_CHECKING:
@@ -231,7 +233,7 @@ class PhotoMenu(QMenu):
             self.parentWidget(),
         )
         if name:
-            self._libraries.correct(self.ids, name, "add")
+            add_tag_by_hand(self._libraries, self.ids, name, self.parentWidget())
 
     def remove_tag(self, name: str) -> None:
         self._libraries.correct(self.ids, name, "remove")
@@ -262,6 +264,57 @@ class PhotoMenu(QMenu):
             self._libraries.client.forget_missing(
                 list(self.missing), on_reply=partial(_forgotten, self._libraries)
             )
+
+
+LEARN_BY_WORDS, LEARN_FROM_PHOTOS = "words", "photos"
+
+
+def ask_how_to_learn(name: str, photos: int, parent: QWidget) -> str | None:
+    """Ask how a tag new to the vocabulary is to be found: by its words
+    (`LEARN_BY_WORDS`, the default), or from how the photos look (`LEARN_FROM_PHOTOS`: a
+    person, a pet, a place); None: cancelled."""
+    from PySide6.QtWidgets import QMessageBox
+
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Question)
+    box.setWindowTitle("A new tag")
+    box.setTextFormat(Qt.TextFormat.PlainText)
+    these = "these photos" if photos > 1 else "this photo"
+    box.setText(
+        f"\u201c{name}\u201d is a new tag. Describe what it looks like, or learn it from "
+        f"{these}?\n\nA name (a person, a pet, a place) says nothing about a look: learn it "
+        f"from photos, and it is suggested on others once {MIN_EXAMPLES} photos have it."
+    )
+    words = box.addButton("Find it by its words", QMessageBox.ButtonRole.AcceptRole)
+    photos_button = box.addButton(f"Learn it from {these}", QMessageBox.ButtonRole.AcceptRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(words)
+    box.exec()
+    clicked = box.clickedButton()
+    if clicked is words:
+        return LEARN_BY_WORDS
+    return LEARN_FROM_PHOTOS if clicked is photos_button else None
+
+
+def add_tag_by_hand(
+    libraries: Libraries, photo_ids: Sequence[int], name: str, parent: QWidget
+) -> None:
+    """Add the tag `name` to these photos; a name new to the vocabulary asks first how it
+    is to be found (`ask_how_to_learn`)."""
+    queries = libraries.queries
+    known = {t.name.casefold() for t in queries.tags()} if queries is not None else set()
+    try:
+        new = clean_name(name).casefold() not in known
+    except UserError:
+        new = False  # the correction says what is wrong with the name
+    if not new:
+        libraries.correct(photo_ids, name, "add")
+        return
+    how = ask_how_to_learn(name.strip(), len(photo_ids), parent)
+    if how == LEARN_FROM_PHOTOS:
+        libraries.learn_tag(photo_ids, name)
+    elif how == LEARN_BY_WORDS:
+        libraries.correct(photo_ids, name, "add")
 
 
 def new_tag_from_photos(libraries: Libraries, photo_ids: Sequence[int], parent: QWidget) -> None:

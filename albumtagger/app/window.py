@@ -58,7 +58,7 @@ from albumtagger.app.pages import (
     WelcomePage,
 )
 from albumtagger.app.panes import PaneSplitter
-from albumtagger.app.photo_menu import PhotoMenu, new_tag_from_photos
+from albumtagger.app.photo_menu import PhotoMenu, add_tag_by_hand, new_tag_from_photos
 from albumtagger.app.photo_model import PhotoListModel
 from albumtagger.app.search_cutoff import SearchCutoffBar
 from albumtagger.app.tags_panel import NAME_ROLE, TagsPanel
@@ -192,7 +192,7 @@ class MainWindow(QMainWindow):
         self.grid_stack.addWidget(self.grid)
         self.grid_stack.addWidget(self.empty)
         self.detail = DetailPanel()
-        self.detail.correct.connect(self.libraries.correct)
+        self.detail.correct.connect(self._correct_by_hand)
         self.detail.more_like_this.connect(self.browsing.more_like_this)
         self.detail.shown.connect(self.browsing.set_shown)
         self.detail.answered_all.connect(self._answered_all)
@@ -224,7 +224,7 @@ class MainWindow(QMainWindow):
         self.stack.addWidget(library)
         self.stack.addWidget(self.message_page)
         self.viewer = PhotoViewer(self.libraries, self.model)
-        self.viewer.correct.connect(self.libraries.correct)
+        self.viewer.correct.connect(self._correct_by_hand)
         self.viewer.shown.connect(self._viewer_moved)
         self.viewer.closed.connect(self.close_viewer)
         self.stack.addWidget(self.viewer)
@@ -811,6 +811,14 @@ class MainWindow(QMainWindow):
             return
         if self.detail.photo_ids == (pid,) and row + 1 < self.model.rowCount():
             self.grid.select_photos([self.model.photo_id(row + 1)])
+
+    def _correct_by_hand(self, photo_ids: Sequence[int], name: str, action: str) -> None:
+        """A correction from the detail panel or the viewer; a tag added that is new to
+        the vocabulary asks first how it is to be found (`add_tag_by_hand`)."""
+        if action == "add":
+            add_tag_by_hand(self.libraries, photo_ids, name, self)
+        else:
+            self.libraries.correct(photo_ids, name, action)
 
     def _corrected(self, _reply: object) -> None:
         self._refresh_detail()  # at once; the worker's TagsChanged events follow

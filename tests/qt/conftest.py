@@ -29,6 +29,18 @@ def collect_qt_garbage(qapp):
 
 
 @pytest.fixture(autouse=True)
+def new_tags_by_their_words(monkeypatch: pytest.MonkeyPatch):
+    """A tag new to the vocabulary, added by hand, is found by its words unless a test
+    answers the window's question otherwise (the question is a modal box). Gives the
+    real question, for the test of the box itself."""
+    from albumtagger.app import photo_menu
+
+    real = photo_menu.ask_how_to_learn
+    monkeypatch.setattr(photo_menu, "ask_how_to_learn", lambda *a: photo_menu.LEARN_BY_WORDS)
+    return real
+
+
+@pytest.fixture(autouse=True)
 def mouse_buttons_up(qapp):
     """Each test starts with QTest's mouse buttons up. QTest remembers the buttons it
     pressed from one test to the next, and its double click leaves the left one down:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import QItemSelectionModel, QTimer, QUrl
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import QApplication
@@ -240,3 +241,35 @@ def test_find_similar_shows_photos_like_the_first(qtbot, make_window, indexed_fo
     with qtbot.waitSignal(window.browsing.search_done, timeout=30_000):
         menu_at(window, 2).act_similar.trigger()
     assert window.browsing.query is not None and window.browsing.query[:2] == ("similar", ids[0])
+
+
+@pytest.mark.parametrize(
+    ("button", "expected"),
+    [
+        ("Find it by its words", photo_menu.LEARN_BY_WORDS),
+        ("Learn it from these photos", photo_menu.LEARN_FROM_PHOTOS),
+        ("Cancel", None),
+    ],
+)
+def test_the_new_name_question(qtbot, new_tags_by_their_words, button: str, expected) -> None:
+    """The real question box (the other tests answer it by a stand-in)."""
+    from PySide6.QtWidgets import QMessageBox, QWidget
+
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    seen: list[str] = []
+
+    def click() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(20, click)
+            return
+        seen.append(box.text())
+        for b in box.buttons():
+            if b.text().replace("&", "") == button:
+                b.click()
+                return
+
+    QTimer.singleShot(0, click)
+    assert new_tags_by_their_words("Grandma", 2, parent) == expected
+    assert seen and seen[0].startswith("\u201cGrandma\u201d is a new tag.")

@@ -125,3 +125,35 @@ def test_a_typed_tag_waits_for_the_model_and_is_scored_once_it_is_loaded(
     )
     report = tag_report(qtbot, window, "purple backdrop")
     assert report.source != "not_scored" and report.scores.size == PHOTOS
+
+
+def test_a_new_name_asks_words_or_photos(
+    qtbot, make_window, indexed_folder: Path, monkeypatch
+) -> None:
+    """A name new to the vocabulary asks how it is to be found: learned from the photo
+    (a tag without prompts), by its words, or not added at all; a known one does not."""
+    from albumtagger.app import photo_menu
+
+    window = open_indexed(qtbot, make_window, indexed_folder)
+    pid = first_photo(window)
+    asked: list[str] = []
+    answer = {"now": photo_menu.LEARN_FROM_PHOTOS}
+
+    def ask_how(name, photos, parent):
+        asked.append(name)
+        return answer["now"]
+
+    monkeypatch.setattr(photo_menu, "ask_how_to_learn", ask_how)
+    type_tag(qtbot, window, "Grandma")
+    assert asked == ["Grandma"]
+    tags = {t.name: t for t in window.libraries.queries.photo_tags(pid)}
+    assert tags["grandma"].state == "accepted"
+    report = tag_report(qtbot, window, "grandma")
+    assert report.prompts == ()  # learned from photos, never from its name
+    answer["now"] = None  # cancelled: nothing happens
+    window.detail.add_field.setText("Uncle Bob")
+    qtbot.keyClick(window.detail.add_field, Qt.Key.Key_Return)
+    assert asked == ["Grandma", "Uncle Bob"]
+    assert "uncle bob" not in {t.name for t in window.libraries.queries.tags()}
+    type_tag(qtbot, window, "grandma")  # known now: no question
+    assert asked == ["Grandma", "Uncle Bob"]
