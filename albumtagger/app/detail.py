@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import (
+    QCoreApplication,
     QEvent,
     QObject,
     QRect,
@@ -845,6 +846,10 @@ class DetailPanel(QScrollArea):
             self._reveal_timer.start()
 
     def _reveal_match(self) -> None:
+        # The new rows' geometry first (their layouts may still be waiting to run, each
+        # inside the last): scrolling to a row that is not laid out scrolls nowhere.
+        for _ in range(3):
+            QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
         shown = [self.match.message, *self.match.rows[:3]]
         self.ensureWidgetVisible(shown[-1], 0, 8)
         self.ensureWidgetVisible(self.match.edit, 0, 8)
