@@ -67,6 +67,27 @@ def accept_tag(library, path: str, name: str = "dog") -> None:
     store.set_user_decision(row.id, tag.id, "accepted", "auto", 0.4)
 
 
+def index_golden(root: Path, base: Path) -> Path:
+    """Index `root` in this process with the golden checkpoint, settings and data dirs
+    under `base` (a module fixture's folder, copied per test); returns `root`."""
+    from albumtagger.config import load_settings
+    from albumtagger.service.session import LibrarySession
+
+    env = {
+        **GOLDEN_SETTINGS_ENV,
+        "HF_HUB_OFFLINE": "1",
+        "ALBUMTAGGER_CONFIG": str(base / "config.toml"),
+        "ALBUMTAGGER_DATA_DIR": str(base / "data"),
+        "ALBUMTAGGER_CACHE_DIR": str(base / "cache"),
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        with LibrarySession(root, load_settings(), backup=False) as session:
+            list(session.index())
+    return root
+
+
 def make_photo(path: Path, seed: int = 0, size: tuple[int, int] = (96, 64)) -> Path:
     """Write a small photo with content unique to `seed` (format from the suffix)."""
     rng = np.random.default_rng(seed)

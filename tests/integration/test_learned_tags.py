@@ -15,9 +15,8 @@ from PIL import Image
 from albumtagger.config import load_settings
 from albumtagger.service.session import LibrarySession
 from albumtagger.tagging.decision_state import MIN_EXAMPLES
-from tests.conftest import GOLDEN_SETTINGS_ENV, run_cli
+from tests.conftest import index_golden, run_cli
 
-GOLDEN_ENV = {**GOLDEN_SETTINGS_ENV, "HF_HUB_OFFLINE": "1"}
 PER_LOOK = 12
 OTHERS = 180
 """Photos of neither look: the looks are a minority, as a person or a pet is in a real
@@ -50,24 +49,13 @@ def look_photo(path: Path, look: str, seed: int) -> None:
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("looks")
-    env = {
-        **GOLDEN_ENV,
-        "ALBUMTAGGER_CONFIG": str(base / "config.toml"),
-        "ALBUMTAGGER_DATA_DIR": str(base / "data"),
-        "ALBUMTAGGER_CACHE_DIR": str(base / "cache"),
-    }
     root = base / "album"
     for i in range(PER_LOOK):
         look_photo(root / f"stripes{i:02d}.jpg", "stripes", 100 + i)
         look_photo(root / f"checks{i:02d}.jpg", "checks", 200 + i)
     for i in range(OTHERS):
         look_photo(root / f"other{i:03d}.jpg", "other", 1000 + i)
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in env.items():
-            mp.setenv(key, value)
-        with LibrarySession(root, load_settings(), backup=False) as session:
-            list(session.index())
-    return root
+    return index_golden(root, base)
 
 
 @pytest.fixture

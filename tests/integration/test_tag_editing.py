@@ -18,7 +18,7 @@ from albumtagger.model.encoder import QUERY_INSTRUCTION
 from albumtagger.model.loading import load_encoder
 from albumtagger.service.session import LibrarySession
 from albumtagger.tagging.vocabulary import default_vocabulary
-from tests.conftest import GOLDEN_SETTINGS_ENV, make_photo
+from tests.conftest import GOLDEN_SETTINGS_ENV, index_golden, make_photo
 
 GOLDEN_ENV = {**GOLDEN_SETTINGS_ENV, "HF_HUB_OFFLINE": "1"}
 
@@ -27,21 +27,10 @@ GOLDEN_ENV = {**GOLDEN_SETTINGS_ENV, "HF_HUB_OFFLINE": "1"}
 def indexed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder of 40 photos indexed once with the golden checkpoint (copied per test)."""
     base = tmp_path_factory.mktemp("indexed")
-    env = {
-        **GOLDEN_ENV,
-        "ALBUMTAGGER_CONFIG": str(base / "config.toml"),
-        "ALBUMTAGGER_DATA_DIR": str(base / "data"),
-        "ALBUMTAGGER_CACHE_DIR": str(base / "cache"),
-    }
     root = base / "album"
     for i in range(40):
         make_photo(root / f"p{i:02d}.jpg", 700 + i, size=(120, 90))
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in env.items():
-            mp.setenv(key, value)
-        with LibrarySession(root, load_settings(), backup=False) as session:
-            list(session.index())
-    return root
+    return index_golden(root, base)
 
 
 @pytest.fixture
